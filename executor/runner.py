@@ -1,0 +1,273 @@
+"""Run tasks as process groups: environment, log files, wall time, kill with grace.
+
+The same runner serves the local backend (in the scheduler's process) and the Mesos
+executor (on an agent). One reaper thread waits on every child through pidfds, so a
+thousand running tasks cost one thread, and it never steals other code's children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+SHELL = "/bin/sh"
+_HAVE_PIDFD = hasattr(os, "pidfd_open") and sys.platform.startswith("linux")
+
+
+def omp_threads(cores: float) -> str:
+    """OMP_NUM_THREADS for a job of ``cores`` cores: at least 1, rounded up."""
+    return str(max(1, math.ceil(round(cores, 3))))
+
+
+def build_environment(
+    base: Mapping[str, str],
+    set_env: Mapping[str, str] | None,
+    job_env: Mapping[str, str] | None,
+    cores: float,
+) -> dict[str, str]:
+    """The job's environment: base < setEnv values < OMP_NUM_THREADS < the job's own."""
+    env = dict(base)
+    if set_env:
+        env.update(set_env)
+    env["OMP_NUM_THREADS"] = omp_threads(cores)
+    if job_env:
+        env.update(job_env)
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """What to run for one task."""
+
+    task_id: str
+    command: str  #: a shell command line, run as ``/bin/sh -c command``
+    env: Mapping[str, str]
+    cwd: str | None = None
+    stdout: str | None = None  #: file path; None inherits the runner's stdout
+    stderr: str | None = None
+    walltime: float | None = None  #: seconds; past it the task is killed
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExit:
+    """How a task's process ended."""
+
+    task_id: str
+    exit_code: int  #: the exit status, or 128 + signal number when killed by a signal
+    wall_time: float
+    signal: int | None = None
+    killed: bool = False  #: killed through kill() or shutdown
+    walltime_exceeded: bool = False
+
+
+class LaunchError(OSError):
+    """The task's process could not be started."""
+
+
+@dataclass(slots=True)
+class _Proc:
+    spec: ProcessSpec
+    popen: subprocess.Popen[bytes]
+    started: float
+    pidfd: int = -1
+    term_at: float = math.inf  #: SIGTERM due (wall time limit)
+    kill_at: float = math.inf  #: SIGKILL due (grace after SIGTERM)
+    killed: bool = False
+    walltime_exceeded: bool = False
+
+
+class TaskRunner:
+    """Starts tasks and reports each exit once through ``on_exit`` (from its own thread)."""
+
+    def __init__(self, on_exit: Callable[[TaskExit], None], *, kill_grace: float = 5.0) -> None:
+        self._on_exit = on_exit
+        self.kill_grace = kill_grace
+        self._procs: dict[str, _Proc] = {}
+        self._by_fd: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._epoll = select.epoll() if _HAVE_PIDFD else None
+        if self._epoll is not None:
+            self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._thread = threading.Thread(target=self._reap_loop, name="mesobatch-reaper",
+                                        daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ API
+    def launch(self, spec: ProcessSpec) -> None:
+        """Start ``spec`` in its own process group. Raises LaunchError if it cannot."""
+        out = err = None
+        try:
+            out = _open_log(spec.stdout)
+            err = out if spec.stderr == spec.stdout else _open_log(spec.stderr)
+            started = time.monotonic()
+            popen = subprocess.Popen(
+                [SHELL, "-c", spec.command], env=spec.env, cwd=spec.cwd,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                start_new_session=True, close_fds=True,
+            )
+        except OSError as e:
+            raise LaunchError(e.errno, f"cannot start task {spec.task_id}: {e}") from e
+        finally:
+            for fd in {out, err}:
+                if fd is not None:
+                    os.close(fd)
+        proc = _Proc(spec, popen, started)
+        if spec.walltime is not None:
+            proc.term_at = started + spec.walltime
+        with self._lock:
+            if self._closed:
+                _signal_group(popen.pid, signal.SIGKILL)
+            self._procs[spec.task_id] = proc
+            if self._epoll is not None:
+                proc.pidfd = os.pidfd_open(popen.pid)
+                self._by_fd[proc.pidfd] = spec.task_id
+                self._epoll.register(proc.pidfd, select.EPOLLIN)
+            else:
+                threading.Thread(target=self._wait_one, args=(proc,), daemon=True).start()
+        if spec.walltime is not None:
+            self._wake()
+
+    def kill(self, task_id: str, grace: float | None = None) -> bool:
+        """SIGTERM the task's process group; SIGKILL after ``grace`` seconds."""
+        with self._lock:
+            proc = self._procs.get(task_id)
+            if proc is None:
+                return False
+            self._terminate(proc, self.kill_grace if grace is None else grace)
+        self._wake()
+        return True
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._procs)
+
+    def close(self, grace: float | None = None, timeout: float | None = None) -> None:
+        """Kill every task, wait for them to end (bounded), stop the reaper thread."""
+        grace = self.kill_grace if grace is None else grace
+        with self._lock:
+            self._closed = True
+            for proc in self._procs.values():
+                self._terminate(proc, grace)
+        self._wake()
+        deadline = time.monotonic() + (grace + 2.0 if timeout is None else timeout)
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._procs:
+                    break
+            time.sleep(0.01)
+        with self._lock:
+            for proc in self._procs.values():
+                _signal_group(proc.popen.pid, signal.SIGKILL)
+        os.write(self._wake_w, b"q")
+        self._thread.join(timeout=2.0)
+
+    # ------------------------------------------------------------------ internals
+    def _terminate(self, proc: _Proc, grace: float) -> None:
+        if not proc.killed:
+            proc.killed = True
+            _signal_group(proc.popen.pid, signal.SIGTERM)
+        proc.kill_at = min(proc.kill_at, time.monotonic() + grace)
+        if grace <= 0:
+            _signal_group(proc.popen.pid, signal.SIGKILL)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"w")
+
+    def _next_timeout(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            due = min((min(p.term_at, p.kill_at) for p in self._procs.values()),
+                      default=math.inf)
+        return -1 if due == math.inf else max(0.0, due - now)
+
+    def _reap_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            timeout = self._next_timeout()
+            if self._epoll is not None:
+                events = self._epoll.poll(timeout)
+                fds = [fd for fd, _ in events]
+            else:
+                r, _, _ = select.select([self._wake_r], [], [], None if timeout < 0 else timeout)
+                fds = list(r)
+            for fd in fds:
+                if fd == self._wake_r:
+                    data = os.read(self._wake_r, 4096)
+                    stopping = stopping or b"q" in data
+                    continue
+                with self._lock:
+                    task_id = self._by_fd.pop(fd, None)
+                    proc = self._procs.get(task_id) if task_id else None
+                if proc is not None:
+                    self._finish(proc)
+            self._enforce_deadlines()
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for proc in self._procs.values():
+                if now >= proc.term_at and not proc.killed:
+                    proc.walltime_exceeded = True
+                    proc.term_at = math.inf
+                    self._terminate(proc, self.kill_grace)
+                if now >= proc.kill_at:
+                    proc.kill_at = math.inf
+                    _signal_group(proc.popen.pid, signal.SIGKILL)
+
+    def _wait_one(self, proc: _Proc) -> None:  # without pidfds: one waiter per task
+        os.waitid(os.P_PID, proc.popen.pid, os.WEXITED | os.WNOWAIT)
+        self._finish(proc)
+
+    def _finish(self, proc: _Proc) -> None:
+        pid = proc.popen.pid
+        # The leader is a zombie until reaped, so its group id cannot be reused yet:
+        # kill whatever the job left behind in its group, then reap.
+        _signal_group(pid, signal.SIGKILL)
+        rc = proc.popen.wait()
+        wall = time.monotonic() - proc.started
+        with self._lock:
+            self._procs.pop(proc.spec.task_id, None)
+            if proc.pidfd >= 0:
+                if self._epoll is not None:
+                    with contextlib.suppress(OSError):
+                        self._epoll.unregister(proc.pidfd)
+                os.close(proc.pidfd)
+        sig = -rc if rc < 0 else None
+        exit_code = 128 + sig if sig is not None else rc
+        try:
+            self._on_exit(TaskExit(proc.spec.task_id, exit_code, wall, sig,
+                                   killed=proc.killed and not proc.walltime_exceeded,
+                                   walltime_exceeded=proc.walltime_exceeded))
+        except Exception:  # a broken callback must not kill the reaper
+            log.exception("exit callback failed for task %s", proc.spec.task_id)
+
+
+def _open_log(path: str | None) -> int | None:
+    if path is None:
+        return None
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except OSError as e:
+        if e.errno not in (errno.ESRCH, errno.EPERM):
+            raise

@@ -1,0 +1,85 @@
+"""The interface between the scheduling core and a resource manager.
+
+Every backend looks like a Mesos cluster to the core: it produces offers (real ones,
+or emulated from a capacity model), carries out the core's actions, and reports task
+states back as events. Mesos gives native offers; the local machine, Slurm, LSF, Grid
+Engine, Kubernetes and AWS Batch emulate them.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .core.events import Action, Event
+from .core.jobs import Limits
+from .core.resources import MIB, offered_cpus_to_milli
+from .core.scheduler import CoreConfig
+from .options import CommonOptions
+
+#: How a backend hands events to the core (thread-safe; never call it from execute()).
+Post = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What the batch system tells its backend beyond the options."""
+
+    workflow_id: str
+    #: directory for job logs (the logDir option, or a temporary one)
+    log_dir: str
+    #: extra attributes from a workflow engine's configuration (e.g. Toil's Config)
+    engine_config: Any = None
+
+
+class Backend(abc.ABC):
+    """An offer-emulating adapter. Its methods are called with the batch system's lock
+    held, in order; events it learns on its own threads go through ``post``."""
+
+    #: registry name, e.g. "local"
+    name: ClassVar[str]
+    #: the options dataclass this backend takes
+    options_class: ClassVar[type[CommonOptions]]
+
+    def __init__(self, options: Any, post: Post, context: BackendContext) -> None:
+        self.options = options
+        self.post = post
+        self.context = context
+
+    def core_config(self) -> CoreConfig:
+        """How the core should treat this backend's offers."""
+        return CoreConfig()
+
+    def limits(self) -> Limits:
+        """The largest job this backend can ever run (checked at issue time)."""
+        o = self.options
+        return Limits(
+            cpus=None if o.max_cores is None else offered_cpus_to_milli(o.max_cores),
+            mem=None if o.max_memory is None else o.max_memory // MIB,
+            disk=None if o.max_disk is None else o.max_disk // MIB,
+        )
+
+    @abc.abstractmethod
+    def start(self) -> list[Event]:
+        """Begin; return the first events (e.g. the first offers)."""
+
+    @abc.abstractmethod
+    def execute(self, actions: Sequence[Action]) -> list[Event]:
+        """Carry out actions; return events they cause at once (e.g. a re-offer)."""
+
+    def poll_nodes(self) -> list[Event]:
+        """Fresh node statistics, when asked for nodes (getNodes)."""
+        return []
+
+    def status_note(self) -> str | None:
+        """A sentence about the backend's own state for getSchedulingStatusMessage."""
+        return None
+
+    def supports_worker_cleanup(self) -> bool:
+        return False
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop everything this backend started; nothing may be left running."""

@@ -1,0 +1,301 @@
+"""The `mesobatch` command. The only place that configures logging or prints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, NoReturn
+
+from ..executor.protocol import log_paths
+from .contract import BatchJobExitReason, InsufficientSystemResources, UpdatedBatchJobInfo
+from .core.jobs import InvalidJob
+from .jobfile import Defaults, JobFileError, JobLine, read_job_file
+from .options import (
+    ENV_PREFIX,
+    OptionError,
+    add_arguments,
+    default_config_path,
+    load_config_file,
+    option_fields,
+    parse_cores,
+    parse_size,
+    resolve,
+    unknown_option_error,
+)
+from .registry import UnknownBackend, availability, backend_names, batch_system_class, get_entry
+
+log = logging.getLogger("mesobatch")
+
+
+class CliError(Exception):
+    """A one-line error for the user; exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CliError(message)
+
+
+def _base_parser() -> _Parser:
+    parser = _Parser(prog="mesobatch", allow_abbrev=False, description="Run batches of jobs on the local "
+                     "machine, a Mesos cluster or another backend.")
+    from mesobatch import __version__  # noqa: PLC0415
+
+    parser.add_argument("--version", action="version", version=f"mesobatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = sub.add_parser("run", allow_abbrev=False, help="run a file of jobs and wait for all of them",
+                         description="Run a file of jobs: one shell command per line, or "
+                         "JSON Lines with command, name, cores, memory, disk, env, "
+                         "preemptible, gpus, walltime.")
+    run.add_argument("jobs", metavar="JOBS", help="the job file")
+    run.add_argument("--backend", default=None,
+                     help=f"where to run (default: local) [env {ENV_PREFIX}BACKEND]")
+    run.add_argument("--config", default=None, metavar="FILE",
+                     help=f"TOML config file [env {ENV_PREFIX}CONFIG]")
+    run.add_argument("--format", default="auto", choices=("auto", "lines", "jsonl"),
+                     help="job file format (default: by extension or first line)")
+    run.add_argument("--cores", default=None, metavar="N",
+                     help="cores per job unless the job says (default: 1)")
+    run.add_argument("--memory", default=None, metavar="SIZE",
+                     help="memory per job unless the job says (default: 512M)")
+    run.add_argument("--disk", default=None, metavar="SIZE",
+                     help="disk per job unless the job says (default: 512M)")
+    run.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    sub.add_parser("backends", help="list the backends and whether each can run here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except CliError as e:
+        print(f"mesobatch: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
+    parser = _base_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command == "backends":
+        _no_extra(rest, [])
+        return _list_backends()
+    if args.command == "run":
+        return _run(args, rest)
+    parser.print_help()
+    return 2
+
+
+def _no_extra(rest: list[str], allowed: list[str]) -> None:
+    for arg in rest:
+        if arg.startswith("-"):
+            raise CliError(str(unknown_option_error(arg.split("=")[0], allowed, "")))
+        raise CliError(f"unexpected argument {arg!r}")
+
+
+def _list_backends() -> int:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table("backend", "usable here", "what it is", box=None)
+    for name in backend_names():
+        ok, why = availability(name)
+        table.add_row(name, "yes" if ok else f"no: {why}", get_entry(name).summary)
+    Console().print(table)
+    return 0
+
+
+def _run(args: argparse.Namespace, rest: list[str]) -> int:
+    config_path = args.config or default_config_path()
+    config = _load_config(config_path)
+    backend = args.backend or os.environ.get(ENV_PREFIX + "BACKEND") or config.get(
+        "backend", "local")
+    try:
+        cls = batch_system_class(str(backend))
+    except UnknownBackend as e:
+        raise CliError(str(e)) from None
+    except ImportError as e:
+        raise CliError(str(e)) from None
+    options_class = cls.backend_class.options_class
+    opt_parser = _Parser(prog="mesobatch run", add_help=False, allow_abbrev=False)
+    add_arguments(options_class, opt_parser)
+    opts, extra = opt_parser.parse_known_args(rest)
+    _no_extra(extra, [f"--{m.name}" for _, m in option_fields(options_class)] + [
+        "--backend", "--config", "--format", "--cores", "--memory", "--disk", "--no-progress"])
+    try:
+        options = resolve(options_class, vars(opts), backend=str(backend), config=config,
+                          config_path=str(config_path))
+        if options.log_dir is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            options = replace(options, log_dir=os.path.abspath(f"mesobatch-logs/{stamp}"))
+        defaults = _defaults(args)
+    except OptionError as e:
+        raise CliError(str(e)) from None
+    try:
+        jobs = read_job_file(args.jobs, defaults, args.format)
+    except JobFileError as e:
+        raise CliError(str(e)) from None
+    try:
+        bs = cls(options=options)
+    except (OptionError, OSError, ValueError) as e:
+        raise CliError(str(e)) from None
+    try:
+        return _run_jobs(bs, jobs, args)
+    finally:
+        bs.shutdown()
+        _remove_if_empty(bs.log_dir)
+
+
+def _remove_if_empty(log_dir: str) -> None:
+    """A run that issued nothing leaves no empty log directories behind."""
+    for path in (log_dir, os.path.dirname(log_dir)):
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
+
+
+def _load_config(path: Any) -> dict[str, Any]:
+    try:
+        return load_config_file(path)
+    except OptionError as e:
+        raise CliError(str(e)) from None
+
+
+def _defaults(args: argparse.Namespace) -> Defaults:
+    d = Defaults()
+    try:
+        cores = d.cores if args.cores is None else parse_cores(args.cores)
+    except ValueError as e:
+        raise OptionError(f"invalid value {args.cores!r} for --cores: {e}") from None
+    sizes = {}
+    for key in ("memory", "disk"):
+        value = getattr(args, key)
+        try:
+            sizes[key] = getattr(d, key) if value is None else parse_size(value)
+        except ValueError as e:
+            raise OptionError(f"invalid value {value!r} for --{key}: {e}") from None
+    return Defaults(cores, sizes["memory"], sizes["disk"])
+
+
+def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace) -> int:
+    for job in jobs:
+        try:
+            bs.validate_job(job.command, job, job.env)
+        except (InsufficientSystemResources, InvalidJob) as e:
+            raise CliError(f"{args.jobs}:{job.line}: {e}") from None
+    started = time.monotonic()
+    ids = bs.issue_many([(j.command, j, j.env) for j in jobs])
+    by_id = dict(zip(ids, jobs, strict=True))
+    results: dict[int, UpdatedBatchJobInfo] = {}
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with _Progress(len(jobs), enabled=not args.no_progress) as progress:
+            while len(results) < len(jobs):
+                info = bs.getUpdatedBatchJob(0.2)
+                if info is not None:
+                    results[info.jobID] = info
+                progress.update(results, len(bs.getRunningBatchJobIDs()))
+    except KeyboardInterrupt:
+        interrupted = True
+        bs.killBatchJobs([i for i in ids if i not in results])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    elapsed = time.monotonic() - started
+    _summary(by_id, results, elapsed, bs.log_dir if bs.backend_class.name == "local" else None)
+    print(f"job logs: {bs.log_dir}", file=sys.stderr)
+    if interrupted:
+        print("interrupted: unfinished jobs were killed", file=sys.stderr)
+        return 130
+    return 0 if all(r.exitStatus == 0 and r.exitReason == BatchJobExitReason.FINISHED
+                    for r in results.values()) else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+class _Progress:
+    """A live bar on a terminal; nothing otherwise."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from rich.console import Console  # noqa: PLC0415
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+        self.total = total
+        console = Console(stderr=True)
+        self.enabled = enabled and console.is_terminal
+        self._progress = Progress(
+            TextColumn("[bold]jobs"), BarColumn(), TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(), console=console, transient=False,
+        )
+        self._task = self._progress.add_task("jobs", total=total, stats="")
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._progress.stop()
+
+    def update(self, results: dict[int, UpdatedBatchJobInfo], running: int) -> None:
+        if not self.enabled:
+            return
+        failed = sum(1 for r in results.values() if r.exitStatus != 0)
+        done = len(results) - failed
+        queued = self.total - len(results) - running
+        self._progress.update(self._task, completed=len(results), stats=(
+            f"done {done}  failed {failed}  running {running}  queued {max(queued, 0)}"))
+
+
+def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
+             elapsed: float, log_dir: str | None) -> None:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    ok = [r for r in results.values() if r.exitStatus == 0 and
+          r.exitReason == BatchJobExitReason.FINISHED]
+    bad = [r for r in results.values() if r not in ok]
+    unfinished = len(jobs) - len(results)
+    console = Console()
+    totals = Table("outcome", "jobs", box=None)
+    totals.add_row("succeeded", str(len(ok)))
+    totals.add_row("failed", str(len(bad)))
+    if unfinished:
+        totals.add_row("not finished", str(unfinished))
+    totals.add_row("elapsed", f"{elapsed:.2f} s")
+    totals.add_row("jobs/s", f"{len(results) / elapsed:.1f}" if elapsed > 0 else "-")
+    console.print(totals)
+    shown = list(results.values()) if len(jobs) <= 20 else bad[:20]
+    if shown:
+        table = Table("line", "name", "result", "exit", "wall s", *(
+            ["stderr log"] if log_dir else []), box=None)
+        for r in sorted(shown, key=lambda r: jobs[r.jobID].line):
+            job = jobs[r.jobID]
+            outcome = r.exitReason.name.lower() if r.exitReason else "?"
+            row = [str(job.line), job.name, outcome, str(r.exitStatus),
+                   f"{r.wallTime:.2f}" if r.wallTime is not None else "-"]
+            if log_dir:
+                row.append(os.path.basename(log_paths(log_dir, r.jobID, job.name)[1]))
+            table.add_row(*row)
+        console.print(table)
+        if len(bad) > len(shown):
+            console.print(f"... and {len(bad) - len(shown)} more failed jobs")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Events the core takes and actions it returns: small immutable records, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..contract import BatchJobExitReason, UpdatedBatchJobInfo
+from .jobs import JobSpec
+from .resources import EMPTY, Resources
+from .states import TaskState
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Free resources on one node, usable once (a Mesos offer or an emulated one)."""
+
+    offer_id: str
+    agent_id: str
+    hostname: str
+    ip: str
+    resources: Resources
+    preemptible: bool = False
+    #: allocation role; offers are combined in one launch only within one role
+    role: str = "*"
+    #: epoch seconds when the node's maintenance starts (Mesos unavailability)
+    unavailable_at: float | None = None
+    #: resources our executor takes on this node before it runs there
+    executor_overhead: Resources = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLoad:
+    """A node's measured load (from an executor's stats message or local psutil)."""
+
+    cpu_load: float  #: 0..1 fraction of all cores
+    mem_used: int  #: bytes
+    cores_total: float
+    mem_total: int  #: bytes
+    tasks_running: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobsSubmitted:
+    jobs: tuple[JobSpec, ...]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class KillRequested:
+    job_ids: tuple[int, ...]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class OffersReceived:
+    offers: tuple[Offer, ...]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRescinded:
+    offer_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    """A backend's report on one task."""
+
+    task_id: str
+    state: TaskState
+    now: float
+    exit_code: int | None = None
+    wall_time: float | None = None
+    message: str = ""
+    agent_id: str | None = None
+    #: overrides the exit reason derived from ``state`` (e.g. MEMLIMIT, MAXJOBDURATION)
+    exit_reason: BatchJobExitReason | None = None
+    #: the task certainly never started (e.g. launched on a stale offer): requeue its job
+    never_started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    agent_id: str
+    hostname: str
+    ip: str
+    load: NodeLoad
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLost:
+    """A node is gone. With ``tasks_lost`` its unfinished tasks are LOST; without
+    (a partition-aware backend) they stay UNREACHABLE until they come back or time out."""
+
+    agent_id: str
+    now: float
+    tasks_lost: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """(Re)connected to the resource manager: old offers are void; reconcile."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """Lost the resource manager: outstanding offers are void."""
+
+    now: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed: expire held offers, retry kills and reconciliation."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreNode:
+    address: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class UnignoreNode:
+    address: str
+    now: float
+
+
+Event = (
+    JobsSubmitted | KillRequested | OffersReceived | OfferRescinded | TaskStatus | NodeStats
+    | AgentLost | Connected | Disconnected | Tick | IgnoreNode | UnignoreNode
+)
+
+# ---------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLaunch:
+    task_id: str
+    job: JobSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Start ``tasks`` on one node using ``offer_ids``; unused parts are declined."""
+
+    agent_id: str
+    hostname: str
+    offer_ids: tuple[str, ...]
+    tasks: tuple[TaskLaunch, ...]
+    refuse_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    offer_ids: tuple[str, ...]
+    refuse_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class KillTask:
+    task_id: str
+    agent_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Suppress:
+    """Stop sending offers: nothing is queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revive:
+    """Send offers again now (and forget earlier decline filters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """Ask for the current state of these tasks ((task id, agent id) pairs)."""
+
+    tasks: tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A job's one and only result."""
+
+    info: UpdatedBatchJobInfo
+
+
+Action = Launch | Decline | KillTask | Suppress | Revive | Reconcile | Report

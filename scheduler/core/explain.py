@@ -1,0 +1,84 @@
+"""Why jobs wait, in words a user understands (getSchedulingStatusMessage)."""
+
+from __future__ import annotations
+
+from .jobs import Shape
+from .resources import format_cores, format_mib
+from .scheduler import SchedulerCore
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+_DIMENSIONS = (
+    ("cores", "cpus", lambda v: f"{format_cores(v)} cores"),
+    ("memory", "mem", format_mib),
+    ("disk", "disk", format_mib),
+    ("GPUs", "gpus", lambda v: f"{v} GPUs"),
+)
+
+
+def _shortfall(core: SchedulerCore, shape: Shape, now: float) -> str | None:
+    """Name the resource no recent offer had enough of, and the best offer seen."""
+    recent = core.nodes.recent_offers(now)
+    for label, attr, fmt in _DIMENSIONS:
+        need = getattr(shape.resources, attr)
+        if need <= 0:
+            continue
+        best = max(recent, key=lambda o: getattr(o[1], attr), default=None)
+        if best is None or getattr(best[1], attr) < need:
+            if best is None:
+                return None
+            agent_id, res = best
+            node = core.nodes.nodes.get(agent_id)
+            where = f"agent {agent_id}" + (f" ({node.hostname})" if node and node.hostname
+                                           and node.hostname != agent_id else "")
+            return (f"need {fmt(need)} {label}" if label in ("memory", "disk")
+                    else f"need {fmt(need)}") + (
+                f"; the largest offer in the last {core.nodes.RECENT_SECONDS:g} s had "
+                f"{fmt(getattr(res, attr))}" + (f" {label}" if label in ("memory", "disk")
+                                                  else "") + f" on {where}")
+    return None
+
+
+def explain(core: SchedulerCore, now: float, note: str | None = None) -> str | None:
+    """A few sentences on waiting jobs; None when nothing waits and nothing is wrong."""
+    if not core.queue:
+        return note
+    active = sum(1 for r in core.tasks.values() if r.killed_at is None)
+    lines = [f"{_plural(len(core.queue), 'job')} waiting, {active} running."]
+    nodes = [n for n in core.nodes.nodes.values()
+             if not n.lost and not core.nodes.is_ignored(n.agent_id, n.hostname, n.ip)]
+    recent = core.nodes.recent_offers(now)
+    for shape, count in core.queue.shapes():
+        who = f"{_plural(count, 'job')} of {shape.describe()}"
+        if not recent and not nodes:
+            lines.append(f"{who}: no node has offered resources yet.")
+            continue
+        eligible = [n for n in nodes if shape.preemptible or not n.preemptible]
+        if not shape.preemptible and nodes and not eligible:
+            lines.append(f"{who}: only preemptible nodes are known, and these jobs are not "
+                         "preemptible.")
+            continue
+        big_enough = [n for n in eligible if shape.resources.fits_in(n.largest_offer)]
+        if big_enough:
+            lines.append(f"{who}: waiting for resources to free up on "
+                         f"{_plural(len(big_enough), 'node')} large enough.")
+            continue
+        short = _shortfall(core, shape, now)
+        if short:
+            lines.append(f"{who}: {short}.")
+        else:
+            lines.append(f"{who}: no node large enough has been seen; no offers in the last "
+                         f"{core.nodes.RECENT_SECONDS:g} s.")
+    if core.nodes.ignored:
+        lines.append("Ignored nodes (no new jobs): " + ", ".join(sorted(core.nodes.ignored))
+                     + ".")
+    draining = [n.hostname or n.agent_id for n in nodes
+                if core.nodes.is_draining(n, now, core.config.drain_window_seconds)]
+    if draining:
+        lines.append("Draining for maintenance: " + ", ".join(sorted(draining)) + ".")
+    if note:
+        lines.append(note)
+    return " ".join(lines)

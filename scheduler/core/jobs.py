@@ -1,0 +1,165 @@
+"""Job specifications: what the scheduler knows of one issued job, validated once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..contract import InsufficientSystemResources
+from .resources import Resources, bytes_to_mib, cores_to_milli, format_cores, format_mib
+
+#: Accelerator kinds a job may ask for; anything else can never be satisfied.
+KNOWN_ACCELERATOR_KINDS = ("gpu",)
+
+
+class InvalidJob(ValueError):
+    """A job description has a value that makes no sense (negative cores, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The resource shape of a job: jobs of one shape are interchangeable for matching."""
+
+    preemptible: bool
+    resources: Resources
+
+    def priority(self) -> tuple[bool, int, int, int, int]:
+        """Toil's order: non-preemptible first, then larger memory, cores, disk."""
+        r = self.resources
+        return (self.preemptible, -r.mem, -r.cpus, -r.disk, -r.gpus)
+
+    def describe(self) -> str:
+        return self.resources.describe() + (", preemptible" if self.preemptible else "")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One issued job. Environments are shared mappings, never copied per job."""
+
+    job_id: int
+    command: str
+    name: str
+    shape: Shape
+    cores: float
+    memory: int  #: bytes, as requested
+    disk: int  #: bytes, as requested
+    walltime: float | None
+    environment: Mapping[str, str]  #: setEnv values in force at issue time
+    job_environment: Mapping[str, str] | None  #: this job's own variables
+
+    @property
+    def resources(self) -> Resources:
+        return self.shape.resources
+
+    @property
+    def preemptible(self) -> bool:
+        return self.shape.preemptible
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The largest request a backend can ever satisfy, and the options that set it."""
+
+    cpus: int | None = None
+    mem: int | None = None
+    disk: int | None = None
+    gpus: int | None = None
+    cpus_option: str = "maxCores"
+    mem_option: str = "maxMemory"
+    disk_option: str = "maxDisk"
+    gpus_option: str | None = None
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidJob(f"invalid {what} {value!r}: expected a number")
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise InvalidJob(f"invalid {what} {value!r}: expected a finite number >= 0")
+    return float(value)
+
+
+def count_gpus(accelerators: Any, requester: str) -> int:
+    """Sum the GPUs a job asks for; an unknown accelerator kind can never be satisfied."""
+    total = 0
+    for acc in accelerators or ():
+        kind = acc.get("kind") if isinstance(acc, Mapping) else getattr(acc, "kind", None)
+        count = acc.get("count", 1) if isinstance(acc, Mapping) else getattr(acc, "count", 1)
+        if kind not in KNOWN_ACCELERATOR_KINDS:
+            raise InsufficientSystemResources(
+                requester, "accelerators", f"{count} x {kind!r}",
+                "kinds " + ", ".join(repr(k) for k in KNOWN_ACCELERATOR_KINDS),
+            )
+        n = _number(count, "accelerator count")
+        if n != int(n):
+            raise InvalidJob(f"invalid accelerator count {count!r}: expected a whole number")
+        total += int(n)
+    return total
+
+
+def job_attr(desc: Any, *names: str, default: Any = None) -> Any:
+    """Read the first attribute of ``desc`` that exists (ours or Toil's spelling)."""
+    for name in names:
+        value = getattr(desc, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+def build_spec(
+    job_id: int,
+    command: str,
+    desc: Any,
+    environment: Mapping[str, str],
+    job_environment: Mapping[str, str] | None,
+) -> JobSpec:
+    """Validate a job description (ours or Toil's) and turn it into a JobSpec."""
+    if not isinstance(command, str) or not command.strip():
+        raise InvalidJob(f"invalid command {command!r}: expected a non-empty string")
+    name = str(job_attr(desc, "name", "jobName", default="") or f"job{job_id}")
+    cores = _number(job_attr(desc, "cores", default=1.0), "cores")
+    memory = _number(job_attr(desc, "memory", default=0), "memory")
+    disk = _number(job_attr(desc, "disk", default=0), "disk")
+    walltime = job_attr(desc, "walltime", default=None)
+    if walltime is not None:
+        walltime = _number(walltime, "walltime")
+        if walltime == 0:
+            walltime = None
+    preemptible = bool(job_attr(desc, "preemptible", "preemptable", default=False))
+    gpus = count_gpus(job_attr(desc, "accelerators", default=()), f"job {name!r}")
+    resources = Resources(
+        # every task holds at least a milli-core: Mesos refuses tasks without resources
+        cpus=max(1, cores_to_milli(cores)), mem=bytes_to_mib(int(memory)),
+        disk=bytes_to_mib(int(disk)), gpus=gpus,
+    )
+    if job_environment is not None:
+        job_environment = {str(k): str(v) for k, v in job_environment.items()}
+    return JobSpec(
+        job_id=job_id, command=command, name=name, shape=Shape(preemptible, resources),
+        cores=cores, memory=int(memory), disk=int(disk), walltime=walltime,
+        environment=environment, job_environment=job_environment,
+    )
+
+
+def check_limits(spec: JobSpec, limits: Limits) -> None:
+    """Raise InsufficientSystemResources if ``spec`` can never fit under ``limits``."""
+    r = spec.resources
+    who = f"job {spec.name!r}"
+    if limits.cpus is not None and r.cpus > limits.cpus:
+        raise InsufficientSystemResources(
+            who, "cores", f"{format_cores(r.cpus)} cores", f"{format_cores(limits.cpus)} cores",
+            limits.cpus_option,
+        )
+    if limits.mem is not None and r.mem > limits.mem:
+        raise InsufficientSystemResources(
+            who, "memory", format_mib(r.mem), format_mib(limits.mem), limits.mem_option
+        )
+    if limits.disk is not None and r.disk > limits.disk:
+        raise InsufficientSystemResources(
+            who, "disk", format_mib(r.disk), format_mib(limits.disk), limits.disk_option
+        )
+    if limits.gpus is not None and r.gpus > limits.gpus:
+        raise InsufficientSystemResources(
+            who, "GPUs", f"{r.gpus} GPUs", f"{limits.gpus} GPUs", limits.gpus_option
+        )

@@ -1,0 +1,463 @@
+"""The pure scheduling core: events in, actions out. No threads, sockets or clocks.
+
+It owns the queue, the offers it holds, every issued job's task state, and the node
+registry. Each job yields exactly one Report, unless it is killed, in which case it
+yields none. Time comes in with the events (``now``), so tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..contract import EXIT_STATUS_UNAVAILABLE, BatchJobExitReason, UpdatedBatchJobInfo
+from .events import (
+    Action,
+    AgentLost,
+    Connected,
+    Decline,
+    Disconnected,
+    Event,
+    IgnoreNode,
+    JobsSubmitted,
+    KillRequested,
+    KillTask,
+    Launch,
+    NodeStats,
+    Offer,
+    OfferRescinded,
+    OffersReceived,
+    Reconcile,
+    Report,
+    Revive,
+    Suppress,
+    TaskLaunch,
+    TaskStatus,
+    Tick,
+    UnignoreNode,
+)
+from .jobs import JobSpec
+from .matching import pack
+from .nodes import NodeRegistry
+from .queue import JobQueue
+from .resources import Resources
+from .states import TaskState
+
+_EXIT_REASONS = {
+    TaskState.FINISHED: BatchJobExitReason.FINISHED,
+    TaskState.FAILED: BatchJobExitReason.FAILED,
+    TaskState.KILLED: BatchJobExitReason.KILLED,
+    TaskState.LOST: BatchJobExitReason.LOST,
+    TaskState.ERROR: BatchJobExitReason.ERROR,
+}
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """How the core treats offers; each backend picks values that suit its allocator."""
+
+    #: hold offers this long while nothing uses them, so new jobs launch at once
+    offer_hold_seconds: float = 3.0
+    #: filter sent when declining offers we held and did not use
+    decline_refuse_seconds: float = 5.0
+    #: filter for offers from ignored or draining nodes (renewed at every re-offer)
+    ignored_refuse_seconds: float = 600.0
+    #: filter for the unused part of accepted offers
+    accept_refuse_seconds: float = 1.0
+    #: ask for offers again as soon as a task frees resources while jobs wait
+    revive_on_free: bool = True
+    #: a revive that brought no offers may be repeated after this long
+    revive_timeout: float = 0.5
+    #: maintenance starting within this window makes a node draining
+    drain_window_seconds: float = 3600.0
+    #: implicit reconciliation of every task, periodically
+    reconcile_interval: float = 900.0
+    #: explicit reconciliation of unanswered tasks backs off from ... to ...
+    reconcile_backoff_initial: float = 2.0
+    reconcile_backoff_max: float = 60.0
+    #: re-send a kill not yet confirmed after this long
+    kill_retry_seconds: float = 30.0
+    #: report a task unreachable for this long as LOST (PARTITION) and kill it
+    unreachable_timeout: float = 900.0
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    job: JobSpec
+    state: TaskState = TaskState.QUEUED
+    task_id: str | None = None
+    attempt: int = 0
+    agent_id: str | None = None
+    launched_at: float | None = None
+    running_since: float | None = None
+    state_since: float = 0.0
+    killed_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Await:
+    next_at: float
+    backoff: float
+
+
+class SchedulerCore:
+    """Queue, offer matching, task states and nodes, driven by events."""
+
+    def __init__(self, config: CoreConfig | None = None) -> None:
+        self.config = config or CoreConfig()
+        self.queue = JobQueue()
+        self.nodes = NodeRegistry()
+        self.jobs: dict[int, TaskRecord] = {}  # every issued job not yet terminal
+        self.tasks: dict[str, TaskRecord] = {}  # launched, not yet terminal
+        self.held: dict[str, list[tuple[Offer, float]]] = {}  # agent id -> (offer, since)
+        self.suppressed = False
+        self.connected = True
+        self._revive_sent_at: float | None = None
+        self._want_revive = False
+        self._awaiting: dict[str, _Await] = {}  # task id -> next reconciliation
+        self._next_reconcile: float | None = None
+        self._orphans_killed: set[str] = set()
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, event: Event) -> list[Action]:
+        out: list[Action] = []
+        if isinstance(event, JobsSubmitted):
+            self._submit(event, out)
+        elif isinstance(event, TaskStatus):
+            self._status(event, out)
+        elif isinstance(event, OffersReceived):
+            self._offers(event, out)
+        elif isinstance(event, KillRequested):
+            self._kill(event, out)
+        elif isinstance(event, Tick):
+            self._tick(event.now, out)
+        elif isinstance(event, OfferRescinded):
+            self._rescind(event.offer_id)
+        elif isinstance(event, NodeStats):
+            self.nodes.observe_load(event.agent_id, event.hostname, event.ip, event.load,
+                                    event.now)
+        elif isinstance(event, Connected):
+            self._connected(event.now, out)
+        elif isinstance(event, Disconnected):
+            self.held.clear()
+            self.connected = False
+            self._revive_sent_at = None
+        elif isinstance(event, AgentLost):
+            self._agent_lost(event, out)
+        elif isinstance(event, IgnoreNode):
+            self.nodes.ignore(event.address)
+            self._decline_unusable(event.now, out)
+        elif isinstance(event, UnignoreNode):
+            self.nodes.unignore(event.address)
+            # its offers were declined with a long filter: ask for them again
+            self._want_revive = True
+            self._revive_sent_at = None
+        else:  # pragma: no cover - every Event type is handled above
+            raise TypeError(f"unknown event {event!r}")
+        self._policy(event.now, out)
+        return out
+
+    # ------------------------------------------------------------------ queries
+    def running(self, now: float) -> dict[int, float]:
+        """Jobs believed running (not killed) -> seconds since they started."""
+        out: dict[int, float] = {}
+        for rec in self.tasks.values():
+            if rec.killed_at is None and rec.running_since is not None and rec.state in (
+                TaskState.RUNNING, TaskState.UNREACHABLE, TaskState.KILLING
+            ):
+                out[rec.job.job_id] = now - rec.running_since
+        return out
+
+    def issued(self) -> list[int]:
+        return [jid for jid, rec in self.jobs.items() if rec.killed_at is None]
+
+    def unconfirmed_kills(self, job_ids: set[int]) -> set[int]:
+        return {j for j in job_ids if j in self.jobs and self.jobs[j].killed_at is not None}
+
+    def next_deadline(self) -> float | None:
+        """When a Tick will next have work to do (None: no timed work)."""
+        times: list[float] = []
+        hold = self.config.offer_hold_seconds
+        if math.isfinite(hold):
+            times.extend(since + hold for offers in self.held.values() for _, since in offers)
+        if self._want_revive and self._revive_sent_at is not None:
+            times.append(self._revive_sent_at + self.config.revive_timeout)
+        times.extend(a.next_at for a in self._awaiting.values())
+        if self._next_reconcile is not None and self.tasks:
+            times.append(self._next_reconcile)
+        for rec in self.tasks.values():
+            if rec.killed_at is not None:
+                times.append(rec.killed_at + self.config.kill_retry_seconds)
+            elif rec.state is TaskState.UNREACHABLE:
+                times.append(rec.state_since + self.config.unreachable_timeout)
+        return min(times) if times else None
+
+    # ------------------------------------------------------------------ handlers
+    def _submit(self, event: JobsSubmitted, out: list[Action]) -> None:
+        for spec in event.jobs:
+            if spec.job_id in self.jobs:
+                raise ValueError(f"job id {spec.job_id} was issued twice")
+            self.jobs[spec.job_id] = TaskRecord(spec, state_since=event.now)
+            self.queue.push(spec)
+        self._match_held(event.now, out)
+        if self.queue:
+            self._want_revive = True
+
+    def _offers(self, event: OffersReceived, out: list[Action]) -> None:
+        self._revive_sent_at = None
+        for offer in event.offers:
+            self.nodes.observe_offer(offer, event.now)
+            self.held.setdefault(offer.agent_id, []).append((offer, event.now))
+        self._decline_unusable(event.now, out)
+        self._match_held(event.now, out)
+
+    def _rescind(self, offer_id: str) -> None:
+        for agent_id, offers in list(self.held.items()):
+            kept = [(o, t) for o, t in offers if o.offer_id != offer_id]
+            if len(kept) != len(offers):
+                if kept:
+                    self.held[agent_id] = kept
+                else:
+                    del self.held[agent_id]
+                return
+
+    def _kill(self, event: KillRequested, out: list[Action]) -> None:
+        for job_id in event.job_ids:
+            rec = self.jobs.get(job_id)
+            if rec is None or rec.killed_at is not None:
+                continue
+            if rec.state is TaskState.QUEUED:
+                self.queue.remove(job_id)
+                del self.jobs[job_id]
+                continue
+            rec.killed_at = event.now
+            assert rec.task_id is not None
+            out.append(KillTask(rec.task_id, rec.agent_id))
+
+    def _status(self, event: TaskStatus, out: list[Action]) -> None:
+        rec = self.tasks.get(event.task_id)
+        if rec is None:
+            self._unknown_task(event, out)
+            return
+        self._awaiting.pop(event.task_id, None)
+        state = event.state
+        if not state.terminal:
+            if state is TaskState.UNKNOWN:
+                # the resource manager does not know it (yet): keep asking
+                self._await(event.task_id, event.now)
+                return
+            if state is not rec.state:
+                rec.state = state
+                rec.state_since = event.now
+            if state is TaskState.RUNNING and rec.running_since is None:
+                rec.running_since = event.now
+            return
+        del self.tasks[event.task_id]
+        self.nodes.task_ended(rec.agent_id, rec.job.job_id)
+        if self.config.revive_on_free:
+            self._want_revive = True
+        if rec.killed_at is not None:
+            del self.jobs[rec.job.job_id]
+            return
+        if event.never_started and rec.running_since is None:
+            # e.g. launched on a stale offer: the job is untouched, so try again
+            rec.state = TaskState.QUEUED
+            rec.state_since = event.now
+            rec.task_id = None
+            rec.agent_id = None
+            rec.attempt += 1
+            self.queue.push_front(rec.job)
+            self._want_revive = True
+        else:
+            self._report(rec, event, out)
+        self._match_held(event.now, out)
+
+    def _report(self, rec: TaskRecord, event: TaskStatus, out: list[Action]) -> None:
+        del self.jobs[rec.job.job_id]
+        state = event.state
+        exit_code = event.exit_code
+        if exit_code is None:
+            exit_code = 0 if state is TaskState.FINISHED else EXIT_STATUS_UNAVAILABLE
+        wall = event.wall_time
+        if wall is None:
+            wall = event.now - rec.running_since if rec.running_since is not None else 0.0
+        out.append(Report(UpdatedBatchJobInfo(
+            jobID=rec.job.job_id,
+            exitStatus=exit_code,
+            exitReason=event.exit_reason or _EXIT_REASONS[state],
+            wallTime=wall,
+            backing_id=event.task_id,
+        )))
+
+    def _unknown_task(self, event: TaskStatus, out: list[Action]) -> None:
+        """An update for a task we do not track: a duplicate, a stale re-send, or an orphan."""
+        if event.state.terminal or event.state in (TaskState.UNKNOWN, TaskState.UNREACHABLE):
+            return
+        # A live task nobody here owns (left from an earlier run of this framework,
+        # or a stale RUNNING re-sent after its end): make sure it does not run on.
+        if event.task_id not in self._orphans_killed:
+            self._orphans_killed.add(event.task_id)
+            out.append(KillTask(event.task_id, event.agent_id))
+
+    def _agent_lost(self, event: AgentLost, out: list[Action]) -> None:
+        self.held.pop(event.agent_id, None)
+        if not event.tasks_lost:
+            node = self.nodes.nodes.get(event.agent_id)
+            if node is not None:
+                node.lost = True
+            return
+        for rec in [r for r in self.tasks.values() if r.agent_id == event.agent_id]:
+            assert rec.task_id is not None
+            self._status(TaskStatus(rec.task_id, TaskState.LOST, event.now,
+                                    message="node lost", agent_id=event.agent_id), out)
+        self.nodes.mark_lost(event.agent_id)
+
+    def _connected(self, now: float, out: list[Action]) -> None:
+        self.held.clear()
+        self.connected = True
+        self.suppressed = False
+        self._revive_sent_at = None
+        self._next_reconcile = now + self.config.reconcile_interval
+        if self.tasks:
+            out.append(Reconcile(tuple((t, r.agent_id) for t, r in self.tasks.items())))
+            for task_id in self.tasks:
+                self._awaiting[task_id] = _Await(
+                    now + self.config.reconcile_backoff_initial,
+                    self.config.reconcile_backoff_initial,
+                )
+
+    def _await(self, task_id: str, now: float) -> None:
+        a = self._awaiting.get(task_id)
+        backoff = self.config.reconcile_backoff_initial if a is None else a.backoff
+        self._awaiting[task_id] = _Await(now + backoff, backoff)
+
+    def _tick(self, now: float, out: list[Action]) -> None:
+        cfg = self.config
+        # held offers nobody used within the hold time go back
+        expired: list[str] = []
+        for agent_id, offers in list(self.held.items()):
+            keep = [(o, t) for o, t in offers if now - t < cfg.offer_hold_seconds]
+            expired.extend(o.offer_id for o, t in offers if now - t >= cfg.offer_hold_seconds)
+            if keep:
+                self.held[agent_id] = keep
+            else:
+                del self.held[agent_id]
+        if expired:
+            out.append(Decline(tuple(expired), cfg.decline_refuse_seconds))
+        # kills not confirmed: say it again
+        for task_id, rec in self.tasks.items():
+            if rec.killed_at is not None and now - rec.killed_at >= cfg.kill_retry_seconds:
+                rec.killed_at = now
+                out.append(KillTask(task_id, rec.agent_id))
+        # tasks cut off too long: give up on them (and kill them should they return)
+        for task_id, rec in list(self.tasks.items()):
+            if (rec.state is TaskState.UNREACHABLE and rec.killed_at is None
+                    and now - rec.state_since >= cfg.unreachable_timeout):
+                self._status(TaskStatus(
+                    task_id, TaskState.LOST, now, agent_id=rec.agent_id,
+                    message=f"unreachable for {cfg.unreachable_timeout:g} s",
+                    exit_reason=BatchJobExitReason.PARTITION), out)
+                out.append(KillTask(task_id, rec.agent_id))
+        # reconciliation: unanswered tasks with backoff, everything periodically
+        due = [t for t, a in self._awaiting.items() if a.next_at <= now and t in self.tasks]
+        for t in [t for t in self._awaiting if t not in self.tasks]:
+            del self._awaiting[t]
+        if due:
+            out.append(Reconcile(tuple((t, self.tasks[t].agent_id) for t in due)))
+            for t in due:
+                a = self._awaiting[t]
+                a.backoff = min(a.backoff * 2, cfg.reconcile_backoff_max)
+                a.next_at = now + a.backoff
+        if self._next_reconcile is not None and now >= self._next_reconcile:
+            self._next_reconcile = now + cfg.reconcile_interval
+            if self.tasks:
+                out.append(Reconcile(()))
+
+    # ------------------------------------------------------------------ offers
+    def _usable(self, agent_id: str, now: float) -> bool:
+        node = self.nodes.nodes.get(agent_id)
+        if node is None:
+            return True
+        if self.nodes.is_ignored(agent_id, node.hostname, node.ip):
+            return False
+        return not self.nodes.is_draining(node, now, self.config.drain_window_seconds)
+
+    def _decline_unusable(self, now: float, out: list[Action]) -> None:
+        """Offers from ignored or draining nodes go straight back, with a long filter."""
+        refused: list[str] = []
+        for agent_id in [a for a in self.held if not self._usable(a, now)]:
+            refused.extend(o.offer_id for o, _ in self.held.pop(agent_id))
+        if refused:
+            out.append(Decline(tuple(refused), self.config.ignored_refuse_seconds))
+
+    def _match_held(self, now: float, out: list[Action]) -> None:
+        if not self.queue or not self.held:
+            return
+        # preemptible nodes first: they take only preemptible jobs, so those land
+        # there before they use up nodes that non-preemptible jobs need
+        agents = sorted(self.held, key=lambda a: not self.held[a][0][0].preemptible)
+        for agent_id in agents:
+            if not self.queue:
+                break
+            by_role: dict[str, list[Offer]] = {}
+            for offer, _ in self.held[agent_id]:
+                by_role.setdefault(offer.role, []).append(offer)
+            for role, offers in by_role.items():
+                self._launch_on(agent_id, role, offers, now, out)
+
+    def _launch_on(self, agent_id: str, role: str, offers: list[Offer], now: float,
+                   out: list[Action]) -> None:
+        total = Resources()
+        overhead = Resources()
+        for offer in offers:
+            total = total + offer.resources
+            overhead = overhead.max(offer.executor_overhead)
+        if not overhead.fits_in(total):
+            return
+        chosen = pack(self.queue, total - overhead, offers[0].preemptible)
+        if not chosen:
+            return
+        launches: list[TaskLaunch] = []
+        for spec in chosen:
+            rec = self.jobs[spec.job_id]
+            task_id = f"{spec.job_id}.{rec.attempt}"
+            rec.state = TaskState.LAUNCHING
+            rec.state_since = now
+            rec.task_id = task_id
+            rec.agent_id = agent_id
+            rec.launched_at = now
+            self.tasks[task_id] = rec
+            self.nodes.task_started(agent_id, spec.job_id, spec.resources)
+            launches.append(TaskLaunch(task_id, spec))
+        used = {o.offer_id for o in offers}
+        kept = [(o, t) for o, t in self.held.get(agent_id, []) if o.offer_id not in used]
+        if kept:
+            self.held[agent_id] = kept
+        else:
+            self.held.pop(agent_id, None)
+        out.append(Launch(agent_id, offers[0].hostname, tuple(sorted(used)), tuple(launches),
+                          self.config.accept_refuse_seconds))
+
+    def _policy(self, now: float, out: list[Action]) -> None:
+        """Suppress when idle; revive when work waits and no revive is in flight."""
+        if not self.connected:
+            return
+        if self.queue:
+            if self.suppressed:
+                self.suppressed = False
+                self._emit_revive(now, out)
+            elif self._want_revive and (
+                self._revive_sent_at is None
+                or now - self._revive_sent_at >= self.config.revive_timeout
+            ):
+                self._emit_revive(now, out)
+        else:
+            self._want_revive = False
+            if not self.held and not self.suppressed:
+                self.suppressed = True
+                out.append(Suppress())
+
+    def _emit_revive(self, now: float, out: list[Action]) -> None:
+        self._want_revive = False
+        self._revive_sent_at = now
+        out.append(Revive())

@@ -1,0 +1,113 @@
+"""Backends by name, imported only when chosen (so optional dependencies stay optional)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import BatchSystem
+    from .backend import Backend
+
+
+class UnknownBackend(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """Where a backend lives and what it needs; nothing is imported to list it."""
+
+    name: str
+    target: str  #: "module:Class" of the Backend subclass
+    summary: str
+    requires_modules: tuple[str, ...] = ()
+    requires_commands: tuple[str, ...] = ()
+    extra: str | None = None  #: the pip extra that installs its dependencies
+    aliases: tuple[str, ...] = field(default=())
+
+
+_REGISTRY: dict[str, BackendEntry] = {}
+_CLASSES: dict[str, type[BatchSystem]] = {}
+
+
+def register_backend(entry: BackendEntry) -> None:
+    """Add a backend; a name (or alias) already taken is an error."""
+    for name in (entry.name, *entry.aliases):
+        if name in _REGISTRY:
+            raise ValueError(f"a backend named {name!r} is already registered")
+    for name in (entry.name, *entry.aliases):
+        _REGISTRY[name] = entry
+
+
+def backend_names() -> list[str]:
+    return sorted({e.name for e in _REGISTRY.values()})
+
+
+def get_entry(name: str) -> BackendEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownBackend(
+            f"unknown backend {name!r}; available: {', '.join(backend_names())}") from None
+
+
+def availability(name: str) -> tuple[bool, str]:
+    """Whether a backend can run here, and if not, why (without importing it)."""
+    entry = get_entry(name)
+    for module in entry.requires_modules:
+        if importlib.util.find_spec(module) is None:
+            how = f" (pip install 'mesobatch[{entry.extra}]')" if entry.extra else ""
+            return False, f"Python module {module!r} is not installed{how}"
+    for command in entry.requires_commands:
+        if shutil.which(command) is None:
+            return False, f"command {command!r} is not on PATH"
+    return True, "ready"
+
+
+def load_backend(name: str) -> type[Backend]:
+    entry = get_entry(name)
+    module_name, _, attr = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        ok, why = availability(name)
+        raise ImportError(f"backend {name!r} cannot be loaded: {why if not ok else e}") from e
+    cls: type[Backend] = getattr(module, attr)
+    return cls
+
+
+def batch_system_class(name: str) -> type[BatchSystem]:
+    """The BatchSystem subclass bound to backend ``name`` (what Toil registers)."""
+    entry = get_entry(name)
+    cls = _CLASSES.get(entry.name)
+    if cls is None:
+        from .api import BatchSystem  # noqa: PLC0415
+
+        backend = load_backend(entry.name)
+        title = "".join(p.capitalize() for p in entry.name.split("_"))
+        cls = type(f"{title}BatchSystem", (BatchSystem,), {
+            "backend_class": backend,
+            "__doc__": f"mesobatch batch system on the {entry.name} backend: {entry.summary}",
+            "__module__": "mesobatch",
+        })
+        _CLASSES[entry.name] = cls
+    return cls
+
+
+def batch_system(name: str = "local", **options: Any) -> BatchSystem:
+    """A ready batch system on backend ``name``; options as on the command line.
+
+    >>> bs = batch_system("local", maxCores=2, maxMemory="4G")
+    """
+    return batch_system_class(name)(**options)
+
+
+register_backend(BackendEntry(
+    "local", "mesobatch.integration.local:LocalBackend",
+    "this machine, as one emulated agent",
+))

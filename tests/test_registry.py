@@ -1,0 +1,46 @@
+"""The lazy backend registry and the one entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import mesobatch
+from mesobatch import BackendEntry, OptionError, register_backend
+from mesobatch.scheduler.registry import UnknownBackend, availability
+
+
+def test_duplicate_names_are_rejected() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_backend(BackendEntry("local", "x:Y", "again"))
+
+
+def test_unknown_backend_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownBackend, match=r"unknown backend 'nope'; available: .*local"):
+        mesobatch.batch_system("nope")
+
+
+def test_missing_dependency_is_reported_without_importing() -> None:
+    register_backend(BackendEntry("needs-missing", "not_a_module:X", "test",
+                                  requires_modules=("not_a_real_module_xyz",), extra="xyz"))
+    ok, why = availability("needs-missing")
+    assert not ok and "not_a_real_module_xyz" in why and "mesobatch[xyz]" in why
+    with pytest.raises(ImportError, match="cannot be loaded"):
+        mesobatch.batch_system_class("needs-missing")
+
+
+def test_importing_mesobatch_loads_no_backend() -> None:
+    code = ("import sys, mesobatch; "
+            "print(any(m.startswith('mesobatch.integration') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_batch_system_takes_command_line_names_as_keywords() -> None:
+    with mesobatch.batch_system("local", maxCores=1, maxMemory="1G", maxDisk="1G") as bs:
+        assert bs.options.max_cores == 1.0 and bs.options.max_memory == 1024**3
+    with pytest.raises(OptionError, match="unknown option 'maxCPU'"):
+        mesobatch.batch_system("local", maxCPU=1)
