@@ -7,12 +7,12 @@ import os
 import re
 
 
-def log_file_names(job_id: int, name: str) -> tuple[str, str]:
-    """File names for a job's stdout and stderr (in a log directory or a sandbox)."""
+def log_file_name(job_id: int, name: str) -> str:
+    """The file a job's stdout and stderr go to, interleaved as written (like Slurm's
+    default); one file per job halves the file creations on the launch path."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "job"
-    return f"{job_id}-{safe}.out", f"{job_id}-{safe}.err"
+    return f"{job_id}-{safe}.log"
 
 
-def log_paths(log_dir: str, job_id: int, name: str) -> tuple[str, str]:
-    out, err = log_file_names(job_id, name)
-    return os.path.join(log_dir, out), os.path.join(log_dir, err)
+def log_path(log_dir: str, job_id: int, name: str) -> str:
+    return os.path.join(log_dir, log_file_name(job_id, name))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..executor.protocol import log_paths
+from ..executor.protocol import log_path
 from ..executor.runner import LaunchError, ProcessSpec, TaskExit, TaskRunner, build_environment
 from ..scheduler.backend import Backend, BackendContext, Post
 from ..scheduler.contract import BatchJobExitReason
@@ -76,6 +76,19 @@ class LocalOptions(CommonOptions):
     max_gpus: int | None = opt(
         "maxGpus", parse=parse_count, default_factory=detect_gpus, metavar="N",
         help="GPUs this machine offers to jobs (default: the /dev/nvidiaN devices)")
+
+
+def exit_status(ex: TaskExit, now: float) -> TaskStatus:
+    """The core's view of how a task's process ended."""
+    reason = None
+    if ex.killed:
+        state = TaskState.KILLED
+    elif ex.walltime_exceeded:
+        state, reason = TaskState.FAILED, BatchJobExitReason.MAXJOBDURATION
+    else:
+        state = TaskState.FINISHED if ex.exit_code == 0 else TaskState.FAILED
+    return TaskStatus(ex.task_id, state, now, exit_code=ex.exit_code, wall_time=ex.wall_time,
+                      agent_id=AGENT_ID, exit_reason=reason)
 
 
 class LocalBackend(Backend):
@@ -165,11 +178,11 @@ class LocalBackend(Backend):
             if gpus and "CUDA_VISIBLE_DEVICES" not in job_env:
                 job_env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
             job_env.setdefault("MESOBATCH_JOB_ID", str(job.job_id))
-            out, err = log_paths(self.context.log_dir, job.job_id, job.name)
+            log = log_path(self.context.log_dir, job.job_id, job.name)
             spec = ProcessSpec(
                 task_id=task.task_id, command=job.command,
                 env=build_environment(self._base_env, job.environment, job_env, job.cores),
-                stdout=out, stderr=err, walltime=job.walltime,
+                stdout=log, stderr=log, walltime=job.walltime,
             )
             with self._lock:
                 self._running[task.task_id] = (res, gpus)
@@ -209,22 +222,15 @@ class LocalBackend(Backend):
         return [OffersReceived((offer,), time.time())]
 
     # ------------------------------------------------------------------ runner thread
-    def _on_exit(self, ex: TaskExit) -> None:
+    def _on_exit(self, exits: list[TaskExit]) -> None:
         now = time.time()
-        if ex.killed:
-            state, reason = TaskState.KILLED, None
-        elif ex.walltime_exceeded:
-            state, reason = TaskState.FAILED, BatchJobExitReason.MAXJOBDURATION
-        else:
-            state = TaskState.FINISHED if ex.exit_code == 0 else TaskState.FAILED
-            reason = None
         with self._lock:
-            self._release(ex.task_id)
+            for ex in exits:
+                self._release(ex.task_id)
             self._withheld = False
             offers = self._offer_free()
-        self.post(TaskStatus(ex.task_id, state, now, exit_code=ex.exit_code,
-                             wall_time=ex.wall_time, agent_id=AGENT_ID, exit_reason=reason),
-                  *offers)
+        # the freed resources first: the next job launches before the bookkeeping
+        self.post(*offers, *(exit_status(ex, now) for ex in exits))
 
     def poll_nodes(self) -> list[Event]:
         import psutil  # noqa: PLC0415

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, NoReturn
 
-from ..executor.protocol import log_paths
+from ..executor.protocol import log_file_name
 from .contract import BatchJobExitReason, InsufficientSystemResources, UpdatedBatchJobInfo
 from .core.jobs import InvalidJob
 from .jobfile import Defaults, JobFileError, JobLine, read_job_file
@@ -283,14 +283,14 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
     shown = list(results.values()) if len(jobs) <= 20 else bad[:20]
     if shown:
         table = Table("line", "name", "result", "exit", "wall s", *(
-            ["stderr log"] if log_dir else []), box=None)
+            ["log"] if log_dir else []), box=None)
         for r in sorted(shown, key=lambda r: jobs[r.jobID].line):
             job = jobs[r.jobID]
             outcome = r.exitReason.name.lower() if r.exitReason else "?"
             row = [str(job.line), job.name, outcome, str(r.exitStatus),
                    f"{r.wallTime:.2f}" if r.wallTime is not None else "-"]
             if log_dir:
-                row.append(os.path.basename(log_paths(log_dir, r.jobID, job.name)[1]))
+                row.append(log_file_name(r.jobID, job.name))
             table.add_row(*row)
         console.print(table)
         if len(bad) > len(shown):

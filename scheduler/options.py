@@ -325,8 +325,8 @@ class CommonOptions:
         help="largest disk one job may request, e.g. 10G")
     log_dir: str | None = opt(
         "logDir", parse=parse_path, metavar="DIR",
-        help="keep each job's stdout and stderr here (default: a temporary directory "
-             "removed at shutdown)")
+        help="keep each job's output (stdout and stderr) here, one file per job (default: "
+             "a scratch directory in /dev/shm, removed at shutdown)")
     kill_grace_period: float = opt(
         "killGracePeriod", parse=parse_seconds, default=5.0, metavar="SECONDS",
         help="after SIGTERM, wait this long before SIGKILL")

@@ -26,10 +26,10 @@ def test_runs_the_bundled_example(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "succeeded  10" in r.stdout and "failed     0" in r.stdout
     (log_dir,) = (tmp_path / "mesobatch-logs").iterdir()
-    hello = next(log_dir.glob("*-hello.out")).read_text()
+    hello = next(log_dir.glob("*-hello.log")).read_text()
     assert hello.startswith("hello from ")
-    assert next(log_dir.glob("*-count-cores.out")).read_text() == "OMP_NUM_THREADS=2\n"
-    assert next(log_dir.glob("*-env.out")).read_text() == "GREETING=hi\n"
+    assert next(log_dir.glob("*-count-cores.log")).read_text() == "OMP_NUM_THREADS=2\n"
+    assert next(log_dir.glob("*-env.log")).read_text() == "GREETING=hi\n"
 
 
 def test_failed_jobs_give_a_non_zero_status_and_are_listed(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_failed_jobs_give_a_non_zero_status_and_are_listed(tmp_path: Path) -> No
     assert r.returncode == 1
     assert "maxjobduration" in r.stdout and "failed" in r.stdout
     assert (tmp_path / "logs").is_dir()
-    err = next((tmp_path / "logs").glob("*-fails.err")).read_text()
+    err = next((tmp_path / "logs").glob("*-fails.log")).read_text()
     assert err == "this job fails on purpose\n"
 
 

@@ -24,15 +24,16 @@ from mesobatch.executor.runner import (
 @pytest.fixture
 def runner():  # type: ignore[no-untyped-def]
     exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(exits.put, kill_grace=1.0)
+    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=1.0)
     r.exits = exits  # type: ignore[attr-defined]
     yield r
     r.close(grace=0.1)
 
 
 def spec(task_id: str, command: str, tmp: Path, **kw: object) -> ProcessSpec:
-    return ProcessSpec(task_id, command, env={"PATH": os.environ["PATH"], **kw.pop("env", {})},
-                       stdout=str(tmp / f"{task_id}.out"), stderr=str(tmp / f"{task_id}.err"),
+    kw.setdefault("stdout", str(tmp / f"{task_id}.out"))
+    kw.setdefault("stderr", str(tmp / f"{task_id}.err"))
+    return ProcessSpec(task_id, command, env={"PATH": os.environ["PATH"]},
                        **kw)  # type: ignore[arg-type]
 
 
@@ -97,7 +98,7 @@ def test_walltime_is_enforced(runner, tmp_path: Path) -> None:  # type: ignore[n
 
 def test_close_leaves_nothing_running(tmp_path: Path) -> None:
     exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(exits.put, kill_grace=0.3)
+    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.3)
     marker = f"2000.{uuid.uuid4().int % 10**6}"
     for i in range(3):
         r.launch(spec(f"t{i}", f"trap '' TERM; sleep {marker} & sleep {marker}", tmp_path))
@@ -110,4 +111,13 @@ def test_close_leaves_nothing_running(tmp_path: Path) -> None:
 
 def test_launch_failure_is_an_error_not_a_crash(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(LaunchError, match="cannot start task bad"):
-        runner.launch(spec("bad", "true", tmp_path, cwd=str(tmp_path / "missing")))
+        runner.launch(spec("bad", "true", tmp_path, stdout=str(tmp_path / "no" / "such")))
+
+
+def test_working_directory(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "sub dir").mkdir()
+    runner.launch(spec("cwd", "pwd", tmp_path, cwd=str(tmp_path / "sub dir")))
+    assert runner.exits.get(timeout=5).exit_code == 0
+    assert (tmp_path / "cwd.out").read_text() == f"{tmp_path / 'sub dir'}\n"
+    runner.launch(spec("nocwd", "pwd", tmp_path, cwd=str(tmp_path / "missing")))
+    assert runner.exits.get(timeout=5).exit_code == 127

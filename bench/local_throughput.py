@@ -1,0 +1,175 @@
+"""Local backend throughput, latency and memory, beside the machine's physical limit.
+
+Run: python bench/local_throughput.py [--repeat 5]
+
+Each scenario runs in a fresh process (so peak RSS is that scenario's), repeated and
+interleaved with the raw baseline; the table shows medians. Job logs go where the
+API puts them by default (a scratch directory in /dev/shm), or to --log-dir; the
+table's last column is what creating one file there cost in that run.
+Scenarios:
+  raw  subprocess.Popen(["true"]) with at most 2 in flight, N=1000 (the physical limit)
+  a    N=1000 jobs of `true` at 0.1 core on maxCores=2
+  b    N=200 jobs of `true` at 1 core on maxCores=2
+  c    50 jobs one at a time (issue, wait for the result, repeat): round trip
+  d    20 jobs of `sleep 1` at 1 core on maxCores=2 (ideal: 10 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def scenario_raw(n: int) -> dict[str, float]:
+    inflight: list[tuple[subprocess.Popen[bytes], float]] = []
+    lat: list[float] = []
+    start = time.perf_counter()
+    for _ in range(n):
+        if len(inflight) >= 2:
+            p, t = inflight.pop(0)
+            p.wait()
+            lat.append(time.perf_counter() - t)
+        inflight.append((subprocess.Popen(["true"]), time.perf_counter()))
+    for p, t in inflight:
+        p.wait()
+        lat.append(time.perf_counter() - t)
+    return _stats(n, time.perf_counter() - start, lat)
+
+
+def _stats(n: int, elapsed: float, lat: list[float]) -> dict[str, float]:
+    return {
+        "jobs_per_s": n / elapsed, "elapsed": elapsed,
+        "p50_ms": _pct(lat, 50) * 1000, "p95_ms": _pct(lat, 95) * 1000,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+LOG_DIR: str | None = None
+
+
+def _local():  # type: ignore[no-untyped-def]
+    import mesobatch
+
+    return mesobatch.batch_system("local", maxCores=2, maxMemory="4G", maxDisk="4G",
+                                  maxGpus=0, logDir=LOG_DIR)
+
+
+def scenario_batch(n: int, cores: float, command: str) -> dict[str, float]:
+    import mesobatch
+
+    desc = mesobatch.JobDescription(cores=cores, memory=2**20, disk=2**20)
+    with _local() as bs:
+        issued: dict[int, float] = {}
+        start = time.perf_counter()
+        for _ in range(n):
+            issued[bs.issueBatchJob(command, desc)] = time.perf_counter()
+        lat: list[float] = []
+        while len(lat) < n:
+            info = bs.getUpdatedBatchJob(60)
+            assert info is not None and info.exitStatus == 0, info
+            lat.append(time.perf_counter() - issued[info.jobID])
+        return _stats(n, time.perf_counter() - start, lat)
+
+
+def scenario_round_trip(n: int) -> dict[str, float]:
+    import mesobatch
+
+    desc = mesobatch.JobDescription(cores=0.1, memory=2**20, disk=2**20)
+    with _local() as bs:
+        for _ in range(5):  # warm up
+            bs.issueBatchJob("true", desc)
+            bs.getUpdatedBatchJob(10)
+        lat: list[float] = []
+        start = time.perf_counter()
+        for _ in range(n):
+            t = time.perf_counter()
+            bs.issueBatchJob("true", desc)
+            info = bs.getUpdatedBatchJob(10)
+            assert info is not None and info.exitStatus == 0
+            lat.append(time.perf_counter() - t)
+        return _stats(n, time.perf_counter() - start, lat)
+
+
+def file_create_us(log_dir: str | None, n: int = 200) -> float:
+    """What creating one new file costs where the job logs go (median, microseconds)."""
+    base = log_dir or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+    if base:
+        os.makedirs(base, exist_ok=True)
+    d = tempfile.mkdtemp(dir=base)
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        os.close(os.open(os.path.join(d, str(i)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+        times.append(time.perf_counter() - t)
+    shutil.rmtree(d)
+    return statistics.median(times) * 1e6
+
+
+SCENARIOS = {
+    "raw": ("Popen(['true']), 2 in flight, N=1000", lambda: scenario_raw(1000)),
+    "a": ("1000 x true @0.1 core", lambda: scenario_batch(1000, 0.1, "true")),
+    "b": ("200 x true @1 core", lambda: scenario_batch(200, 1, "true")),
+    "c": ("50 x true one at a time", lambda: scenario_round_trip(50)),
+    "d": ("20 x sleep 1 @1 core, 2 cores", lambda: scenario_batch(20, 1, "sleep 1")),
+}
+
+
+def run_one(name: str, log_dir: str | None) -> dict[str, float]:
+    extra = ["--log-dir", log_dir] if log_dir else []
+    out = subprocess.run([sys.executable, __file__, "--child", name, *extra],
+                         capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("--log-dir", default=None)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        global LOG_DIR
+        LOG_DIR = args.log_dir
+        print(json.dumps(SCENARIOS[args.child][1]()))
+        return
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in args.only}
+    creates: list[float] = []
+    for i in range(args.repeat):
+        for name in args.only:  # interleaved, so drift hits all scenarios alike
+            log_dir = os.path.join(args.log_dir, f"{name}-{i}") if args.log_dir else None
+            runs[name].append(run_one(name, log_dir))
+        creates.append(file_create_us(args.log_dir))
+    med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
+    raw = med.get("raw", {}).get("jobs_per_s")
+    where = args.log_dir or "/dev/shm (the default scratch directory)"
+    print(f"local backend, medians of {args.repeat} runs (each in a fresh process); job logs "
+          f"in {where}: creating a file there took {statistics.median(creates):.0f} us\n")
+    print(f"{'':4}{'scenario':38}{'jobs/s':>9}{'vs raw':>8}{'p50 ms':>9}{'p95 ms':>9}"
+          f"{'elapsed s':>11}{'peak RSS MB':>13}")
+    for name, m in med.items():
+        ratio = f"{m['jobs_per_s'] / raw:.0%}" if raw and name in ("a", "b") else ""
+        print(f"{name:4}{SCENARIOS[name][0]:38}{m['jobs_per_s']:9.0f}{ratio:>8}"
+              f"{m['p50_ms']:9.2f}{m['p95_ms']:9.2f}{m['elapsed']:11.3f}{m['rss_mb']:13.1f}")
+    if "d" in med:
+        print(f"\n(d) {med['d']['elapsed']:.3f} s vs ideal 10 s: "
+              f"{(med['d']['elapsed'] / 10 - 1) * 100:+.2f}%")
+
+
+if __name__ == "__main__":
+    main()
