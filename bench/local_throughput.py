@@ -30,7 +30,7 @@ import time
 
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def scenario_raw(n: int) -> dict[str, float]:
@@ -57,14 +57,11 @@ def _stats(n: int, elapsed: float, lat: list[float]) -> dict[str, float]:
     }
 
 
-LOG_DIR: str | None = None
-
-
 def _local():  # type: ignore[no-untyped-def]
     import mesobatch
 
     return mesobatch.batch_system("local", maxCores=2, maxMemory="4G", maxDisk="4G",
-                                  maxGpus=0, logDir=LOG_DIR)
+                                  maxGpus=0, logDir=os.environ.get("BENCH_LOG_DIR") or None)
 
 
 def scenario_batch(n: int, cores: float, command: str) -> dict[str, float]:
@@ -144,8 +141,8 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        global LOG_DIR
-        LOG_DIR = args.log_dir
+        if args.log_dir:
+            os.environ["BENCH_LOG_DIR"] = args.log_dir
         print(json.dumps(SCENARIOS[args.child][1]()))
         return
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in args.only}

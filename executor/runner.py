@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +123,15 @@ class TaskRunner:
             command = f"cd -- {shlex.quote(spec.cwd)} || exit 127\n{command}"
         fds: list[int] = []
         try:
-            actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+            actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
             for target, path in ((1, spec.stdout), (2, spec.stderr)):
-                if path is not None:
-                    if target == 2 and spec.stderr == spec.stdout:
-                        actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
-                        continue
-                    fds.append(_open_log(path))
-                    actions.append((os.POSIX_SPAWN_DUP2, fds[-1], target))
+                if path is None:
+                    continue
+                if target == 2 and spec.stderr == spec.stdout:
+                    actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
+                    continue
+                fds.append(_open_log(path))
+                actions.append((os.POSIX_SPAWN_DUP2, fds[-1], target))
             started = time.monotonic()
             pid = os.posix_spawn(SHELL, [SHELL, "-c", command], spec.env,
                                  file_actions=actions, setsid=True)
@@ -277,9 +279,7 @@ class TaskRunner:
                         walltime_exceeded=proc.walltime_exceeded)
 
 
-def _open_log(path: str | None) -> int | None:
-    if path is None:
-        return None
+def _open_log(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
 
 

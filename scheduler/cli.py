@@ -43,15 +43,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _base_parser() -> _Parser:
-    parser = _Parser(prog="mesobatch", allow_abbrev=False, description="Run batches of jobs on the local "
-                     "machine, a Mesos cluster or another backend.")
+    parser = _Parser(prog="mesobatch", allow_abbrev=False, description="Run batches of jobs on "
+                     "the local machine, a Mesos cluster or another backend.")
     from mesobatch import __version__  # noqa: PLC0415
 
     parser.add_argument("--version", action="version", version=f"mesobatch {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    run = sub.add_parser("run", allow_abbrev=False, help="run a file of jobs and wait for all of them",
+    run = sub.add_parser("run", allow_abbrev=False,
+                         help="run a file of jobs and wait for all of them",
                          description="Run a file of jobs: one shell command per line, or "
                          "JSON Lines with command, name, cores, memory, disk, env, "
                          "preemptible, gpus, walltime.")
