@@ -111,3 +111,8 @@ register_backend(BackendEntry(
     "local", "mesobatch.integration.local:LocalBackend",
     "this machine, as one emulated agent",
 ))
+register_backend(BackendEntry(
+    "mesos", "mesobatch.scheduler.mesos.backend:MesosBackend",
+    "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
+    requires_modules=("urllib3",),
+))

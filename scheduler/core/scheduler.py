@@ -66,8 +66,8 @@ class CoreConfig:
     accept_refuse_seconds: float = 1.0
     #: ask for offers again as soon as a task frees resources while jobs wait
     revive_on_free: bool = True
-    #: a revive that brought no offers may be repeated after this long
-    revive_timeout: float = 0.5
+    #: at most one revive per this many seconds; reasons arising meanwhile wait for it
+    revive_min_interval: float = 0.01
     #: maintenance starting within this window makes a node draining
     drain_window_seconds: float = 3600.0
     #: implicit reconciliation of every task, periodically
@@ -181,7 +181,7 @@ class SchedulerCore:
         if math.isfinite(hold):
             times.extend(since + hold for offers in self.held.values() for _, since in offers)
         if self._want_revive and self._revive_sent_at is not None:
-            times.append(self._revive_sent_at + self.config.revive_timeout)
+            times.append(self._revive_sent_at + self.config.revive_min_interval)
         times.extend(a.next_at for a in self._awaiting.values())
         if self._next_reconcile is not None and self.tasks:
             times.append(self._next_reconcile)
@@ -204,7 +204,6 @@ class SchedulerCore:
             self._want_revive = True
 
     def _offers(self, event: OffersReceived, out: list[Action]) -> None:
-        self._revive_sent_at = None
         for offer in event.offers:
             self.nodes.observe_offer(offer, event.now)
             self.held.setdefault(offer.agent_id, []).append((offer, event.now))
@@ -439,7 +438,11 @@ class SchedulerCore:
                           self.config.accept_refuse_seconds))
 
     def _policy(self, now: float, out: list[Action]) -> None:
-        """Suppress when idle; revive when work waits and no revive is in flight."""
+        """Suppress when idle; revive when work waits and something new may be offered
+        (jobs came, resources were freed, a node was unignored), at a bounded rate.
+
+        Reviving when a task ends gets its resources offered at once instead of at the
+        next allocation cycle (Mesos allocates on REVIVE)."""
         if not self.connected:
             return
         if self.queue:
@@ -448,7 +451,7 @@ class SchedulerCore:
                 self._emit_revive(now, out)
             elif self._want_revive and (
                 self._revive_sent_at is None
-                or now - self._revive_sent_at >= self.config.revive_timeout
+                or now - self._revive_sent_at >= self.config.revive_min_interval
             ):
                 self._emit_revive(now, out)
         else:

@@ -11,24 +11,35 @@ import mesobatch
 
 Factory = Callable[..., mesobatch.BatchSystem]
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "mesos"]
 
 
 @pytest.fixture(params=BACKENDS)
 def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
-    """make_bs(cores=2, **options) -> a batch system whose nodes total ``cores`` cores."""
+    """make_bs(cores=2, **options) -> a batch system whose nodes total ``cores`` cores,
+    4 GiB of memory and 10 GiB of disk, jobs limited to the same."""
     made: list[mesobatch.BatchSystem] = []
+    doubles: list[Any] = []
 
     def make(cores: float = 2, **options: Any) -> mesobatch.BatchSystem:
         options.setdefault("killGracePeriod", 1)
+        limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
-            bs = mesobatch.batch_system("local", maxCores=cores, maxMemory="4G",
-                                        maxDisk="10G", maxGpus=0, **options)
-        else:  # pragma: no cover
-            raise AssertionError(request.param)
+            bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        else:
+            from tests.mesos_double import AgentSpec, MesosDouble
+
+            # the executor's 32 MiB come on top of the 4 GiB the jobs may use
+            double = MesosDouble(agents=[AgentSpec(resources=f"cpus:{cores};mem:4160;"
+                                                             "disk:10240")]).start()
+            doubles.append(double)
+            bs = mesobatch.batch_system("mesos", mesosMaster=double.master_address,
+                                        **limits, **options)
         made.append(bs)
         return bs
 
     yield make
     for bs in made:
         bs.shutdown()
+    for double in doubles:
+        double.stop()

@@ -155,19 +155,19 @@ def test_suppress_when_idle_and_revive_when_work_arrives() -> None:
     assert of_type(out, Revive) == [Revive()] and not c.suppressed
 
 
-def test_a_freed_task_revives_while_jobs_wait_one_revive_in_flight() -> None:
-    c = core(revive_timeout=0.5)
+def test_a_freed_task_revives_while_jobs_wait_at_a_bounded_rate() -> None:
+    c = core(revive_min_interval=0.5)
     a, b, d = job(2, GIB), job(2, GIB), job(2, GIB)
     c.handle(JobsSubmitted((a, b, d), T0))
     c.handle(OffersReceived((offer(4, 8),), T0))
     out = finish(c, f"{a.job_id}.0", T0 + 1)
     assert of_type(out, Report) and of_type(out, Revive) == [Revive()]
-    # while that revive is in flight, more freed resources wait for it
+    # resources freed within the interval wait for it, then go out in one revive
     assert of_type(finish(c, f"{b.job_id}.0", T0 + 1.1), Revive) == []
     assert of_type(c.handle(Tick(T0 + 1.2)), Revive) == []
-    # no offers came back within the timeout: ask again
-    assert of_type(c.handle(Tick(T0 + 1.6)), Revive) == [Revive()]
-    # a revive that was answered and nothing new since: no more revives
+    assert c.next_deadline() == T0 + 1.5
+    assert of_type(c.handle(Tick(T0 + 1.5)), Revive) == [Revive()]
+    # nothing new since: no more revives
     c.handle(OffersReceived((offer(0.5, 1),), T0 + 1.7))
     assert of_type(c.handle(Tick(T0 + 3)), Revive) == []
 

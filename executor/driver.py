@@ -1,0 +1,246 @@
+"""The executor driver for ``POST $MESOS_AGENT_ENDPOINT/api/v1/executor``.
+
+It subscribes with what is not yet acknowledged, turns events into Executor callbacks,
+and sends UPDATE (with a fresh 16-byte uuid, source SOURCE_EXECUTOR) and MESSAGE calls
+from one sender thread, so a task's updates go out in the order they were made. When
+the agent goes away, a checkpointing executor re-subscribes with backoff for up to
+MESOS_RECOVERY_TIMEOUT; a non-checkpointing one stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from .interface import Executor, ExecutorDriver
+from .protocol import b64decode, b64encode
+from .transport import EventStream, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
+          "days": 86400.0, "weeks": 604800.0}
+
+
+def parse_duration(text: str | None, default: float) -> float:
+    """A stout duration such as "5secs", "15mins", "2secs" -> seconds."""
+    if not text:
+        return default
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-z]+)\s*", text)
+    if not m or m.group(2) not in _UNITS:
+        log.warning("cannot parse duration %r; using %s s", text, default)
+        return default
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+class AgentEnvironment:
+    """What the agent tells its executor through the environment."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        try:
+            self.framework_id = env["MESOS_FRAMEWORK_ID"]
+            self.executor_id = env["MESOS_EXECUTOR_ID"]
+            self.endpoint = env["MESOS_AGENT_ENDPOINT"]
+        except KeyError as e:
+            raise RuntimeError(f"{e.args[0]} is not set: this must be started by a Mesos "
+                               "agent") from None
+        self.checkpoint = env.get("MESOS_CHECKPOINT") == "1"
+        self.recovery_timeout = parse_duration(env.get("MESOS_RECOVERY_TIMEOUT"), 900.0)
+        self.backoff_max = parse_duration(env.get("MESOS_SUBSCRIPTION_BACKOFF_MAX"), 2.0)
+        self.shutdown_grace = parse_duration(env.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"),
+                                             5.0)
+        self.sandbox = env.get("MESOS_SANDBOX") or env.get("MESOS_DIRECTORY") or os.getcwd()
+        self.token = env.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
+        scheme = "https" if env.get("MESOS_SSL_ENABLED") in ("1", "true") else "http"
+        self.url = f"{scheme}://{self.endpoint}/api/v1/executor"
+
+
+class MesosExecutorDriver(ExecutorDriver):
+    """Drives an Executor over the v1 executor HTTP API."""
+
+    def __init__(self, executor: Executor, env: Mapping[str, str] | None = None, *,
+                 senders: int = 3) -> None:
+        self.executor = executor
+        self.agent = AgentEnvironment(os.environ if env is None else env)
+        auth = f"Bearer {self.agent.token}" if self.agent.token else None
+        self._http = Transport(authorization=auth, timeout=30.0)
+        self._ids = {"framework_id": {"value": self.agent.framework_id},
+                     "executor_id": {"value": self.agent.executor_id}}
+        self._lock = threading.Lock()
+        self._unacked_updates: dict[str, dict[str, Any]] = {}  # uuid -> update
+        self._unacked_tasks: dict[str, dict[str, Any]] = {}  # task id -> TaskInfo
+        # Calls go out from a few threads in parallel; a task's updates always through
+        # the same one, so they reach the agent in the order they were made.
+        self._outboxes: list[queue.Queue[dict[str, Any] | None]] = [
+            queue.Queue() for _ in range(senders)]
+        self._stream: EventStream | None = None
+        self._stopped = threading.Event()
+        self._subscribed_once = False
+        self._senders = [threading.Thread(target=self._send_loop, args=(q,),
+                                          name=f"executor-sender-{i}", daemon=True)
+                         for i, q in enumerate(self._outboxes)]
+        self._thread: threading.Thread | None = None
+        self.status = "created"
+
+    # ------------------------------------------------------------------ driver API
+    def start(self) -> None:
+        for sender in self._senders:
+            sender.start()
+        self._thread = threading.Thread(target=self._run, name="executor-driver", daemon=True)
+        self._thread.start()
+        self.status = "running"
+
+    def run(self) -> str:
+        self.start()
+        return self.join()
+
+    def join(self) -> str:
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+        return self.status
+
+    def stop(self) -> None:
+        """Stop after the updates already made have been handed to the agent."""
+        for q in self._outboxes:
+            q.put(None)
+        for sender in self._senders:
+            sender.join(timeout=5)
+        self._stop("stopped")
+
+    def abort(self) -> None:
+        self._stop("aborted")
+
+    def _stop(self, status: str) -> None:
+        self.status = status
+        self._stopped.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def sendStatusUpdate(self, status: dict[str, Any]) -> None:
+        status = dict(status)
+        status.setdefault("executor_id", self._ids["executor_id"])
+        status["source"] = "SOURCE_EXECUTOR"
+        status["uuid"] = b64encode(uuid.uuid4().bytes)
+        status.setdefault("timestamp", time.time())
+        update = {"status": status}
+        with self._lock:
+            self._unacked_updates[status["uuid"]] = update
+        task = status.get("task_id", {}).get("value", "")
+        self._outboxes[hash(task) % len(self._outboxes)].put(
+            {"type": "UPDATE", **self._ids, "update": update})
+
+    def sendFrameworkMessage(self, message: bytes) -> None:
+        self._outboxes[0].put({"type": "MESSAGE", **self._ids,
+                               "message": {"data": b64encode(message)}})
+
+    def unacknowledged(self) -> int:
+        with self._lock:
+            return len(self._unacked_updates)
+
+    # ------------------------------------------------------------------ subscription
+    def _subscribe_body(self) -> dict[str, Any]:
+        with self._lock:
+            tasks = list(self._unacked_tasks.values())
+            updates = list(self._unacked_updates.values())
+        return {"type": "SUBSCRIBE", **self._ids, "subscribe": {
+            "unacknowledged_tasks": tasks, "unacknowledged_updates": updates}}
+
+    def _run(self) -> None:
+        lost_since: float | None = None
+        backoff = 0.1
+        while not self._stopped.is_set():
+            try:
+                self._stream = self._http.stream(self.agent.url, self._subscribe_body())
+                answer = self._stream.answer
+                if answer is not None:
+                    raise TransportError(f"HTTP {answer.status}: {answer.text}")
+                lost_since, backoff = None, 0.1
+                for event in self._stream.events():
+                    self._dispatch(event)
+                    if self._stopped.is_set():
+                        return
+                reason = "the agent closed the stream"
+            except TransportError as e:
+                reason = str(e)
+            if self._stopped.is_set():
+                return
+            if self._subscribed_once:
+                self.executor.disconnected(self)
+            if not self.agent.checkpoint:
+                log.warning("lost the agent (%s); not checkpointing, so stopping", reason)
+                self._stop("aborted")
+                return
+            now = time.monotonic()
+            lost_since = lost_since or now
+            if now - lost_since > self.agent.recovery_timeout:
+                log.warning("agent did not come back within %.0f s; stopping",
+                            self.agent.recovery_timeout)
+                self._stop("aborted")
+                return
+            log.info("lost the agent (%s); subscribing again in %.2f s", reason, backoff)
+            self._stopped.wait(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self.agent.backoff_max)
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        ex = self.executor
+        if kind == "SUBSCRIBED":
+            body = event["subscribed"]
+            if self._subscribed_once:
+                ex.reregistered(self, body.get("agent_info", {}))
+            else:
+                self._subscribed_once = True
+                ex.registered(self, body.get("executor_info", {}),
+                              body.get("framework_info", {}), body.get("agent_info", {}))
+        elif kind == "LAUNCH":
+            task = event["launch"]["task"]
+            with self._lock:
+                self._unacked_tasks[task["task_id"]["value"]] = task
+            ex.launchTask(self, task)
+        elif kind == "LAUNCH_GROUP":
+            for task in event["launch_group"]["task_group"]["tasks"]:
+                with self._lock:
+                    self._unacked_tasks[task["task_id"]["value"]] = task
+                ex.launchTask(self, task)
+        elif kind == "KILL":
+            ex.killTask(self, event["kill"]["task_id"])
+        elif kind == "ACKNOWLEDGED":
+            ack = event["acknowledged"]
+            with self._lock:
+                self._unacked_updates.pop(ack["uuid"], None)
+                self._unacked_tasks.pop(ack["task_id"]["value"], None)
+        elif kind == "MESSAGE":
+            ex.frameworkMessage(self, b64decode(event["message"]["data"]))
+        elif kind == "SHUTDOWN":
+            ex.shutdown(self)
+        elif kind == "ERROR":
+            ex.error(self, event.get("error", {}).get("message", ""))
+        elif kind == "HEARTBEAT":
+            pass
+        else:
+            log.debug("ignoring executor event %r", kind)
+
+    # ------------------------------------------------------------------ sending
+    def _send_loop(self, outbox: queue.Queue[dict[str, Any] | None]) -> None:
+        while True:
+            call = outbox.get()
+            if call is None:
+                return
+            try:
+                answer = self._http.post(self.agent.url, call)
+            except TransportError as e:
+                # An UPDATE stays unacknowledged and goes out again in the next SUBSCRIBE.
+                log.info("%s not delivered: %s", call["type"], e)
+                continue
+            if answer.status != 202:
+                log.warning("agent refused %s: HTTP %s %s", call["type"], answer.status,
+                            answer.text)

@@ -1,0 +1,153 @@
+"""The mesos backend: Mesos offers into the core, the core's actions out as calls."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import socket
+import sys
+import time
+from collections.abc import Sequence
+
+from ..backend import Backend, BackendContext, Post
+from ..core.events import (
+    Action,
+    Decline,
+    Event,
+    KillTask,
+    Launch,
+    Reconcile,
+    Revive,
+    Suppress,
+    TaskStatus,
+)
+from ..core.resources import MIB, Resources
+from ..core.scheduler import CoreConfig
+from ..core.states import TaskState
+from .driver import MesosSchedulerDriver
+from .framework import FrameworkState, MesosFramework
+from .interface import Message
+from .master import detector_for
+from .messages import executor_info, framework_info, scalar, take, task_info
+from .options import MesosOptions
+
+log = logging.getLogger(__name__)
+
+
+def default_executor_command() -> str:
+    """This interpreter by absolute path: agents do not pass their PATH on, and a
+    cluster whose agents have this environment at this path runs it as is. `exec`, so
+    that the agent's signals reach the executor rather than a shell around it."""
+    return f"exec {shlex.quote(sys.executable)} -m mesobatch.executor"
+
+
+class MesosBackend(Backend):
+    name = "mesos"
+    options_class = MesosOptions
+
+    def __init__(self, options: MesosOptions, post: Post, context: BackendContext) -> None:
+        super().__init__(options, post, context)
+        self.state = FrameworkState(context.workflow_id)
+        self.framework = MesosFramework(post, self.state, options.mesos_role,
+                                        Resources(mem=-(-options.mesos_executor_memory // MIB)))
+        self.framework_info = framework_info(
+            user=options.mesos_user or "nobody", name=options.mesos_name,
+            role=options.mesos_role, failover_timeout=options.mesos_failover_timeout,
+            checkpoint=options.mesos_checkpoint, hostname=socket.gethostname(),
+            framework_id=options.mesos_framework_id,
+        )
+        self.detector = detector_for(options.mesos_endpoint)
+        self.driver = MesosSchedulerDriver(self.framework, self.framework_info, self.detector)
+        self.executor_command = options.executor_command or default_executor_command()
+        self.executor_env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "MESOBATCH_REPORT_INTERVAL": f"{options.mesos_node_report_interval:g}",
+            "MESOBATCH_KILL_GRACE": f"{options.kill_grace_period:g}",
+        }
+        self._roles = [options.mesos_role] if options.mesos_role else None
+        self.executor_resources = Resources(mem=-(-options.mesos_executor_memory // MIB))
+
+    def core_config(self) -> CoreConfig:
+        o = self.options
+        return CoreConfig(offer_hold_seconds=o.mesos_offer_hold,
+                          decline_refuse_seconds=o.mesos_decline_filter)
+
+    def start(self) -> list[Event]:
+        from ..core.events import Disconnected  # noqa: PLC0415
+
+        self.driver.start()
+        return [Disconnected(time.time(), "not yet subscribed")]
+
+    def status_note(self) -> str | None:
+        d = self.driver
+        if self.state.fatal:
+            return f"Mesos ended this framework: {self.state.fatal}."
+        if d.state == "subscribed":
+            return None
+        where = self.detector.describe()
+        why = f" ({d.last_error})" if d.last_error else ""
+        return f"Not connected to the Mesos master at {where}{why}."
+
+    # ------------------------------------------------------------------ actions
+    def execute(self, actions: Sequence[Action]) -> list[Event]:
+        events: list[Event] = []
+        for action in actions:
+            if isinstance(action, Launch):
+                events.extend(self._launch(action))
+            elif isinstance(action, Decline):
+                with self.state.lock:
+                    for oid in action.offer_ids:
+                        self.state.offers.pop(oid, None)
+                self.driver.declineOffer(list(action.offer_ids),
+                                         {"refuse_seconds": action.refuse_seconds})
+            elif isinstance(action, KillTask):
+                self.driver.killTask(action.task_id, action.agent_id,
+                                     self.options.kill_grace_period)
+            elif isinstance(action, Suppress):
+                self.driver.suppressOffers(self._roles)
+            elif isinstance(action, Revive):
+                self.driver.reviveOffers(self._roles)
+            elif isinstance(action, Reconcile):
+                self.driver.reconcileTasks([
+                    {"task_id": {"value": t}, **({"agent_id": {"value": a}} if a else {})}
+                    for t, a in action.tasks])
+        return events
+
+    def _launch(self, action: Launch) -> list[Event]:
+        entries: list[Message] = []
+        executor_running = True
+        with self.state.lock:
+            for oid in action.offer_ids:
+                _, offer_entries, ours = self.state.offers.pop(oid, ("", [], True))
+                entries.extend(offer_entries)
+                executor_running = executor_running and ours
+        executor_id = self.state.executor_for(action.agent_id)
+        if not executor_running:  # its first launch there takes its memory from the offer
+            with contextlib.suppress(ValueError):
+                take(entries, self.executor_resources)
+        # Mesos wants every launch on one executor to carry the same ExecutorInfo, byte
+        # for byte, resources included, whether the executor runs already or not.
+        executor = executor_info(executor_id, None, self.executor_command, self.executor_env,
+                                 [scalar("mem", float(self.executor_resources.mem))],
+                                 grace=self.options.kill_grace_period + 5)
+        tasks: list[Message] = []
+        events: list[Event] = []
+        now = time.time()
+        for launch in action.tasks:
+            try:
+                resources = take(entries, launch.job.resources)
+            except ValueError as e:  # the core's arithmetic and the offer disagree
+                events.append(TaskStatus(launch.task_id, TaskState.LOST, now, message=str(e),
+                                         never_started=True))
+                continue
+            tasks.append(task_info(launch, action.agent_id, resources, executor,
+                                   self.context.workflow_id, self.options.kill_grace_period))
+        self.state.launched(executor_id, [t["task_id"]["value"] for t in tasks])
+        self.driver.launchTasks(list(action.offer_ids), tasks,
+                                {"refuse_seconds": action.refuse_seconds})
+        return events
+
+    def shutdown(self) -> None:
+        self.driver.stop(failover=False)

@@ -1,0 +1,434 @@
+"""The scheduler driver for ``POST /api/v1/scheduler``, with pymesos's driver methods.
+
+One thread holds the SUBSCRIBE stream and turns its RecordIO events into Scheduler
+callbacks; calls go out from sender threads (one ordered queue for offers, kills,
+suppress/revive and reconciliation; a small pool for acknowledgements and messages),
+each carrying the Mesos-Stream-Id of the current subscription. The stream is watched:
+no event for five heartbeat intervals means it is dead. Any loss of the stream means a
+new SUBSCRIBE with the saved framework id, after a short random delay and then with
+exponential backoff, following 307 redirects to the leading master and retrying 503s.
+Calls made while not subscribed are dropped: offers are void after a new
+subscription, Mesos re-sends unacknowledged updates, and the core re-sends kills,
+revives and reconciliation of its own accord.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ...executor.protocol import b64decode, b64encode
+from ...executor.transport import EventStream, Transport, TransportError
+from .interface import Message, Scheduler, SchedulerDriver
+from .master import MasterDetector
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/api/v1/scheduler"
+
+
+class DriverError(Exception):
+    """Mesos refused the framework for good (bad credentials, removed framework, ...)."""
+
+
+def _ids(values: Any) -> list[Message]:
+    """pymesos accepts one id or a list of ids; each an {"value": ...} dict or a string."""
+    if isinstance(values, dict | str):
+        values = [values]
+    return [v if isinstance(v, dict) else {"value": str(v)} for v in values]
+
+
+class MesosSchedulerDriver(SchedulerDriver):
+    """Drives a Scheduler over the v1 scheduler HTTP API."""
+
+    #: consecutive heartbeats that may be missed before the stream counts as dead
+    MISSED_HEARTBEATS = 5
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        framework: Message,
+        master: MasterDetector,
+        *,
+        authorization: str | None = None,
+        ca_bundle: str | None = None,
+        verify: bool = True,
+        ack_senders: int = 2,
+        backoff_max: float = 15.0,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.framework = dict(framework)
+        self.framework_id: str | None = (framework.get("id") or {}).get("value")
+        self.detector = master
+        self._http = Transport(authorization=authorization, ca_bundle=ca_bundle, verify=verify,
+                               timeout=30.0, maxsize=ack_senders + 2)
+        self._stream: EventStream | None = None
+        self._stream_id: str | None = None
+        self._base: str | None = None  # scheme://host:port of the master we talk to
+        self._path = API_PATH
+        self._redirect: str | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._resubscribe = threading.Event()
+        self._control: queue.Queue[Message | None] = queue.Queue()
+        self._acks: queue.Queue[Message | None] = queue.Queue()
+        self._last_event = time.monotonic()
+        self._heartbeat = 15.0
+        self._backoff_max = backoff_max
+        self._subscribed_before = False
+        self._on_state = on_state or (lambda state: None)
+        self.state = "disconnected"
+        self.last_error: str | None = None
+        self._threads = [
+            threading.Thread(target=self._subscribe_loop, name="mesos-stream", daemon=True),
+            threading.Thread(target=self._send_loop, args=(self._control,),
+                             name="mesos-calls", daemon=True),
+            threading.Thread(target=self._watchdog, name="mesos-watchdog", daemon=True),
+            *(threading.Thread(target=self._send_loop, args=(self._acks,),
+                               name=f"mesos-acks-{i}", daemon=True)
+              for i in range(ack_senders)),
+        ]
+        self._ack_senders = ack_senders
+        self.status = "created"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.detector.start(self._leader_changed)
+        for t in self._threads:
+            t.start()
+        self.status = "running"
+
+    def run(self) -> str:
+        self.start()
+        return self.join()
+
+    def join(self) -> str:
+        self._stopped.wait()
+        return self.status
+
+    def stop(self, failover: bool = False) -> None:
+        """Stop. Without ``failover`` the framework is torn down: Mesos kills its tasks."""
+        if self._stopped.is_set():
+            return
+        stream_id = self._stream_id
+        self._stopped.set()  # the stream ending after TEARDOWN is not a reason to resubscribe
+        if not failover and stream_id is not None:
+            try:
+                answer = self._post({"type": "TEARDOWN"}, stream_id)
+                if answer is not None and answer.status != 202:
+                    log.warning("TEARDOWN refused: HTTP %s %s", answer.status, answer.text)
+            except TransportError as e:
+                log.warning("TEARDOWN not delivered: %s", e)
+        self._halt("stopped")
+
+    def abort(self) -> None:
+        self._halt("aborted")
+
+    def _halt(self, status: str) -> None:
+        self.status = status
+        self._stopped.set()
+        self._resubscribe.set()
+        self._control.put(None)
+        for _ in range(self._ack_senders):
+            self._acks.put(None)
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        self.detector.stop()
+        for t in self._threads:
+            if t is not threading.current_thread() and t.ident is not None:
+                t.join(timeout=5)
+        self._http.close()
+
+    # ------------------------------------------------------------------ calls
+    def launchTasks(self, offerIds: Any, tasks: list[Message],
+                    filters: Message | None = None) -> None:
+        self.acceptOffers(offerIds, [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+                          filters)
+
+    def acceptOffers(self, offerIds: Any, operations: list[Message],
+                     filters: Message | None = None) -> None:
+        body: Message = {"offer_ids": _ids(offerIds), "operations": operations}
+        if filters is not None:
+            body["filters"] = filters
+        self._call("ACCEPT", body)
+
+    def declineOffer(self, offerIds: Any, filters: Message | None = None) -> None:
+        body: Message = {"offer_ids": _ids(offerIds)}
+        if filters is not None:
+            body["filters"] = filters
+        self._call("DECLINE", body)
+
+    def acceptInverseOffers(self, offerIds: Any, filters: Message | None = None) -> None:
+        self._call("ACCEPT_INVERSE_OFFERS", {"inverse_offer_ids": _ids(offerIds),
+                                             **({"filters": filters} if filters else {})})
+
+    def declineInverseOffer(self, offerIds: Any, filters: Message | None = None) -> None:
+        self._call("DECLINE_INVERSE_OFFERS", {"inverse_offer_ids": _ids(offerIds),
+                                              **({"filters": filters} if filters else {})})
+
+    def reviveOffers(self, roles: Iterable[str] | None = None) -> None:
+        self._call("REVIVE", {"roles": list(roles)} if roles else {})
+
+    def suppressOffers(self, roles: Iterable[str] | None = None) -> None:
+        self._call("SUPPRESS", {"roles": list(roles)} if roles else {})
+
+    def killTask(self, taskId: Any, agentId: Any = None,
+                 gracePeriod: float | None = None) -> None:
+        body: Message = {"task_id": _ids(taskId)[0]}
+        if agentId is not None:
+            body["agent_id"] = _ids(agentId)[0]
+        if gracePeriod is not None:
+            body["kill_policy"] = {"grace_period": {"nanoseconds": int(gracePeriod * 1e9)}}
+        self._call("KILL", body)
+
+    def acknowledgeStatusUpdate(self, status: Message) -> None:
+        if not status.get("uuid") or "agent_id" not in status:
+            return  # master-generated updates carry no uuid and must not be acked
+        self._acks.put({"type": "ACKNOWLEDGE", "acknowledge": {
+            "agent_id": status["agent_id"], "task_id": status["task_id"],
+            "uuid": status["uuid"]}})
+
+    def reconcileTasks(self, tasks: list[Message]) -> None:
+        self._call("RECONCILE", {"tasks": tasks})
+
+    def sendFrameworkMessage(self, executorId: Any, slaveId: Any, data: bytes) -> None:
+        self._acks.put({"type": "MESSAGE", "message": {
+            "agent_id": _ids(slaveId)[0], "executor_id": _ids(executorId)[0],
+            "data": b64encode(data)}})
+
+    def requestResources(self, requests: list[Message]) -> None:
+        self._call("REQUEST", {"requests": requests})
+
+    def _call(self, kind: str, body: Message) -> None:
+        self._control.put({"type": kind, kind.lower(): body})
+
+    # ------------------------------------------------------------------ sending
+    def _url(self) -> str:
+        return f"{self._base}{self._path}"
+
+    def _post(self, call: Message, stream_id: str | None = None) -> Any:
+        stream_id = stream_id or self._stream_id
+        if stream_id is None or self._base is None:
+            return None
+        if self.framework_id:
+            call["framework_id"] = {"value": self.framework_id}
+        return self._http.post(self._url(), call, {"Mesos-Stream-Id": stream_id})
+
+    def _send_loop(self, calls: queue.Queue[Message | None]) -> None:
+        while True:
+            call = calls.get()
+            if call is None:
+                return
+            try:
+                answer = self._post(call)
+            except TransportError as e:
+                log.info("%s not delivered: %s", call["type"], e)
+                self._undelivered(call, str(e))
+                continue
+            if answer is None:
+                self._undelivered(call, "not subscribed")
+            elif answer.status == 307:
+                log.info("%s: master is no longer the leader; subscribing again", call["type"])
+                self._undelivered(call, "master is not the leader")
+                self._reconnect()
+            elif answer.status != 202:
+                log.warning("Mesos refused %s: HTTP %s %s", call["type"], answer.status,
+                            answer.text)
+                self._undelivered(call, f"HTTP {answer.status} {answer.text}")
+
+    def _undelivered(self, call: Message, why: str) -> None:
+        """A launch that never reached Mesos: its tasks never started (the core requeues
+        them). Other calls are repeated by the core or void after a new subscription."""
+        if call["type"] != "ACCEPT":
+            return
+        for op in call["accept"].get("operations", []):
+            for task in op.get("launch", {}).get("task_infos", []):
+                self._safely(self.scheduler.statusUpdate, {
+                    "task_id": task["task_id"], "agent_id": task.get("agent_id"),
+                    "state": "TASK_DROPPED", "reason": "REASON_INVALID_OFFERS",
+                    "source": "SOURCE_MASTER", "message": f"launch not delivered: {why}"})
+
+    # ------------------------------------------------------------------ subscription
+    def _leader_changed(self) -> None:
+        """The detector saw a new leader (or none): drop the stream and subscribe again."""
+        self._redirect = None
+        self._reconnect()
+
+    def _reconnect(self) -> None:
+        self._resubscribe.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def _subscribe_body(self) -> Message:
+        info = dict(self.framework)
+        body: Message = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+        if self.framework_id:
+            info["id"] = {"value": self.framework_id}
+            body["framework_id"] = {"value": self.framework_id}
+        return body
+
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        self.state = state
+        if error is not None:
+            self.last_error = error
+        self._on_state(state)
+
+    def _subscribe_loop(self) -> None:
+        backoff = 0.5
+        first = True
+        while not self._stopped.is_set():
+            self._resubscribe.clear()
+            if not first:  # spread reconnects of many schedulers (as the C++ driver does)
+                self._stopped.wait(random.uniform(0, 0.5))
+            first = False
+            base = self._redirect or self.detector.leader()
+            if base is None:
+                self._set_state("no-leader", self.detector.describe() + ": no leading master")
+                self._stopped.wait(0.5)
+                continue
+            self._base = base
+            try:
+                outcome = self._subscribe_once()
+            except TransportError as e:
+                outcome = f"cannot reach {base}: {e}"
+            except DriverError as e:
+                self._set_state("failed", str(e))
+                self._safely(self.scheduler.error, str(e))
+                self._halt("aborted")
+                return
+            if outcome == "redirect":
+                first = True  # straight to the leader
+                continue
+            if self._stopped.is_set():
+                return
+            if outcome == "subscribed":
+                backoff = 0.5  # the stream broke after working: start over quickly
+            else:
+                self._set_state("disconnected", outcome)
+                log.info("subscription failed (%s); retrying in %.1f s", outcome, backoff)
+                self._resubscribe.wait(backoff)
+                backoff = min(backoff * 2, self._backoff_max)
+
+    def _subscribe_once(self) -> str:
+        self._set_state("subscribing")
+        stream = self._http.stream(self._url(), self._subscribe_body(),
+                                   read_timeout=self._heartbeat * self.MISSED_HEARTBEATS)
+        answer = stream.answer
+        if answer is not None:
+            return self._refused(answer)
+        self._stream = stream
+        self._stream_id = stream.headers.get("Mesos-Stream-Id")
+        self._last_event = time.monotonic()
+        subscribed = False
+        try:
+            for event in stream.events():
+                self._last_event = time.monotonic()
+                subscribed = self._dispatch(event) or subscribed
+                if self._stopped.is_set() or self._resubscribe.is_set():
+                    break
+            reason = "the master closed the stream"
+        except TransportError as e:
+            reason = f"stream broken: {e}"
+        finally:
+            self._stream = None
+            self._stream_id = None
+            stream.close()
+        if subscribed and not self._stopped.is_set():
+            self._set_state("disconnected", reason)
+            self._safely(self.scheduler.disconnected)
+        return "subscribed" if subscribed else reason
+
+    def _refused(self, answer: Any) -> str:
+        if answer.status == 307:
+            location = answer.headers.get("Location", "")
+            self._follow(location)
+            return "redirect"
+        if answer.status in (401, 403):
+            raise DriverError(f"the master refused this framework: HTTP {answer.status} "
+                              f"{answer.text} (check the principal and secret)")
+        if answer.status == 400:
+            raise DriverError(f"the master refused SUBSCRIBE: {answer.text}")
+        return f"HTTP {answer.status} {answer.text}"  # 503 and others: retry later
+
+    def _follow(self, location: str) -> None:
+        """Mesos answers 307 with a protocol-relative Location, e.g.
+        //10.0.0.2:5050/master/api/v1/scheduler."""
+        scheme = (self._base or "http://").split("//")[0] or "http:"
+        if location.startswith("//"):
+            location = scheme + location
+        if "://" not in location:
+            location = f"{scheme}//{location}"
+        head, _, rest = location.partition("://")
+        hostport, slash, path = rest.partition("/")
+        self._redirect = f"{head}://{hostport}"
+        self._path = f"/{path}" if slash and path else API_PATH
+        log.info("following the leading master to %s%s", self._redirect, self._path)
+
+    # ------------------------------------------------------------------ events
+    def _dispatch(self, event: Message) -> bool:
+        """Hand one event to the scheduler; True for SUBSCRIBED."""
+        kind = event.get("type")
+        s = self.scheduler
+        if kind == "SUBSCRIBED":
+            body = event["subscribed"]
+            self.framework_id = body["framework_id"]["value"]
+            self._heartbeat = float(body.get("heartbeat_interval_seconds", 15.0))
+            self._set_state("subscribed")
+            master = body.get("master_info", {})
+            if self._subscribed_before:
+                self._safely(s.reregistered, master)
+            else:
+                self._subscribed_before = True
+                self._safely(s.registered, body["framework_id"], master)
+            return True
+        if kind == "OFFERS":
+            self._safely(s.resourceOffers, event["offers"].get("offers", []))
+        elif kind == "UPDATE":
+            status = event["update"]["status"]
+            self._safely(s.statusUpdate, status)
+            self.acknowledgeStatusUpdate(status)  # processed: now acknowledge it
+        elif kind == "RESCIND":
+            self._safely(s.offerRescinded, event["rescind"]["offer_id"])
+        elif kind == "MESSAGE":
+            m = event["message"]
+            self._safely(s.frameworkMessage, m.get("executor_id"), m.get("agent_id"),
+                         b64decode(m.get("data", "")))
+        elif kind == "FAILURE":
+            f = event["failure"]
+            if "executor_id" in f:
+                self._safely(s.executorLost, f["executor_id"], f.get("agent_id"),
+                             int(f.get("status", 0)))
+            elif "agent_id" in f:
+                self._safely(s.slaveLost, f["agent_id"])
+        elif kind == "INVERSE_OFFERS":
+            self._safely(s.inverseOffers, event["inverse_offers"].get("inverse_offers", []))
+        elif kind == "ERROR":
+            message = event.get("error", {}).get("message", "") or event.get("message", "")
+            raise DriverError(f"Mesos: {message}")
+        elif kind in ("HEARTBEAT", "RESCIND_INVERSE_OFFER", "UPDATE_OPERATION_STATUS"):
+            pass
+        else:
+            log.debug("ignoring scheduler event %r", kind)
+        return False
+
+    def _safely(self, callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            callback(self, *args)
+        except Exception:
+            log.exception("scheduler callback %s failed", getattr(callback, "__name__", "?"))
+
+    def _watchdog(self) -> None:
+        while not self._stopped.wait(1.0):
+            stream = self._stream
+            silent = time.monotonic() - self._last_event
+            if stream is not None and silent > self._heartbeat * self.MISSED_HEARTBEATS:
+                log.warning("no event from the master for %.0f s; subscribing again", silent)
+                self._reconnect()

@@ -1,0 +1,229 @@
+"""Mesos JSON shapes in and out: pure builders and parsers, no I/O.
+
+Offers become the core's Offers (integer milli-cores and MiB), status updates become
+TaskStatus events, and launches are cut from the offer's own resource entries so that
+reservations and allocation roles carry over exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ...executor.protocol import TaskPayload, TaskResult
+from ..contract import BatchJobExitReason
+from ..core.events import Offer, TaskLaunch, TaskStatus
+from ..core.resources import Resources, offered_cpus_to_milli, offered_mb_to_mib
+from ..core.states import TaskState, from_mesos
+
+Message = dict[str, Any]
+
+SCALARS = ("cpus", "mem", "disk", "gpus")
+TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
+
+
+# ----------------------------------------------------------------------------- framework
+
+
+def framework_info(*, user: str, name: str, role: str | None, failover_timeout: float,
+                   checkpoint: bool, hostname: str | None = None,
+                   principal: str | None = None, framework_id: str | None = None,
+                   webui_url: str | None = None) -> Message:
+    """FrameworkInfo. MULTI_ROLE (with ``roles``) only when a role is given: Mesos
+    refuses ``roles`` without MULTI_ROLE and ``role`` with it."""
+    caps = ["PARTITION_AWARE", "TASK_KILLING_STATE", "GPU_RESOURCES"]
+    info: Message = {"user": user, "name": name, "failover_timeout": float(failover_timeout),
+                     "checkpoint": checkpoint}
+    if role:
+        caps.insert(0, "MULTI_ROLE")
+        info["roles"] = [role]
+    info["capabilities"] = [{"type": c} for c in caps]
+    if hostname:
+        info["hostname"] = hostname
+    if principal:
+        info["principal"] = principal
+    if framework_id:
+        info["id"] = {"value": framework_id}
+    if webui_url:
+        info["webui_url"] = webui_url
+    return info
+
+
+# ----------------------------------------------------------------------------- offers
+
+
+def usable(entry: Mapping[str, Any], role: str | None) -> bool:
+    """A scalar resource entry this framework may use: unreserved or reserved for its
+    role, not a persistent volume or a whole MOUNT disk."""
+    if entry.get("name") not in SCALARS or entry.get("type", "SCALAR") != "SCALAR":
+        return False
+    disk = entry.get("disk") or {}
+    if disk.get("persistence") or (disk.get("source") or {}).get("type") in ("MOUNT", "BLOCK",
+                                                                           "RAW"):
+        return False
+    if entry.get("revocable") is not None or entry.get("shared") is not None:
+        return False
+    reservations = entry.get("reservations")
+    if reservations:  # RESERVATION_REFINEMENT shape
+        return bool(reservations[-1].get("role") == role)
+    return entry.get("role", "*") in ("*", role)
+
+
+def attribute(offer: Mapping[str, Any], name: str) -> str | None:
+    for attr in offer.get("attributes", []):
+        if str(attr.get("name", "")).lower() == name:
+            kind = attr.get("type")
+            if kind == "TEXT":
+                return str(attr.get("text", {}).get("value", ""))
+            if kind == "SCALAR":
+                return str(attr.get("scalar", {}).get("value", ""))
+            if kind == "SET":
+                return ",".join(attr.get("set", {}).get("item", []))
+    return None
+
+
+def is_preemptible(offer: Mapping[str, Any]) -> bool:
+    """The agent's ``preemptible`` attribute, any case (Toil accepted only True/False)."""
+    value = attribute(offer, "preemptible")
+    return value is not None and value.strip().lower() in TRUE_WORDS
+
+
+def total(entries: Iterable[Mapping[str, Any]]) -> Resources:
+    amounts = dict.fromkeys(SCALARS, 0.0)
+    for e in entries:
+        amounts[e["name"]] += float(e.get("scalar", {}).get("value", 0.0))
+    return Resources(
+        cpus=offered_cpus_to_milli(amounts["cpus"]), mem=offered_mb_to_mib(amounts["mem"]),
+        disk=offered_mb_to_mib(amounts["disk"]), gpus=math.floor(amounts["gpus"] + 1e-9),
+    )
+
+
+def parse_offer(raw: Mapping[str, Any], role: str | None, executor_id: str | None,
+                executor_overhead: Resources) -> tuple[Offer, list[Message]]:
+    """The core's Offer and the resource entries we may launch from."""
+    entries = [e for e in raw.get("resources", []) if usable(e, role)]
+    address = (raw.get("url") or {}).get("address") or {}
+    running = {e.get("value") for e in raw.get("executor_ids", [])}
+    unavailable_at = None
+    start = (raw.get("unavailability") or {}).get("start", {}).get("nanoseconds")
+    if start is not None:
+        unavailable_at = int(start) / 1e9
+    offer = Offer(
+        offer_id=raw["id"]["value"], agent_id=raw["agent_id"]["value"],
+        hostname=raw.get("hostname", ""), ip=address.get("ip", ""),
+        resources=total(entries), preemptible=is_preemptible(raw),
+        role=(raw.get("allocation_info") or {}).get("role", "*"),
+        unavailable_at=unavailable_at,
+        executor_overhead=Resources() if executor_id in running else executor_overhead,
+    )
+    return offer, [dict(e) for e in entries]
+
+
+def take(entries: list[Message], need: Resources) -> list[Message]:
+    """Cut ``need`` out of offer entries (in place); the pieces keep each entry's role,
+    reservations and allocation_info. Raises ValueError if the entries lack it."""
+    wanted = {"cpus": need.cpus / 1000, "mem": float(need.mem), "disk": float(need.disk),
+              "gpus": float(need.gpus)}
+    out: list[Message] = []
+    for name, amount in wanted.items():
+        left = round(amount, 3)
+        for e in entries:
+            if left <= 0:
+                break
+            if e["name"] != name:
+                continue
+            have = round(float(e["scalar"]["value"]), 3)
+            part = min(have, left)
+            if part <= 0:
+                continue
+            piece = {k: v for k, v in e.items() if k != "scalar"}
+            piece["scalar"] = {"value": part}
+            out.append(piece)
+            e["scalar"] = {"value": round(have - part, 3)}
+            left = round(left - part, 3)
+        if left > 1e-9:
+            raise ValueError(f"offer lacks {left} {name}")
+    return out
+
+
+def task_info(launch: TaskLaunch, agent_id: str, resources: list[Message],
+              executor: Message, workflow_id: str, kill_grace: float) -> Message:
+    job = launch.job
+    env = dict(job.environment)
+    if job.job_environment:
+        env.update(job.job_environment)
+    payload = TaskPayload(job_id=job.job_id, name=job.name, command=job.command,
+                          cores=job.cores, env=env, walltime=job.walltime,
+                          workflow_id=workflow_id)
+    return {
+        "name": job.name[:200] or f"job{job.job_id}",
+        "task_id": {"value": launch.task_id},
+        "agent_id": {"value": agent_id},
+        "resources": resources,
+        "executor": executor,
+        "data": payload.encode(),
+        "kill_policy": {"grace_period": {"nanoseconds": int(kill_grace * 1e9)}},
+    }
+
+
+def scalar(name: str, value: float) -> Message:
+    return {"name": name, "type": "SCALAR", "scalar": {"value": value}}
+
+
+def executor_info(executor_id: str, framework_id: str | None, command: str,
+                  environment: Mapping[str, str], resources: list[Message],
+                  uris: list[Message] | None = None, grace: float = 10.0) -> Message:
+    info: Message = {
+        "type": "CUSTOM",
+        "executor_id": {"value": executor_id},
+        "name": "mesobatch executor",
+        "command": {
+            "value": command, "shell": True,
+            "environment": {"variables": [{"name": k, "value": v}
+                                          for k, v in sorted(environment.items())]},
+        },
+        "resources": resources,
+        "shutdown_grace_period": {"nanoseconds": int(grace * 1e9)},
+    }
+    if uris:
+        info["command"]["uris"] = uris
+    if framework_id:
+        info["framework_id"] = {"value": framework_id}
+    return info
+
+
+# ----------------------------------------------------------------------------- updates
+
+_REASON_OVERRIDES = {
+    "REASON_CONTAINER_LIMITATION_MEMORY": BatchJobExitReason.MEMLIMIT,
+    "REASON_MAX_COMPLETION_TIME_REACHED": BatchJobExitReason.MAXJOBDURATION,
+}
+
+
+def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
+    """A Mesos TaskStatus as the core's TaskStatus."""
+    state = from_mesos(str(raw.get("state", "")))
+    reason = str(raw.get("reason", ""))
+    exit_code = wall = None
+    result = None
+    if raw.get("data") and state.terminal:
+        try:
+            result = TaskResult.decode(raw["data"])
+        except (ValueError, TypeError, KeyError):
+            result = None
+    if result is not None:
+        exit_code, wall = result.exit_code, result.wall_time
+    exit_reason = _REASON_OVERRIDES.get(reason)
+    if result is not None and result.walltime_exceeded:
+        exit_reason = BatchJobExitReason.MAXJOBDURATION
+    if state is TaskState.FAILED and reason == "REASON_EXECUTOR_TERMINATED":
+        # the executor died under the task: the node's fault, not the job's
+        state = TaskState.LOST
+    never_started = (state is TaskState.LOST and reason == "REASON_INVALID_OFFERS")
+    return TaskStatus(
+        task_id=raw["task_id"]["value"], state=state, now=now, exit_code=exit_code,
+        wall_time=wall, message=str(raw.get("message", "")),
+        agent_id=(raw.get("agent_id") or {}).get("value"), exit_reason=exit_reason,
+        never_started=never_started,
+    )
