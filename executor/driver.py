@@ -84,6 +84,7 @@ class MesosExecutorDriver(ExecutorDriver):
         self._stream: EventStream | None = None
         self._stopped = threading.Event()
         self._subscribed_once = False
+        self._generation = 0  # SUBSCRIBEs so far
         self._senders = [threading.Thread(target=self._send_loop, args=(q,),
                                           name=f"executor-sender-{i}", daemon=True)
                          for i, q in enumerate(self._outboxes)]
@@ -148,6 +149,7 @@ class MesosExecutorDriver(ExecutorDriver):
 
     # ------------------------------------------------------------------ subscription
     def _subscribe_body(self) -> dict[str, Any]:
+        self._generation += 1  # updates failed before now ride on this SUBSCRIBE
         with self._lock:
             tasks = list(self._unacked_tasks.values())
             updates = list(self._unacked_updates.values())
@@ -236,11 +238,34 @@ class MesosExecutorDriver(ExecutorDriver):
             if call is None:
                 return
             try:
-                answer = self._http.post(self.agent.url, call)
+                answer = self._http.post(self.agent.url,
+                                         {k: v for k, v in call.items() if k[0] != "_"})
             except TransportError as e:
-                # An UPDATE stays unacknowledged and goes out again in the next SUBSCRIBE.
                 log.info("%s not delivered: %s", call["type"], e)
+                self._retry(outbox, call)
                 continue
-            if answer.status != 202:
+            if answer.status == 503:  # the agent is still recovering
+                self._retry(outbox, call)
+            elif answer.status != 202:
                 log.warning("agent refused %s: HTTP %s %s", call["type"], answer.status,
                             answer.text)
+
+    def _retry(self, outbox: queue.Queue[dict[str, Any] | None], call: dict[str, Any]) -> None:
+        """Send an undelivered UPDATE again later, unless a SUBSCRIBE carries it first
+        (the agent then has it) or it has been acknowledged meanwhile."""
+        if call["type"] != "UPDATE" or self._stopped.is_set():
+            return
+        generation = self._generation
+        attempt = call.get("_attempt", 0) + 1
+        delay = min(0.1 * 2**attempt, self.agent.backoff_max)
+
+        def again() -> None:
+            uuid_ = call["update"]["status"]["uuid"]
+            with self._lock:
+                pending = uuid_ in self._unacked_updates
+            if pending and generation == self._generation and not self._stopped.is_set():
+                outbox.put({**call, "_attempt": attempt})
+
+        timer = threading.Timer(delay, again)
+        timer.daemon = True
+        timer.start()

@@ -317,6 +317,9 @@ class SchedulerCore:
         self.suppressed = False
         self._revive_sent_at = None
         self._next_reconcile = now + self.config.reconcile_interval
+        # Implicit: the master tells us every task it knows of ours, so tasks nobody here
+        # owns (left by an earlier run with this framework id) are found and killed.
+        out.append(Reconcile(()))
         if self.tasks:
             out.append(Reconcile(tuple((t, r.agent_id) for t, r in self.tasks.items())))
             for task_id in self.tasks:

@@ -72,7 +72,8 @@ class MesosBackend(Backend):
     def core_config(self) -> CoreConfig:
         o = self.options
         return CoreConfig(offer_hold_seconds=o.mesos_offer_hold,
-                          decline_refuse_seconds=o.mesos_decline_filter)
+                          decline_refuse_seconds=o.mesos_decline_filter,
+                          unreachable_timeout=o.mesos_unreachable_timeout)
 
     def start(self) -> list[Event]:
         from ..core.events import Disconnected  # noqa: PLC0415

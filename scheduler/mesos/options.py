@@ -75,6 +75,10 @@ class MesosOptions(CommonOptions):
     mesos_decline_filter: float = opt(
         "mesosDeclineFilter", parse=parse_seconds, default=5.0, metavar="SECONDS",
         help="refuse_seconds sent when declining offers we held and did not use")
+    mesos_unreachable_timeout: float = opt(
+        "mesosUnreachableTimeout", parse=parse_seconds, default=900.0, metavar="SECONDS",
+        help="report a job whose agent has been unreachable this long as lost (PARTITION) "
+             "and kill it should the agent come back")
     executor_command: str | None = opt(
         "executorCommand", parse=parse_str, metavar="COMMAND",
         help="the command agents run to start our executor (default: this Python, "

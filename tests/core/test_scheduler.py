@@ -335,7 +335,8 @@ def test_connected_reconciles_live_tasks_with_backoff_until_answered() -> None:
     c.handle(OffersReceived((offer(),), T0))
     ta, tb = f"{a.job_id}.0", f"{b.job_id}.0"
     out = c.handle(Connected(T0 + 10))
-    (rec,) = of_type(out, Reconcile)
+    implicit, rec = of_type(out, Reconcile)
+    assert implicit == Reconcile(())  # every task the master knows, orphans included
     assert set(rec.tasks) == {(ta, "a1"), (tb, "a1")}
     c.handle(TaskStatus(ta, TaskState.RUNNING, T0 + 10.5))
     (rec,) = of_type(c.handle(Tick(T0 + 11)), Reconcile)

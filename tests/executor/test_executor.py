@@ -1,0 +1,138 @@
+"""mesobatch's executor, driven through its callbacks by a recording driver."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesobatch.executor.driver import AgentEnvironment, parse_duration
+from mesobatch.executor.executor import MesobatchExecutor
+from mesobatch.executor.interface import ExecutorDriver
+from mesobatch.executor.protocol import NodeReport, TaskPayload, TaskResult
+
+
+class RecordingDriver(ExecutorDriver):
+    def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
+        self.messages: list[bytes] = []
+        self.stopped = False
+
+    def sendStatusUpdate(self, status: dict[str, Any]) -> None:
+        self.updates.append(status)
+
+    def sendFrameworkMessage(self, message: bytes) -> None:
+        self.messages.append(message)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def states(self, task: str) -> list[str]:
+        return [u["state"] for u in self.updates if u["task_id"]["value"] == task]
+
+    def wait_terminal(self, task: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for u in self.updates:
+                if u["task_id"]["value"] == task and u["state"] in (
+                        "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR"):
+                    return u
+            time.sleep(0.02)
+        raise AssertionError(f"no terminal update for {task}: {self.updates}")
+
+
+def task(task_id: str, command: str, **payload: Any) -> dict[str, Any]:
+    data = TaskPayload(job_id=int(task_id.split(".")[0]), name="t", command=command,
+                       cores=payload.pop("cores", 1), workflow_id="wf", **payload).encode()
+    return {"task_id": {"value": task_id}, "data": data,
+            "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}}}
+
+
+@pytest.fixture
+def executor(tmp_path: Path):  # type: ignore[no-untyped-def]
+    ex = MesobatchExecutor(report_interval=0.1, kill_grace=1, sandbox=str(tmp_path))
+    driver = RecordingDriver()
+    ex.registered(driver, {}, {}, {"hostname": "agent-host"})
+    yield ex, driver
+    ex._stop.set()
+    ex.runner.close(grace=0.1)
+
+
+def test_starting_running_then_exactly_one_terminal_update(executor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ex, driver = executor
+    ex.launchTask(driver, task("1.0", "echo $OMP_NUM_THREADS $MESOBATCH_WORK_DIR; exit 4",
+                               cores=2))
+    final = driver.wait_terminal("1.0")
+    assert driver.states("1.0") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FAILED"]
+    result = TaskResult.decode(final["data"])
+    assert result.exit_code == 4 and result.wall_time > 0
+    log = (tmp_path / "1-t.log").read_text().split()
+    assert log[0] == "2" and log[1].endswith("mesobatch-wf")
+    ex.launchTask(driver, task("1.0", "true"))  # a re-sent launch changes nothing
+    time.sleep(0.2)
+    assert driver.states("1.0") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FAILED"]
+
+
+def test_kill_sends_killing_then_killed(executor) -> None:  # type: ignore[no-untyped-def]
+    ex, driver = executor
+    ex.launchTask(driver, task("2.0", "sleep 30"))
+    ex.killTask(driver, {"value": "2.0"})
+    driver.wait_terminal("2.0")
+    assert driver.states("2.0") == ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLING",
+                                    "TASK_KILLED"]
+    ex.killTask(driver, {"value": "2.0"})  # already over: nothing more
+    ex.killTask(driver, {"value": "9.0"})  # never here: a terminal answer anyway
+    assert driver.states("2.0")[-1] == "TASK_KILLED" and len(driver.states("2.0")) == 4
+    assert driver.states("9.0") == ["TASK_KILLED"]
+
+
+def test_unreadable_task_data_is_a_task_error(executor) -> None:  # type: ignore[no-untyped-def]
+    ex, driver = executor
+    ex.launchTask(driver, {"task_id": {"value": "3.0"},
+                           "data": base64.b64encode(b"not json").decode()})
+    assert driver.states("3.0") == ["TASK_ERROR"]
+
+
+def test_walltime_and_node_reports(executor) -> None:  # type: ignore[no-untyped-def]
+    ex, driver = executor
+    ex.launchTask(driver, task("4.0", "sleep 30", walltime=0.3))
+    final = driver.wait_terminal("4.0")
+    assert final["state"] == "TASK_FAILED"
+    assert final["reason"] == "REASON_MAX_COMPLETION_TIME_REACHED"
+    assert TaskResult.decode(final["data"]).walltime_exceeded
+    deadline = time.monotonic() + 5
+    while not driver.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    report = NodeReport.decode(driver.messages[0])
+    assert report.hostname == "agent-host" and report.mem_total > 0 and report.cores_total >= 1
+
+
+def test_shutdown_kills_everything_cleans_up_and_stops(executor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ex, driver = executor
+    for i in (5, 6):
+        ex.launchTask(driver, task(f"{i}.0", "trap '' TERM; sleep 30"))
+    assert (tmp_path / "work" / "mesobatch-wf").is_dir()
+    started = time.monotonic()
+    ex.shutdown(driver)
+    assert time.monotonic() - started < 5 and driver.stopped
+    assert driver.states("5.0")[-1] == "TASK_KILLED" and driver.states("6.0")[-1] == "TASK_KILLED"
+    assert not (tmp_path / "work" / "mesobatch-wf").exists()
+
+
+def test_agent_environment() -> None:
+    assert parse_duration("5secs", 1) == 5 and parse_duration("15mins", 1) == 900
+    assert parse_duration("100ms", 1) == pytest.approx(0.1) and parse_duration("bad", 7) == 7
+    env = AgentEnvironment({"MESOS_FRAMEWORK_ID": "f", "MESOS_EXECUTOR_ID": "e",
+                            "MESOS_AGENT_ENDPOINT": "10.0.0.1:5051", "MESOS_CHECKPOINT": "1",
+                            "MESOS_RECOVERY_TIMEOUT": "15mins",
+                            "MESOS_SUBSCRIPTION_BACKOFF_MAX": "2secs"})
+    assert env.url == "http://10.0.0.1:5051/api/v1/executor"
+    assert env.checkpoint and env.recovery_timeout == 900 and env.backoff_max == 2
+    with pytest.raises(RuntimeError, match="MESOS_FRAMEWORK_ID is not set"):
+        AgentEnvironment({})
+    assert json.loads(NodeReport("h", "1.2.3.4", 0.5, 1, 2, 3, 4).encode())["kind"] == \
+        "node_report"
