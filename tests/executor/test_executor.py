@@ -46,7 +46,7 @@ class RecordingDriver(ExecutorDriver):
 
 
 def task(task_id: str, command: str, **payload: Any) -> dict[str, Any]:
-    data = TaskPayload(job_id=int(task_id.split(".")[0]), name="t", command=command,
+    data = TaskPayload(job_id=int(task_id.split(".", maxsplit=1)[0]), name="t", command=command,
                        cores=payload.pop("cores", 1), workflow_id="wf", **payload).encode()
     return {"task_id": {"value": task_id}, "data": data,
             "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}}}

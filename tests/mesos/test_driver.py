@@ -67,7 +67,7 @@ class Front:
         front = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 front.requests.append(self.path)
                 if len(front.requests) == 1:
