@@ -127,6 +127,8 @@ class OptionMeta:
     env_aliases: tuple[str, ...] = ()
     #: a default computed at resolution time (e.g. the machine's core count)
     default_factory: Callable[[], Any] | None = None
+    #: how a value may be shown in messages (e.g. with credentials masked)
+    show: Callable[[Any], str] = repr
 
     @property
     def env(self) -> str:
@@ -143,9 +145,10 @@ def opt(
     metavar: str | None = None,
     aliases: tuple[str, ...] = (),
     env_aliases: tuple[str, ...] = (),
+    show: Callable[[Any], str] = repr,
 ) -> Any:
     """A dataclass field that is also a command-line option."""
-    meta = OptionMeta(name, parse, help, metavar, aliases, env_aliases, default_factory)
+    meta = OptionMeta(name, parse, help, metavar, aliases, env_aliases, default_factory, show)
     return field(default=default, metadata={"option": meta})
 
 
@@ -171,7 +174,8 @@ def _parse(meta: OptionMeta, value: Any, source: str) -> Any:
     try:
         return meta.parse(value)
     except (ValueError, TypeError) as e:
-        raise OptionError(f"invalid value {value!r} for --{meta.name}{source}: {e}") from None
+        raise OptionError(
+            f"invalid value {meta.show(value)} for --{meta.name}{source}: {e}") from None
 
 
 def unknown_option_error(spelling: str, allowed: list[str], where: str) -> OptionError:

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from ...executor.protocol import b64encode
 from ..backend import Backend, BackendContext, Post
 from ..core.events import (
     Action,
@@ -31,7 +32,7 @@ from .framework import FrameworkState, MesosFramework
 from .interface import Message
 from .master import detector_for
 from .messages import executor_info, framework_info, scalar, take, task_info
-from .options import MesosOptions
+from .options import MesosOptions, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,21 @@ class MesosBackend(Backend):
             user=options.mesos_user or "nobody", name=options.mesos_name,
             role=options.mesos_role, failover_timeout=options.mesos_failover_timeout,
             checkpoint=options.mesos_checkpoint, hostname=socket.gethostname(),
-            framework_id=options.mesos_framework_id,
+            framework_id=options.mesos_framework_id, principal=options.mesos_principal,
         )
-        self.detector = detector_for(options.mesos_endpoint)
-        self.driver = MesosSchedulerDriver(self.framework, self.framework_info, self.detector)
+        zk_credentials = (read_secret(options.zk_credentials_file, "zkCredentialsFile")
+                          if options.zk_credentials_file else None)
+        self.detector = detector_for(options.mesos_endpoint, tls=options.mesos_tls,
+                                     zk_timeout=options.zk_timeout,
+                                     zk_credentials=zk_credentials)
+        authorization = None
+        if options.mesos_principal and options.mesos_secret_file:
+            secret = read_secret(options.mesos_secret_file, "mesosSecretFile")
+            token = b64encode(f"{options.mesos_principal}:{secret}".encode())
+            authorization = f"Basic {token}"
+        self.driver = MesosSchedulerDriver(
+            self.framework, self.framework_info, self.detector, authorization=authorization,
+            ca_bundle=options.mesos_ca_bundle, verify=options.mesos_tls_verify)
         self.executor_command = options.executor_command or default_executor_command()
         self.executor_env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),

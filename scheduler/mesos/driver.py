@@ -292,7 +292,7 @@ class MesosSchedulerDriver(SchedulerDriver):
             base = self._redirect or self.detector.leader()
             if base is None:
                 self._set_state("no-leader", self.detector.describe() + ": no leading master")
-                self._stopped.wait(0.5)
+                self._resubscribe.wait(0.5)
                 continue
             self._base = base
             try:

@@ -54,8 +54,14 @@ class StaticMaster(MasterDetector):
         return self.url
 
 
-def detector_for(address: str, **zk_options: object) -> MasterDetector:
+def detector_for(address: str, *, tls: bool = False, zk_timeout: float = 10.0,
+                 zk_credentials: str | None = None) -> MasterDetector:
     """The detector for a --mesosMaster value."""
     if address.startswith("zk://"):
-        raise MasterAddressError(f"zk:// master addresses are not supported yet: {address!r}")
+        from .zookeeper import ZooKeeperMaster  # noqa: PLC0415  (kazoo loads only here)
+
+        return ZooKeeperMaster(address, scheme="https" if tls else "http",
+                               timeout=zk_timeout, credentials=zk_credentials)
+    if tls and "://" not in address:
+        address = f"https://{address}"
     return StaticMaster(address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import dataclass
 
 from ..options import (
@@ -10,6 +11,7 @@ from ..options import (
     OptionError,
     opt,
     parse_bool,
+    parse_path,
     parse_seconds,
     parse_size,
     parse_str,
@@ -20,13 +22,42 @@ def _master(value: object) -> str:
     from .master import MasterAddressError, StaticMaster  # noqa: PLC0415
 
     text = parse_str(value).strip()
-    if text.startswith("zk://"):
-        return text
     try:
-        StaticMaster(text)
+        if text.startswith("zk://"):
+            from .zookeeper import parse_zk_url  # noqa: PLC0415
+
+            parse_zk_url(text)
+        else:
+            StaticMaster(text)
     except MasterAddressError as e:
         raise ValueError(str(e).split(": ", 1)[1]) from None
     return text
+
+
+def _show_master(value: object) -> str:
+    """A master address with any user:password@ masked."""
+    text = str(value)
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = "***@" + rest[rest.rfind("@", 0, rest.find("/") if "/" in rest else None) + 1:]
+        text = f"{scheme}://{rest}"
+    return repr(text)
+
+
+def read_secret(path: str, option: str) -> str:
+    """A secret from a file that only its owner may read; never echoed anywhere."""
+    try:
+        st = os.stat(path)
+        if st.st_mode & 0o004:
+            raise OptionError(f"refusing --{option} {path}: the file is readable by everyone "
+                              f"(mode {st.st_mode & 0o777:o}); chmod 600 it")
+        with open(path, encoding="utf-8") as f:
+            secret = f.read().strip()
+    except OSError as e:
+        raise OptionError(f"cannot read --{option} {path}: {e.strerror}") from None
+    if not secret:
+        raise OptionError(f"--{option} {path} is empty")
+    return secret
 
 
 def _role(value: object) -> str:
@@ -47,7 +78,7 @@ class MesosOptions(CommonOptions):
 
     mesos_endpoint: str = opt(
         "mesosMaster", parse=_master, default="localhost:5050", aliases=("mesosEndpoint",),
-        env_aliases=("MESOS_MASTER",), metavar="ADDRESS",
+        env_aliases=("MESOS_MASTER",), metavar="ADDRESS", show=_show_master,
         help="the Mesos master: host:port, http(s)://host:port, or "
              "zk://host:2181[,host:2181]/mesos (also $MESOS_MASTER)")
     mesos_role: str | None = opt(
@@ -75,6 +106,30 @@ class MesosOptions(CommonOptions):
     mesos_decline_filter: float = opt(
         "mesosDeclineFilter", parse=parse_seconds, default=5.0, metavar="SECONDS",
         help="refuse_seconds sent when declining offers we held and did not use")
+    mesos_principal: str | None = opt(
+        "mesosPrincipal", parse=parse_str, metavar="PRINCIPAL",
+        help="authenticate as this principal (HTTP Basic; needs --mesosSecretFile)")
+    mesos_secret_file: str | None = opt(
+        "mesosSecretFile", parse=parse_path, metavar="FILE",
+        help="file holding the principal's secret (must not be readable by everyone)")
+    mesos_tls: bool = opt(
+        "mesosTls", parse=parse_bool, default=False, metavar="BOOL",
+        help="talk https to masters found in ZooKeeper or given as host:port "
+             "(implied by an https:// --mesosMaster)")
+    mesos_ca_bundle: str | None = opt(
+        "mesosCaBundle", parse=parse_path, metavar="FILE",
+        help="CA certificates to verify the master's TLS certificate with (default: the "
+             "system's)")
+    mesos_tls_verify: bool = opt(
+        "mesosTlsVerify", parse=parse_bool, default=True, metavar="BOOL",
+        help="verify the master's TLS certificate (turn off only for tests)")
+    zk_timeout: float = opt(
+        "zkTimeout", parse=parse_seconds, default=10.0, metavar="SECONDS",
+        help="give up starting when ZooKeeper does not answer within this")
+    zk_credentials_file: str | None = opt(
+        "zkCredentialsFile", parse=parse_path, metavar="FILE",
+        help="file holding user:password for ZooKeeper digest auth (instead of putting "
+             "them in the zk:// URL)")
     mesos_unreachable_timeout: float = opt(
         "mesosUnreachableTimeout", parse=parse_seconds, default=900.0, metavar="SECONDS",
         help="report a job whose agent has been unreachable this long as lost (PARTITION) "
@@ -91,6 +146,14 @@ class MesosOptions(CommonOptions):
         help="how often each executor reports its node's load")
 
     def validate(self) -> None:
+        if self.mesos_principal and not self.mesos_secret_file:
+            raise OptionError("--mesosPrincipal needs --mesosSecretFile")
+        if self.mesos_secret_file:
+            if not self.mesos_principal:
+                raise OptionError("--mesosSecretFile needs --mesosPrincipal")
+            read_secret(self.mesos_secret_file, "mesosSecretFile")
+        if self.zk_credentials_file:
+            read_secret(self.zk_credentials_file, "zkCredentialsFile")
         if self.mesos_node_report_interval <= 0:
             raise OptionError("invalid value for --mesosNodeReportInterval: expected seconds "
                               "> 0")
