@@ -106,7 +106,7 @@ class ZooKeeper:
         root = Path(tempfile.mkdtemp(prefix="mesobatch-zk-"))
         ports = [(free_port(), free_port(), free_port()) for _ in range(size)]
         servers = []
-        for n, (client, quorum, election) in enumerate(ports, 1):
+        for n, (client, _, _) in enumerate(ports, 1):
             d = root / f"s{n}"
             (d / "data").mkdir(parents=True)
             lines = [f"tickTime={tick_ms}", "initLimit=10", "syncLimit=5",
