@@ -1,0 +1,49 @@
+"""The lean HTTP server: pipelining, chunked request bodies, 100-continue, unknown paths."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from tests.mesos_double import MesosDouble
+
+
+def _raw(address: str, payload: bytes, expect_responses: int) -> bytes:
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(payload)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < expect_responses or not data.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_pipelined_chunked_and_continue(double: MesosDouble) -> None:
+    body = json.dumps({"type": "GET_HEALTH"}).encode()
+    plain = (
+        b"POST /api/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    chunked = (
+        b"POST /api/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    )
+    missing = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = _raw(double.master_address, plain + chunked + missing, 3)
+    assert data.count(b"HTTP/1.1 200 OK") == 2
+    assert b"HTTP/1.1 404 Not Found" in data
+    assert data.count(b'{"type":"GET_HEALTH","get_health":{"healthy":true}}') == 2
+    assert b"Server:" not in data
+
+    host, _, port = double.master_address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            b"POST /api/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\nDate: ")

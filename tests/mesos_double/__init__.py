@@ -1,0 +1,19 @@
+"""A test double of Apache Mesos 1.11 (master + agents) speaking the v1 HTTP APIs.
+
+It is an independent protocol peer for mesobatch's tests and benchmarks: it never imports
+mesobatch. See ``MesosDouble`` (in-process), ``DoubleProcess`` (child process) and the
+``python -m tests.mesos_double`` command line.
+"""
+
+from .cluster import AgentSpec, Cluster, ClusterOptions
+from .double import MesosDouble
+from .process import ControlClient, DoubleProcess
+
+__all__ = [
+    "AgentSpec",
+    "Cluster",
+    "ClusterOptions",
+    "ControlClient",
+    "DoubleProcess",
+    "MesosDouble",
+]

@@ -1,0 +1,70 @@
+"""The control API on the master port, for a double running in another process.
+
+``GET /__double__/state`` returns the introspection snapshot; ``POST /__double__/<hook>`` with a
+JSON object of arguments runs a fault hook. Hooks that take the master down (``restart_master``)
+run in the background after the response is sent.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING, Any
+
+from .httpserver import Request, Response, Router
+from .httputil import bad_request, ok_json
+from .wire import dumps, loads
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+PREFIX = "/__double__"
+
+
+def add_control_routes(router: Router, cluster: Cluster) -> None:
+    async def control(request: Request) -> Response:
+        name = request.path[len(PREFIX) + 1 :]
+        if name == "state":
+            return ok_json(dumps(cluster.state()))
+        body = request.body
+        args: dict[str, Any] = loads(body) if body else {}
+        try:
+            result = await _run(cluster, name, args)
+        except (KeyError, TypeError, ValueError) as exc:
+            return bad_request(f"{name}: {exc}")
+        return ok_json(dumps({"ok": True, "result": result}))
+
+    router.add_prefix(PREFIX + "/", control)
+
+
+async def _run(cluster: Cluster, name: str, args: dict[str, Any]) -> Any:
+    wait = bool(args.pop("wait", False))
+    if name == "kill_executor":
+        sig = int(args.get("signal", signal.SIGKILL))
+        return cluster.kill_executor(args["executor_id"], args.get("framework_id"), sig)
+    if name == "drop_subscription":
+        return cluster.drop_subscription(args.get("framework_id"))
+    if name == "mark_agent_unreachable":
+        cluster.mark_agent_unreachable(args.get("agent", 0))
+        return None
+    if name == "lose_agent":
+        job = cluster.lose_agent(args.get("agent", 0), args.get("restart_after"))
+    elif name == "restart_agent":
+        job = cluster.restart_agent(args.get("agent", 0), float(args.get("downtime", 0.0)))
+    elif name == "restart_master":
+        # The response must leave before the master's port closes.
+        cluster.background(_later(cluster.restart_master(float(args.get("downtime", 0.0)))))
+        return None
+    else:
+        raise KeyError(f"unknown hook {name!r}")
+    if wait:
+        await job
+    else:
+        cluster.background(job)
+    return None
+
+
+async def _later(job: Any) -> None:
+    import asyncio
+
+    await asyncio.sleep(0.05)
+    await job

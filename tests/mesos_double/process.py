@@ -1,0 +1,150 @@
+"""Run the double as a separate process and drive its hooks over the control API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ControlClient:
+    """Blocking client of ``/__double__/*`` (stdlib only, usable from any process)."""
+
+    def __init__(self, master_address: str, timeout: float = 30.0) -> None:
+        self.base = f"http://{master_address}/__double__"
+        self.timeout = timeout
+
+    def _request(self, path: str, body: dict[str, Any] | None, retry_for: float) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        deadline = time.monotonic() + retry_for
+        while True:
+            request = urllib.request.Request(
+                self.base + path,
+                data=data,
+                method="POST" if data is not None else "GET",
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read())
+            except (ConnectionError, urllib.error.URLError) as exc:
+                if isinstance(exc, urllib.error.HTTPError) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def state(self, retry_for: float = 5.0) -> dict[str, Any]:
+        state: dict[str, Any] = self._request("/state", None, retry_for)
+        return state
+
+    def hook(self, name: str, retry_for: float = 5.0, **args: Any) -> Any:
+        return self._request("/" + name, args, retry_for)["result"]
+
+    def kill_executor(
+        self, executor_id: str, framework_id: str | None = None, signal: int = 9
+    ) -> bool:
+        return bool(
+            self.hook(
+                "kill_executor", executor_id=executor_id, framework_id=framework_id, signal=signal
+            )
+        )
+
+    def lose_agent(
+        self, agent: int | str = 0, restart_after: float | None = None, wait: bool = False
+    ) -> None:
+        self.hook("lose_agent", agent=agent, restart_after=restart_after, wait=wait)
+
+    def restart_agent(
+        self, agent: int | str = 0, downtime: float = 0.0, wait: bool = False
+    ) -> None:
+        self.hook("restart_agent", agent=agent, downtime=downtime, wait=wait)
+
+    def drop_subscription(self, framework_id: str | None = None) -> list[str]:
+        dropped: list[str] = self.hook("drop_subscription", framework_id=framework_id)
+        return dropped
+
+    def restart_master(self, downtime: float = 0.0) -> None:
+        self.hook("restart_master", downtime=downtime)
+
+    def mark_agent_unreachable(self, agent: int | str = 0) -> None:
+        self.hook("mark_agent_unreachable", agent=agent)
+
+
+class DoubleProcess:
+    """``python -m tests.mesos_double`` as a child process; ``with DoubleProcess(...) as d``."""
+
+    def __init__(
+        self, *args: str, agents: int = 1, port: int = 0, python: str = sys.executable
+    ) -> None:
+        self.argv = [
+            python,
+            "-m",
+            "tests.mesos_double",
+            "--port",
+            str(port),
+            "--agents",
+            str(agents),
+            *args,
+        ]
+        self.process: subprocess.Popen[str] | None = None
+        self.master_address = ""
+        self.agent_addresses: list[str] = []
+        self.agent_ids: list[str] = []
+        self.control: ControlClient | None = None
+
+    def start(self, timeout: float = 30.0) -> DoubleProcess:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        for line in self.process.stdout:
+            words = line.split()
+            if words[:1] == ["master"]:
+                self.master_address = words[1]
+            elif words[:1] == ["agent"]:
+                self.agent_ids.append(words[1])
+                self.agent_addresses.append(words[2])
+            elif words[:1] == ["ready"]:
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.master_address:
+            self.stop()
+            raise RuntimeError("the Mesos double did not start")
+        self.control = ControlClient(self.master_address)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self, timeout: float = 15.0) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __enter__(self) -> DoubleProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
