@@ -82,6 +82,7 @@ class MesosSchedulerDriver(SchedulerDriver):
         self._heartbeat = 15.0
         self._backoff_max = backoff_max
         self._subscribed_before = False
+        self._closing = False
         self._on_state = on_state or (lambda state: None)
         self.state = "disconnected"
         self.last_error: str | None = None
@@ -116,15 +117,14 @@ class MesosSchedulerDriver(SchedulerDriver):
         """Stop. Without ``failover`` the framework is torn down: Mesos kills its tasks."""
         if self._stopped.is_set():
             return
-        stream_id = self._stream_id
-        self._stopped.set()  # the stream ending after TEARDOWN is not a reason to resubscribe
-        if not failover and stream_id is not None:
-            try:
-                answer = self._post({"type": "TEARDOWN"}, stream_id)
-                if answer is not None and answer.status != 202:
-                    log.warning("TEARDOWN refused: HTTP %s %s", answer.status, answer.text)
-            except TransportError as e:
-                log.warning("TEARDOWN not delivered: %s", e)
+        self._closing = True  # the stream ending after TEARDOWN is not a reason to resubscribe
+        if not failover and self._stream_id is not None:
+            # In the ordered queue, after the kills already asked for; the stream stays
+            # open until Mesos ends it (a closed stream would make the calls get 403).
+            done = threading.Event()
+            self._control.put({"type": "TEARDOWN", "_done": done})
+            if not done.wait(10):
+                log.warning("TEARDOWN not answered within 10 s")
         self._halt("stopped")
 
     def abort(self) -> None:
@@ -213,8 +213,8 @@ class MesosSchedulerDriver(SchedulerDriver):
     def _url(self) -> str:
         return f"{self._base}{self._path}"
 
-    def _post(self, call: Message, stream_id: str | None = None) -> Any:
-        stream_id = stream_id or self._stream_id
+    def _post(self, call: Message) -> Any:
+        stream_id = self._stream_id
         if stream_id is None or self._base is None:
             return None
         if self.framework_id:
@@ -226,12 +226,16 @@ class MesosSchedulerDriver(SchedulerDriver):
             call = calls.get()
             if call is None:
                 return
+            done = call.pop("_done", None)
             try:
                 answer = self._post(call)
             except TransportError as e:
                 log.info("%s not delivered: %s", call["type"], e)
                 self._undelivered(call, str(e))
                 continue
+            finally:
+                if done is not None:
+                    done.set()
             if answer is None:
                 self._undelivered(call, "not subscribed")
             elif answer.status == 307:
@@ -307,7 +311,7 @@ class MesosSchedulerDriver(SchedulerDriver):
             if outcome == "redirect":
                 first = True  # straight to the leader
                 continue
-            if self._stopped.is_set():
+            if self._stopped.is_set() or self._closing:
                 return
             if outcome == "subscribed":
                 backoff = 0.5  # the stream broke after working: start over quickly
@@ -341,7 +345,7 @@ class MesosSchedulerDriver(SchedulerDriver):
             self._stream = None
             self._stream_id = None
             stream.close()
-        if subscribed and not self._stopped.is_set():
+        if subscribed and not self._stopped.is_set() and not self._closing:
             self._set_state("disconnected", reason)
             self._safely(self.scheduler.disconnected)
         return "subscribed" if subscribed else reason
