@@ -65,6 +65,8 @@ class InsufficientSystemResources(Exception):
         available: str,
         option: str | None = None,
     ) -> None:
+        """``requested`` and ``available`` are phrases with their unit and resource,
+        e.g. "64.0 GiB of memory"."""
         self.requester = requester
         self.resource = resource
         self.requested = requested
@@ -72,8 +74,8 @@ class InsufficientSystemResources(Exception):
         self.option = option
         hint = f"; raise the limit with --{option}" if option else ""
         super().__init__(
-            f"{requester} requests {requested} of {resource}, but at most {available} "
-            f"can be provided{hint}"
+            f"{requester} requests {requested}, but at most {available} can be provided"
+            f"{hint}"
         )
 
 

@@ -66,6 +66,15 @@ def explain(core: SchedulerCore, now: float, note: str | None = None) -> str | N
             lines.append(f"{who}: waiting for resources to free up on "
                          f"{_plural(len(big_enough), 'node')} large enough.")
             continue
+        ignored_fit = [n for n in core.nodes.nodes.values()
+                       if not n.lost and core.nodes.is_ignored(n.agent_id, n.hostname, n.ip)
+                       and (shape.preemptible or not n.preemptible)
+                       and shape.resources.fits_in(n.largest_offer)]
+        if ignored_fit:
+            lines.append(f"{who}: the only nodes large enough are ignored ("
+                         + ", ".join(sorted(n.hostname or n.agent_id for n in ignored_fit))
+                         + ").")
+            continue
         short = _shortfall(core, shape, now)
         if short:
             lines.append(f"{who}: {short}.")

@@ -88,8 +88,8 @@ def count_gpus(accelerators: Any, requester: str) -> int:
         count = acc.get("count", 1) if isinstance(acc, Mapping) else getattr(acc, "count", 1)
         if kind not in KNOWN_ACCELERATOR_KINDS:
             raise InsufficientSystemResources(
-                requester, "accelerators", f"{count} x {kind!r}",
-                "kinds " + ", ".join(repr(k) for k in KNOWN_ACCELERATOR_KINDS),
+                requester, "accelerators", f"{count} accelerator(s) of kind {kind!r}",
+                "accelerators of kind " + ", ".join(repr(k) for k in KNOWN_ACCELERATOR_KINDS),
             )
         n = _number(count, "accelerator count")
         if n != int(n):
@@ -153,11 +153,13 @@ def check_limits(spec: JobSpec, limits: Limits) -> None:
         )
     if limits.mem is not None and r.mem > limits.mem:
         raise InsufficientSystemResources(
-            who, "memory", format_mib(r.mem), format_mib(limits.mem), limits.mem_option
+            who, "memory", f"{format_mib(r.mem)} of memory",
+            f"{format_mib(limits.mem)} of memory", limits.mem_option,
         )
     if limits.disk is not None and r.disk > limits.disk:
         raise InsufficientSystemResources(
-            who, "disk", format_mib(r.disk), format_mib(limits.disk), limits.disk_option
+            who, "disk", f"{format_mib(r.disk)} of disk", f"{format_mib(limits.disk)} of disk",
+            limits.disk_option,
         )
     if limits.gpus is not None and r.gpus > limits.gpus:
         raise InsufficientSystemResources(

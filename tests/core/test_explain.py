@@ -38,6 +38,15 @@ def test_jobs_waiting_for_busy_nodes_and_ignored_nodes() -> None:
     assert "1 job waiting" in msg or "2 jobs waiting" in msg
 
 
+def test_jobs_that_fit_only_ignored_nodes() -> None:
+    c = SchedulerCore()
+    c.handle(OffersReceived((offer(8, 32, hostname="big"), offer(1, 2, agent="a2")), T0))
+    c.handle(IgnoreNode("big", T0))
+    c.handle(JobsSubmitted((job(4, GIB),), T0))
+    msg = explain(c, T0)
+    assert msg is not None and "the only nodes large enough are ignored (big)" in msg
+
+
 def test_non_preemptible_jobs_with_only_preemptible_nodes() -> None:
     c = SchedulerCore()
     c.handle(OffersReceived((offer(8, 32, preemptible=True),), T0))

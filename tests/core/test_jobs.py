@@ -52,6 +52,7 @@ def test_limits_name_resource_request_limit_and_option(
         check_limits(spec, Limits(cpus=2000, mem=4096, disk=10 * 1024))
     assert e.value.resource == resource
     assert f"--{option}" in str(e.value) and "job 'job1'" in str(e.value)
+    assert f" {resource} of {resource}" not in str(e.value)
 
 
 def test_unknown_accelerator_kind_can_never_be_satisfied() -> None:
@@ -61,6 +62,7 @@ def test_unknown_accelerator_kind_can_never_be_satisfied() -> None:
 
 
 def test_message_of_the_exception() -> None:
-    e = InsufficientSystemResources("job 'x'", "memory", "64.0 GiB", "15.6 GiB", "maxMemory")
-    assert str(e) == ("job 'x' requests 64.0 GiB of memory, but at most 15.6 GiB can be "
-                      "provided; raise the limit with --maxMemory")
+    e = InsufficientSystemResources("job 'x'", "memory", "64.0 GiB of memory",
+                                    "15.6 GiB of memory", "maxMemory")
+    assert str(e) == ("job 'x' requests 64.0 GiB of memory, but at most 15.6 GiB of memory "
+                      "can be provided; raise the limit with --maxMemory")
