@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.mesos_double import AgentSpec, MesosDouble
+from tests.services.zookeeper import ZooKeeper
 
 from .wire_client import Scheduler, default_framework_info
 
@@ -57,3 +58,13 @@ def scheduler_factory() -> Iterator[Callable[..., Scheduler]]:
     yield make
     for scheduler in made:
         scheduler.close()
+
+
+@pytest.fixture(scope="session")
+def zookeeper() -> Iterator[ZooKeeper]:
+    """One real ZooKeeper per test worker; tests use their own paths in it.
+
+    tickTime 200 ms lets sessions be as short as 0.4 s (Mesos uses 10 s; the tests use 2 s).
+    """
+    with ZooKeeper.standalone(tick_ms=200) as zk:
+        yield zk

@@ -11,6 +11,7 @@ import contextlib
 import json
 import queue
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -77,12 +78,27 @@ class _Reader:
         return data if size else None
 
 
+def connect(
+    host: str, port: int, timeout: float, context: ssl.SSLContext | None
+) -> socket.socket:
+    """A TCP connection, TLS-wrapped (and verified against ``host``) when given a context."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    if context is None:
+        return sock
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
 class Http:
     """One keep-alive connection; ``request`` sends exactly the given headers."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, context: ssl.SSLContext | None = None) -> None:
         host, _, port = address.rpartition(":")
         self.host, self.port = host, int(port)
+        self.context = context
         self.sock: socket.socket | None = None
         self.reader: _Reader | None = None
 
@@ -103,7 +119,7 @@ class Http:
         raw_headers: list[tuple[str, str]] | None = None,
     ) -> Response:
         if self.sock is None:
-            self.sock = socket.create_connection((self.host, self.port), timeout=timeout)
+            self.sock = connect(self.host, self.port, timeout, self.context)
             self.reader = _Reader(self.sock)
         assert self.reader is not None
         data = (
@@ -152,13 +168,14 @@ class Subscription:
     raw_chunks: list[bytes] = field(default_factory=list)
     closed: str | None = None
     t0: float = field(default_factory=time.monotonic)
+    context: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         self._queue: queue.Queue[Event | None] = queue.Queue()
         self._cursor = 0
         self._taken: set[int] = set()
         host, _, port = self.address.rpartition(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.sock = connect(host, int(port), 10, self.context)
         data = json.dumps(self.body).encode()
         lines = [
             f"POST {self.path} HTTP/1.1",
@@ -259,20 +276,43 @@ class Subscription:
         return self.closed
 
     def close(self) -> None:
+        # Shut the TCP socket down under any TLS layer (SSLSocket.shutdown would drop the TLS
+        # object under the reader's feet), let the reader see EOF, and only then free the fd:
+        # a reader still inside recv() would otherwise read the next connection's bytes.
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+        thread = getattr(self, "thread", None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
         self.sock.close()
 
 
 class Scheduler:
     """A scheduler driven by the tests: one subscription plus a call connection."""
 
-    def __init__(self, master: str, framework_info: Json | None = None, **subscribe: Any) -> None:
+    def __init__(
+        self,
+        master: str,
+        framework_info: Json | None = None,
+        *,
+        context: ssl.SSLContext | None = None,
+        headers: dict[str, str] | None = None,
+        framework_id: str | None = None,
+        **subscribe: Any,
+    ) -> None:
+        """SUBSCRIBE to ``master`` (re-subscribe when ``framework_id`` is given); ``headers``
+        (e.g. Authorization) go with every request."""
         self.master = master
-        self.info = framework_info or default_framework_info()
+        self.info = dict(framework_info or default_framework_info())
+        self.headers = dict(headers or {})
         body: Json = {"type": "SUBSCRIBE", "subscribe": {"framework_info": self.info, **subscribe}}
-        self.subscription = Subscription(master, "/api/v1/scheduler", body)
-        self.http = Http(master)
+        if framework_id is not None:
+            self.info["id"] = {"value": framework_id}
+            body["framework_id"] = {"value": framework_id}
+        self.subscription = Subscription(
+            master, "/api/v1/scheduler", body, headers=self.headers, context=context
+        )
+        self.http = Http(master, context)
         self.framework_id = ""
         if self.subscription.status == 200:
             first = self.subscription.next()
@@ -290,7 +330,7 @@ class Scheduler:
             call[kind.lower()] = body
         call.update(extra)
         return self.http.request(
-            "/api/v1/scheduler", call, headers={"Mesos-Stream-Id": self.stream_id}
+            "/api/v1/scheduler", call, headers={**self.headers, "Mesos-Stream-Id": self.stream_id}
         )
 
     def offers(self, timeout: float = 10.0) -> list[Json]:

@@ -7,7 +7,7 @@ mesobatch. See ``MesosDouble`` (in-process), ``DoubleProcess`` (child process) a
 
 from .cluster import AgentSpec, Cluster, ClusterOptions
 from .double import MesosDouble
-from .process import ControlClient, DoubleProcess
+from .process import ControlClient, DoubleProcess, wait_for_leader
 
 __all__ = [
     "AgentSpec",
@@ -16,4 +16,5 @@ __all__ = [
     "ControlClient",
     "DoubleProcess",
     "MesosDouble",
+    "wait_for_leader",
 ]

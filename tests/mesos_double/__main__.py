@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .auth import load_credentials
 from .cluster import AgentSpec, Cluster, ClusterOptions
 
 
@@ -41,8 +42,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--fetcher-cache-dir", type=Path, default=None)
+    parser.add_argument(
+        "--zk",
+        default=None,
+        metavar="zk://HOST:PORT[,HOST:PORT]/PATH",
+        help="contend for leadership in ZooKeeper; several processes form one cluster",
+    )
+    parser.add_argument(
+        "--zk-session-timeout", type=float, default=10.0, help="seconds (Mesos: 10)"
+    )
+    parser.add_argument("--zk-connect-timeout", type=float, default=15.0, help="seconds")
+    parser.add_argument(
+        "--agent-registration-backoff",
+        type=float,
+        default=None,
+        help="agents' registration_backoff_factor (default 1 s with --zk, else 0)",
+    )
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        default=None,
+        help="Mesos credentials file; enables --authenticate_http_frameworks behaviour",
+    )
+    parser.add_argument("--tls-cert", type=Path, default=None, help="serve the API over TLS")
+    parser.add_argument("--tls-key", type=Path, default=None)
     parser.add_argument("--log-level", default="WARNING")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.tls_key is not None and args.tls_cert is None:
+        parser.error("--tls-key needs --tls-cert")
+    return args
 
 
 def build(args: argparse.Namespace) -> Cluster:
@@ -76,6 +104,13 @@ def build(args: argparse.Namespace) -> Cluster:
         executor_environment_variables=json.loads(args.executor_environment_variables),
         work_dir=args.work_dir,
         fetcher_cache_dir=args.fetcher_cache_dir,
+        zk=args.zk,
+        zk_session_timeout=args.zk_session_timeout,
+        zk_connect_timeout=args.zk_connect_timeout,
+        agent_registration_backoff=args.agent_registration_backoff,
+        credentials=load_credentials(args.credentials) if args.credentials else None,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     return Cluster(specs, options)
 
@@ -85,7 +120,12 @@ async def serve(cluster: Cluster) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await cluster.start()
+    try:
+        await cluster.start()
+    except (RuntimeError, TimeoutError) as exc:
+        await cluster.stop()
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     print(f"master {cluster.master.address}", flush=True)
     for agent in cluster.agents:
         print(f"agent {agent.agent_id} {agent.address}", flush=True)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -51,6 +52,8 @@ class AgentConfig:
     status_update_retry_base: float = 10.0
     status_update_retry_max: float = 600.0
     fetcher_cache_dir: Path | None = None
+    # A real agent waits random(0, registration_backoff_factor) after detecting a new master.
+    registration_backoff_factor: float = 0.0
 
 
 @dataclass
@@ -148,6 +151,7 @@ class Agent:
         self.fetcher = Fetcher(cache_dir, self.fetch_stats)
         self.drain_config: JsonDict | None = None
         self.link: Link | None = None
+        self.linked_to: str | None = None  # host:port of the master the link goes to
         self.registrations = 0
         self.executor_pids: dict[str, int] = {}
         self.completed_runs: deque[ExecutorRun] = deque(maxlen=1000)
@@ -284,30 +288,50 @@ class Agent:
 
     # -- master link ---------------------------------------------------------------------------
     async def _link_loop(self) -> None:
+        """Register with the leading master; re-register whenever a new one is detected."""
         backoff = 0.05
+        seen = self.detector.version
         while self.state == "running":
+            if self.detector.version != seen:
+                # A new master was detected: like a real agent, wait a random part of
+                # registration_backoff_factor before re-registering (0 for the first time).
+                seen = self.detector.version
+                backoff = 0.05
+                if self.agent_id is not None and self.config.registration_backoff_factor > 0:
+                    await asyncio.sleep(
+                        random.uniform(0, self.config.registration_backoff_factor)
+                    )
+                continue
             leader = self.detector.leader()
             if leader is None:
-                await asyncio.sleep(backoff)
+                await _wait(self.detector.changed(seen), 1.0)
                 continue
             host, port = leader
             try:
                 link = await open_link(host, port, LINK_PATH)
             except (OSError, asyncio.TimeoutError):
-                await asyncio.sleep(backoff)
+                await _wait(self.detector.changed(seen), backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
             backoff = 0.05
             self.link = link
+            self.linked_to = f"{host}:{port}"
             link.on_message = self._on_master_message
             link.send(self._registration())
+            closed = asyncio.ensure_future(link.wait_closed())
             try:
-                await link.wait_closed()
+                await asyncio.wait(
+                    {closed, self.detector.changed(seen)}, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
+                closed.cancel()
+                if not link.closed:
+                    link.close()  # a new leader: leave the old one
                 if self.link is link:
                     self.link = None
                 self.sum.pause()
-            await asyncio.sleep(backoff)
+            if self.detector.version == seen:
+                await _wait(self.detector.changed(seen), backoff)
 
     def _registration(self) -> JsonDict:
         tasks = []
@@ -861,6 +885,8 @@ class Agent:
             "executor_pids": dict(self.executor_pids),
             "status_updates_resent": self.sum.resent,
             "registrations": self.registrations,
+            "master_id": self.master_id,
+            "master": self.linked_to if self.link is not None else None,
         }
 
 
@@ -881,3 +907,9 @@ def _children(pid: int) -> list[int]:
             return [int(p) for p in handle.read().split()]
     except OSError:
         return []
+
+
+async def _wait(future: asyncio.Future[None], timeout: float) -> None:
+    """Wait for ``future`` at most ``timeout`` seconds (without cancelling it)."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(future), timeout)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import shutil
 import signal
+import ssl
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,9 +16,12 @@ from typing import Any
 
 from .agent import Agent, AgentConfig
 from .fetcher import FetchStats
-from .leader import StaticLeader
+from .leader import LeaderDetector, StaticLeader
 from .master import Master, MasterConfig
 from .wire import JsonDict
+from .zk import ZooKeeperGroup
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,23 @@ class ClusterOptions:
     executor_environment_variables: dict[str, str] = field(default_factory=dict)
     work_dir: Path | None = None
     fetcher_cache_dir: Path | None = None
+    # ZooKeeper leader election (``zk://host:port/path``); None: one standalone master.
+    zk: str | None = None
+    zk_session_timeout: float = 10.0
+    zk_connect_timeout: float = 15.0  # a clear error when ZooKeeper cannot be reached
+    # registration_backoff_factor of the agents; None: 1 s (Mesos' default) with zk, else 0.
+    agent_registration_backoff: float | None = None
+    # --authenticate_http_frameworks with these principal -> secret credentials.
+    credentials: dict[str, str] | None = None
+    # Serve the master's HTTP API over TLS with this certificate chain and key.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def server_tls_context(cert: Path, key: Path | None = None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key) if key is not None else None)
+    return context
 
 
 class Cluster:
@@ -54,6 +77,9 @@ class Cluster:
         self.specs = list(agents)
         self._own_work_dir = options.work_dir is None
         self.work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="mesos-double-"))
+        tls = None
+        if options.tls_cert is not None:
+            tls = server_tls_context(options.tls_cert, options.tls_key)
         self.master = Master(
             MasterConfig(
                 host=options.host,
@@ -61,10 +87,16 @@ class Cluster:
                 allocation_interval=options.allocation_interval,
                 heartbeat_interval=options.heartbeat_interval,
                 agent_removal_timeout=options.agent_removal_timeout,
+                contending=options.zk is not None,
+                credentials=dict(options.credentials) if options.credentials is not None else None,
+                tls=tls,
             )
         )
         self.fetch_stats = FetchStats()
         self.agents: list[Agent] = []
+        self.zk: ZooKeeperGroup | None = None
+        self.leadership_losses = 0
+        self._aborting = False
         self._bg: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -72,7 +104,29 @@ class Cluster:
 
         self.master.extra_routes.append(lambda router: add_control_routes(router, self))
         await self.master.start()
-        detector = StaticLeader(self.options.host, self.master.port)
+        detector: LeaderDetector
+        if self.options.zk is not None:
+            group = ZooKeeperGroup(
+                self.options.zk, self.options.zk_session_timeout, self.options.zk_connect_timeout
+            )
+            group.on_change = self._leader_changed
+            group.on_candidacy_lost = self._candidacy_lost
+            self.zk = group
+            try:
+                await group.start()
+            except BaseException:
+                self.zk = None
+                await self.master.stop()
+                raise
+            await group.contend(self.master.master_info())
+            await self._wait_for_leader(group)
+            self._leader_changed()  # whatever was detected before contending
+            detector = group
+        else:
+            detector = StaticLeader(self.options.host, self.master.port)
+        backoff = self.options.agent_registration_backoff
+        if backoff is None:
+            backoff = 1.0 if self.options.zk is not None else 0.0
         cache_dir = self.options.fetcher_cache_dir or self.work_dir / "fetch-cache"
         for index, spec in enumerate(self.specs):
             variables = {
@@ -93,14 +147,29 @@ class Cluster:
                 status_update_retry_base=self.options.status_update_retry_base,
                 status_update_retry_max=self.options.status_update_retry_max,
                 fetcher_cache_dir=cache_dir,
+                registration_backoff_factor=backoff,
             )
             agent = Agent(config, detector, self.fetch_stats)
             await agent.start()
             self.agents.append(agent)
         await self.wait_registered()
 
+    async def _wait_for_leader(self, group: ZooKeeperGroup) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while group.leader_info is None and loop.time() < deadline:
+            await _wait(group.changed(group.version), deadline - loop.time())
+
     async def wait_registered(self, timeout: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
+        if self.zk is not None:
+            # The leader may be in another process, or a dead one whose session must expire.
+            deadline = loop.time() + timeout + 2 * self.zk.session_timeout
+            while loop.time() < deadline:
+                if all(a.agent_id and a.link is not None for a in self.agents):
+                    return
+                await asyncio.sleep(0.01)
+            raise TimeoutError("agents did not register with the leading master")
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             ids = {a.agent_id for a in self.agents if a.state == "running"}
@@ -119,6 +188,8 @@ class Cluster:
         for agent in self.agents:
             await agent.stop()
         await self.master.stop()
+        if self.zk is not None:
+            await self.zk.stop()
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -126,6 +197,37 @@ class Cluster:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
+
+    # -- leader election ------------------------------------------------------------------------
+    def _leader_changed(self) -> None:
+        group = self.zk
+        if group is None or self._aborting:
+            return
+        if not self.master.detected(group.leader_info, group.leading):
+            self._abort("Conceded leadership to another master")
+
+    def _candidacy_lost(self) -> None:
+        # A follower contends again by itself once the session is back.
+        if self.master.elected and not self._aborting:
+            self._abort("Lost candidacy as a leader")
+
+    def _abort(self, why: str) -> None:
+        """A leader that lost leadership exits in Mesos; here its supervisor restarts it."""
+        log.warning("master %s: %s... committing suicide (restarting)", self.master.address, why)
+        self._aborting = True
+        self.leadership_losses += 1
+        self.background(self._restart_contender())
+
+    async def _restart_contender(self) -> None:
+        group = self.zk
+        assert group is not None
+        try:
+            await group.withdraw()
+            await self.master.restart()
+            self.master.detected(group.leader_info, False)
+        finally:
+            self._aborting = False
+        await group.contend(self.master.master_info())
 
     # -- hooks ---------------------------------------------------------------------------------
     def agent(self, which: int | str) -> Agent:
@@ -164,7 +266,18 @@ class Cluster:
         return dropped
 
     async def restart_master(self, downtime: float = 0.0) -> None:
-        await self.master.restart(downtime)
+        if self.zk is None:
+            await self.master.restart(downtime)
+            return
+        # A restarted master is a new contender: new MasterInfo id, new znode.
+        self._aborting = True
+        try:
+            await self.zk.withdraw()
+            await self.master.restart(downtime)
+            self.master.detected(self.zk.leader_info, False)
+        finally:
+            self._aborting = False
+        await self.zk.contend(self.master.master_info())
 
     def mark_agent_unreachable(self, which: int | str = 0) -> None:
         """Skip the ping timeout of a lost agent."""
@@ -189,6 +302,9 @@ class Cluster:
                 },
                 "completed_tasks": {t.task_id: t.state for t in framework.completed_tasks},
                 "calls": dict(framework.calls),
+                "principal": framework.info.get("principal"),
+                "registered_time": framework.registered_time,
+                "reregistered_time": framework.reregistered_time,
             }
         agents = {}
         for agent in master.agents.values():
@@ -201,9 +317,22 @@ class Cluster:
                 "used": agent.used.format(allocated=False),
                 "offered": agent.offered.format(allocated=False),
                 "executors": {f: sorted(e) for f, e in agent.executors.items()},
+                "registered_time": agent.registered_time,
+                "reregistered_time": agent.reregistered_time,
             }
         return {
-            "master": {"address": master.address, "id": master.id, "running": master.running},
+            "master": {
+                "address": master.address,
+                "id": master.id,
+                "running": master.running,
+                "scheme": master.scheme,
+                "elected": master.elected,
+                "leader": master.leader_address,
+                "elected_time": master.elected_time,
+                "start_time": master.start_time,
+                "leadership_losses": self.leadership_losses,
+            },
+            "zk": self.zk.introspect() if self.zk is not None else None,
             "frameworks": frameworks,
             "completed_frameworks": sorted(master.completed_frameworks),
             "agents": agents,
@@ -214,3 +343,8 @@ class Cluster:
                 key: pid for a in self.agents for key, pid in a.executor_pids.items()
             },
         }
+
+
+async def _wait(future: asyncio.Future[None], timeout: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(future), max(0.0, timeout))

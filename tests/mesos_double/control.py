@@ -66,5 +66,9 @@ async def _run(cluster: Cluster, name: str, args: dict[str, Any]) -> Any:
 async def _later(job: Any) -> None:
     import asyncio
 
-    await asyncio.sleep(0.05)
+    try:
+        await asyncio.sleep(0.05)
+    except asyncio.CancelledError:
+        job.close()  # never started: no "coroutine was never awaited" warning
+        raise
     await job

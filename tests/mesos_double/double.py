@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .auth import load_credentials
 from .cluster import AgentSpec, Cluster, ClusterOptions
 from .wire import JsonDict
 
@@ -41,7 +42,16 @@ class MesosDouble:
         executor_environment_variables: dict[str, str] | None = None,
         work_dir: str | Path | None = None,
         fetcher_cache_dir: str | Path | None = None,
+        zk: str | None = None,
+        zk_session_timeout: float = 10.0,
+        zk_connect_timeout: float = 15.0,
+        agent_registration_backoff: float | None = None,
+        credentials: dict[str, str] | str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
     ) -> None:
+        if isinstance(credentials, (str, Path)):
+            credentials = load_credentials(credentials)
         specs = [AgentSpec() for _ in range(agents)] if isinstance(agents, int) else list(agents)
         self.options = ClusterOptions(
             host=host,
@@ -57,6 +67,13 @@ class MesosDouble:
             executor_environment_variables=dict(executor_environment_variables or {}),
             work_dir=Path(work_dir) if work_dir is not None else None,
             fetcher_cache_dir=Path(fetcher_cache_dir) if fetcher_cache_dir is not None else None,
+            zk=zk,
+            zk_session_timeout=zk_session_timeout,
+            zk_connect_timeout=zk_connect_timeout,
+            agent_registration_backoff=agent_registration_backoff,
+            credentials=credentials,
+            tls_cert=Path(tls_cert) if tls_cert is not None else None,
+            tls_key=Path(tls_key) if tls_key is not None else None,
         )
         self.specs = specs
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,7 +145,18 @@ class MesosDouble:
 
     @property
     def master_url(self) -> str:
-        return f"http://{self.master_address}"
+        """``http://host:port``, or ``https://`` when the API is served over TLS."""
+        return f"{self._cluster().master.scheme}://{self.master_address}"
+
+    @property
+    def elected(self) -> bool:
+        """This double's master leads (always, without ZooKeeper)."""
+        return self._cluster().master.elected
+
+    @property
+    def leader_address(self) -> str | None:
+        """``host:port`` of the master this double's master believes leads."""
+        return self._cluster().master.leader_address
 
     @property
     def agent_addresses(self) -> list[str]:

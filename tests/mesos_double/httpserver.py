@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -116,6 +118,7 @@ class Router:
         self.exact: dict[str, Handler] = {}
         self.prefixes: list[tuple[str, Handler]] = []
         self.duplex: set[str] = set()
+        self.fallback: Handler | None = None  # for paths no route matches (default: 404)
 
     def add(self, path: str, handler: Handler) -> None:
         self.exact[path] = handler
@@ -135,7 +138,7 @@ class Router:
         for prefix, candidate in self.prefixes:
             if path.startswith(prefix):
                 return candidate
-        return None
+        return self.fallback
 
 
 def text(status: int, body: str, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -288,8 +291,9 @@ class _ChunkReader:
 class _Protocol(asyncio.Protocol):
     """One server connection: requests in order, or a stream, or a duplex link."""
 
-    def __init__(self, server: HttpServer) -> None:
+    def __init__(self, server: HttpServer, plain_only: bool = False) -> None:
         self.server = server
+        self.plain_only = plain_only  # plain HTTP reaching a TLS server: private paths only
         self.transport: Any = None
         self.buffer = bytearray()
         self.busy = False
@@ -352,9 +356,14 @@ class _Protocol(asyncio.Protocol):
             headers[key.strip().lower()] = value.strip()
         start = head_end + 4
         path, _, query = target.partition("?")
+        if self.plain_only and not path.startswith(self.server.plain_prefixes):
+            # A TLS-only server cannot make sense of plain HTTP: the connection just ends.
+            self.transport.close()
+            return None
         if path in self.server.router.duplex:
             del buffer[:start]  # what follows is the first frames of the link
-            return Request(method, path, query, headers, b"", None), False
+            # close: a refused link (a Response instead of DuplexStart) ends the connection.
+            return Request(method, path, query, headers, b"", None), True
         if "chunked" in headers.get("transfer-encoding", "").lower():
             body = self._chunked_body(start)
             if body is None:
@@ -480,25 +489,113 @@ class _Protocol(asyncio.Protocol):
 
 
 class HttpServer:
+    """Plain HTTP, or TLS with plain HTTP still accepted for ``plain_prefixes``.
+
+    In TLS mode each accepted connection's first byte is peeked, as libprocess does when
+    it supports SSL downgrades: a TLS handshake (0x16) is served over TLS, anything else as
+    plain HTTP restricted to the private paths (agent link, control API).
+    """
+
     def __init__(self, router: Router) -> None:
         self.router = router
         self.connections: set[_Protocol] = set()
         self.tasks: set[asyncio.Future[Any]] = set()
         self._server: asyncio.base_events.Server | None = None
+        self._listener: socket.socket | None = None
+        self._sniffing: set[socket.socket] = set()
+        self._ssl: ssl.SSLContext | None = None
+        self.plain_prefixes: tuple[str, ...] = ()
         self.port = 0
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(
+        self,
+        host: str,
+        port: int,
+        ssl: ssl.SSLContext | None = None,
+        plain_prefixes: tuple[str, ...] = (),
+    ) -> int:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Protocol(self), host, port, reuse_address=True, backlog=1024
-        )
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        if ssl is None:
+            self._server = await loop.create_server(
+                lambda: _Protocol(self), host, port, reuse_address=True, backlog=1024
+            )
+            self.port = int(self._server.sockets[0].getsockname()[1])
+            return self.port
+        self._ssl = ssl
+        self.plain_prefixes = plain_prefixes
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(1024)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        loop.add_reader(listener.fileno(), self._accept)
+        self.port = int(listener.getsockname()[1])
         return self.port
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        loop = asyncio.get_running_loop()
+        for _ in range(64):
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. out of file descriptors
+                log.warning("accept failed: %s", exc)
+                return
+            conn.setblocking(False)
+            self._sniffing.add(conn)
+            loop.add_reader(conn.fileno(), self._sniff, conn)
+
+    def _sniff(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            first = conn.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            first = b""
+        loop.remove_reader(conn.fileno())
+        self._sniffing.discard(conn)
+        if not first:
+            conn.close()
+            return
+        task = loop.create_task(self._adopt(conn, tls=first == b"\x16"))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _adopt(self, conn: socket.socket, *, tls: bool) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(
+                lambda: _Protocol(self, plain_only=not tls),
+                conn,
+                ssl=self._ssl if tls else None,
+                ssl_handshake_timeout=10.0 if tls else None,
+            )
+        except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
+            log.debug("TLS handshake failed: %s", exc)
+            conn.close()
 
     async def stop(self) -> None:
         """Stop listening and drop every connection (streams end without a terminator)."""
         if self._server is not None:
             self._server.close()
+        if self._listener is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
+            for conn in list(self._sniffing):
+                loop.remove_reader(conn.fileno())
+                conn.close()
+            self._sniffing.clear()
         for protocol in list(self.connections):
             if protocol.transport is not None:
                 protocol.transport.close()

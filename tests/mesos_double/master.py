@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import link as link_mod
-from .httpserver import DuplexStart, EventStream, HttpServer, Request, Response, Router
+from .httpserver import DuplexStart, EventStream, HttpServer, Request, Response, Router, text
 from .httputil import temporary_redirect
 from .maintenance import Maintenance
 from .master_state import (
@@ -39,6 +40,8 @@ MIN_ALLOCATABLE_CPUS = 10  # milli-cpus (0.01)
 MIN_ALLOCATABLE_MEM = 32_000  # milli-MB (32 MB)
 MAX_REFUSE_SECONDS = 365 * 86400.0
 DEFAULT_REFUSE_SECONDS = 5.0
+# Paths still served over plain HTTP when the API is TLS-only: the double's own plumbing.
+PLAIN_PREFIXES = (link_mod.LINK_PATH, "/__double__/")
 
 
 @dataclass
@@ -50,6 +53,12 @@ class MasterConfig:
     heartbeat_interval: float = 15.0
     # agent_ping_timeout x max_agent_ping_timeouts (15 s x 5 in Mesos).
     agent_removal_timeout: float = 75.0
+    # ZooKeeper mode: the master leads only once elected (``detected``); standalone it leads.
+    contending: bool = False
+    # --authenticate_http_frameworks with --credentials: principal -> secret.
+    credentials: dict[str, str] | None = None
+    # Serve the HTTP API over TLS (the private agent link and control API stay plain).
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass
@@ -84,6 +93,11 @@ class Master:
         self._framework_seq = 0
         self._offer_seq = 0
         self._agent_seq = 0
+        self.start_time = now()
+        # The leading master's MasterInfo as detected, and whether it is this one.
+        self.elected = not self.config.contending
+        self.leader_info: JsonDict | None = None if self.config.contending else self.master_info()
+        self.elected_time: float | None = None if self.config.contending else self.start_time
 
     @property
     def hostname(self) -> str:
@@ -110,11 +124,17 @@ class Master:
         router.add("/redirect", self._redirect)
         router.add("/master/redirect", self._redirect)
         router.add_duplex(link_mod.LINK_PATH, self._handle_link)
+        # Endpoints the double lacks (/master/state...) still redirect on a non-leader.
+        router.fallback = lambda request: Response(404) if self.elected else self.redirect(request)
         for add in self.extra_routes:
             add(router)
         server = HttpServer(router)
-        self.port = await server.start(self.config.host, self.port)
+        self.port = await server.start(
+            self.config.host, self.port, ssl=self.config.tls, plain_prefixes=PLAIN_PREFIXES
+        )
         self._server = server
+        if not self.config.contending:
+            self.leader_info = self.master_info()  # now with the bound port
         loop = asyncio.get_running_loop()
         self._allocation_task = loop.create_task(self._allocation_loop())
 
@@ -144,8 +164,51 @@ class Master:
         self._reset()
         await self.start()
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.config.tls is not None else "http"
+
+    def detected(self, leader: JsonDict | None, elected: bool) -> bool:
+        """The leading master changed (ZooKeeper mode); False: this master must abort.
+
+        Like Master::detected, a master that led and sees another leader (or loses its
+        candidacy) commits suicide; the caller restarts it with an empty in-memory registry.
+        """
+        was_elected = self.elected
+        self.leader_info = leader
+        self.elected = elected
+        if elected and not was_elected:
+            self.elected_time = now()
+            log.info("%s elected as the leading master", self.address)
+        return not (was_elected and not elected)
+
+    @property
+    def leader_address(self) -> str | None:
+        """``host:port`` of the master this one believes leads."""
+        info = self.leader_info
+        if info is None:
+            return None
+        address = info.get("address", {})
+        return f"{address.get('ip', info.get('hostname'))}:{info.get('port')}"
+
+    def redirect(self, request: Request) -> Response:
+        """Master::Http::redirect: 307 to the leader, or 503 when none is known."""
+        info = self.leader_info
+        if info is None:
+            return text(503, "No leader elected")
+        base = f"//{info.get('hostname') or info['address']['ip']}:{info['port']}"
+        path = request.path
+        if path in ("/redirect", "/master/redirect"):
+            return temporary_redirect(base)
+        if path.startswith(("/redirect/", "/master/redirect/")):
+            return Response(404)
+        if not path.startswith("/master/"):
+            path = "/master" + path  # libprocess hands unknown top-level paths to "master"
+        query = f"?{request.query}" if request.query else ""
+        return temporary_redirect(base + path + query)
+
     def _redirect(self, request: Request) -> Response:
-        return temporary_redirect(f"//{self.config.host}:{self.port}")
+        return self.redirect(request)
 
     # -- ids ------------------------------------------------------------------------------
     def master_info(self) -> JsonDict:
@@ -791,7 +854,10 @@ class Master:
                 agent.drain = {**agent.drain, "state": "DRAINED"}
 
     # -- agents -------------------------------------------------------------------------------
-    def _handle_link(self, request: Request) -> DuplexStart:
+    def _handle_link(self, request: Request) -> DuplexStart | Response:
+        if not self.elected:
+            # A real master ignores (re-)registrations until it is elected.
+            return text(503, "Not the leading master")
         return DuplexStart(self._link_opened)
 
     def _link_opened(self, link: link_mod.Link) -> None:

@@ -42,6 +42,8 @@ _BODY_FIELD = {
 
 def handler(master: Master) -> Handler:
     def operator(request: Request) -> Response:
+        if not master.elected:
+            return master.redirect(request)  # every call, before parsing (Master::Http::api)
         if request.method != "POST":
             return httputil.method_not_allowed(request.method)
         error = httputil.content_type_error(request)
@@ -214,7 +216,10 @@ def _get_maintenance_status(master: Master) -> JsonDict:
 
 
 def _get_master(master: Master) -> JsonDict:
-    return {"master_info": master.master_info()}
+    out: JsonDict = {"master_info": master.master_info(), "start_time": master.start_time}
+    if master.elected_time is not None:
+        out["elected_time"] = master.elected_time
+    return out
 
 
 def _get_health(master: Master) -> JsonDict:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,6 +75,14 @@ class ControlClient:
     def restart_master(self, downtime: float = 0.0) -> None:
         self.hook("restart_master", downtime=downtime)
 
+    def leader(self, retry_for: float = 5.0) -> str | None:
+        """``host:port`` of the master this process's master believes leads."""
+        leader: str | None = self.state(retry_for)["master"]["leader"]
+        return leader
+
+    def elected(self, retry_for: float = 5.0) -> bool:
+        return bool(self.state(retry_for)["master"]["elected"])
+
     def mark_agent_unreachable(self, agent: int | str = 0) -> None:
         self.hook("mark_agent_unreachable", agent=agent)
 
@@ -99,7 +109,7 @@ class DoubleProcess:
         self.agent_ids: list[str] = []
         self.control: ControlClient | None = None
 
-    def start(self, timeout: float = 30.0) -> DoubleProcess:
+    def start(self, timeout: float = 60.0) -> DoubleProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
@@ -129,6 +139,19 @@ class DoubleProcess:
         assert self.process is not None
         return self.process.pid
 
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> float:
+        """Signal the whole double (kill -9 by default) and reap it; returns ``time.time()``
+        of the signal. Its executors, in their own process groups, are left running."""
+        assert self.process is not None
+        killed_at = time.time()
+        self.process.send_signal(sig)
+        self.process.wait(30)
+        return killed_at
+
     def stop(self, timeout: float = 15.0) -> None:
         process, self.process = self.process, None
         if process is None:
@@ -148,3 +171,25 @@ class DoubleProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_for_leader(
+    processes: list[DoubleProcess], timeout: float = 30.0, exclude: DoubleProcess | None = None
+) -> DoubleProcess:
+    """The process whose master is elected, once one is (and all others agree on it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in processes if p.alive and p is not exclude and p.control is not None]
+        states = {}
+        for process in alive:
+            assert process.control is not None
+            with contextlib.suppress(OSError):
+                states[process.master_address] = process.control.state(retry_for=0)["master"]
+        leaders = [p for p in alive if states.get(p.master_address, {}).get("elected")]
+        if len(leaders) == 1:
+            address = leaders[0].master_address
+            if all(state["leader"] == address for state in states.values()):
+                return leaders[0]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no agreed leader among {[p.master_address for p in alive]}")
+        time.sleep(0.02)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import httputil
+from .auth import authenticate, unauthorized
 from .httpserver import EventStream, Request, Response, StreamStart, text
 from .httputil import bad_request
 from .protojson import ProtoError, json_error_text, parse
@@ -31,7 +32,7 @@ _BODY_FIELD = {
 }
 
 
-def validate_call(call: JsonDict) -> str | None:
+def validate_call(call: JsonDict, principal: str | None = None) -> str | None:
     """validation::scheduler::call::validate (the text after 'Failed to validate ...: ')."""
     kind = call.get("type")
     if kind is None:
@@ -39,9 +40,11 @@ def validate_call(call: JsonDict) -> str | None:
     if kind == "SUBSCRIBE":
         if "subscribe" not in call:
             return "Expecting 'subscribe' to be present"
-        info_id = call["subscribe"]["framework_info"].get("id")
-        if info_id != call.get("framework_id"):
+        info = call["subscribe"]["framework_info"]
+        if info.get("id") != call.get("framework_id"):
             return "'framework_id' differs from 'subscribe.framework_info.id'"
+        if principal is not None and "principal" in info and info["principal"] != principal:
+            return _principal_mismatch(principal, info["principal"])
         return None
     if "framework_id" not in call:
         return "Expecting 'framework_id' to be present"
@@ -65,8 +68,24 @@ def validate_call(call: JsonDict) -> str | None:
     return None
 
 
+def _principal_mismatch(authenticated: str, declared: str) -> str:
+    return (
+        f"Authenticated principal '{authenticated}' does not match principal '{declared}' "
+        "set in `FrameworkInfo`"
+    )
+
+
 def handler(master: Master) -> Handler:
     def scheduler(request: Request) -> Response | StreamStart:
+        # libprocess authenticates before the handler runs; then Master::Http::scheduler
+        # redirects when this master is not the leader.
+        principal = None
+        if master.config.credentials is not None:
+            principal = authenticate(request, master.config.credentials)
+            if principal is None:
+                return unauthorized()
+        if not master.elected:
+            return master.redirect(request)
         if request.method != "POST":
             return httputil.method_not_allowed(request.method)
         error = httputil.content_type_error(request)
@@ -82,18 +101,21 @@ def handler(master: Master) -> Handler:
             call = parse(value, "Call")
         except ProtoError as exc:
             return bad_request(f"Failed to convert JSON into Call protobuf: {exc}")
-        problem = validate_call(call)
+        problem = validate_call(call, principal)
         if problem is not None:
             return bad_request(f"Failed to validate scheduler::Call: {problem}")
         kind = call["type"]
         master.counters.calls[kind] = master.counters.calls.get(kind, 0) + 1
         if kind == "SUBSCRIBE":
-            return _subscribe(master, request, call)
+            return _subscribe(master, request, call, principal)
         framework_id = call["framework_id"]["value"]
         framework = master.framework_for_call(framework_id)
         if framework is None:
             return bad_request("Framework cannot be found")
         framework.calls[kind] = framework.calls.get(kind, 0) + 1
+        declared = framework.info.get("principal", "")
+        if principal is not None and principal != declared:
+            return bad_request(_principal_mismatch(principal, declared))
         if not framework.connected:
             return text(403, "Framework is not subscribed")
         stream_id = request.headers.get("mesos-stream-id")
@@ -118,7 +140,9 @@ def handler(master: Master) -> Handler:
     return scheduler
 
 
-def _subscribe(master: Master, request: Request, call: JsonDict) -> Response | StreamStart:
+def _subscribe(
+    master: Master, request: Request, call: JsonDict, principal: str | None
+) -> Response | StreamStart:
     error = httputil.accept_error(request)
     if error is not None:
         return error
@@ -126,6 +150,10 @@ def _subscribe(master: Master, request: Request, call: JsonDict) -> Response | S
         return bad_request("Subscribe calls should not include the 'Mesos-Stream-Id' header")
     stream_id = new_uuid()
     subscribe = call["subscribe"]
+    if principal is not None and "principal" not in subscribe["framework_info"]:
+        # The master fills in the authenticated principal (and logs a warning).
+        info = parse({**subscribe["framework_info"], "principal": principal}, "FrameworkInfo")
+        subscribe = {**subscribe, "framework_info": info}
 
     def opened(stream: EventStream) -> None:
         master.subscribe(
