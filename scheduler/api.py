@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from .backend import Backend, BackendContext
 from .contract import JobDescription, NodeInfo, UpdatedBatchJobInfo
@@ -38,6 +38,9 @@ from .core.jobs import JobSpec, build_spec, check_limits
 from .core.resources import MIB
 from .core.scheduler import SchedulerCore
 from .options import CommonOptions, add_arguments, default_config_path, load_config_file, resolve
+
+if TYPE_CHECKING:
+    from ..deploy.resources import ResourceService
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ class BatchSystem:
         self._ids = itertools.count(1)
         self._env: Mapping[str, str] = MappingProxyType({})
         self._closed = False
+        self._issued_any = False  # setUserScript must come before
         self._backend = cls(options, self._post, BackendContext(self.workflow_id, log_dir,
                                                                 config))
         self._core = SchedulerCore(self._backend.core_config())
@@ -133,7 +137,8 @@ class BatchSystem:
 
     @classmethod
     def supportsAutoDeployment(cls) -> bool:
-        return False
+        """Whether setUserScript works: the backend ships code to its nodes."""
+        return callable(getattr(cls.backend_class, "resource_service", None))
 
     @classmethod
     def supportsWorkerCleanup(cls) -> bool:
@@ -149,8 +154,38 @@ class BatchSystem:
         return 30.0
 
     def setUserScript(self, userScript: Any) -> None:
-        raise NotImplementedError(
-            f"the {self.backend_class.name} backend cannot auto-deploy a user script")
+        """Ship the user's code to the nodes of every job issued from now on, where it
+        goes on sys.path (PYTHONPATH): a module, a module name, a path (a .py file, a
+        package directory or a directory of modules), or a Toil Resource. Zipped once,
+        fetched once per node, removed with the workflow's work directory. Must come
+        before the first job is issued."""
+        from ..deploy.userscript import user_script_env  # noqa: PLC0415
+
+        def check() -> None:
+            if self._issued_any:
+                raise RuntimeError("setUserScript must be called before the first job is "
+                                   "issued")
+
+        with self._lock:
+            check()
+        env = user_script_env(userScript, self.resource_service())
+        with self._lock:
+            check()
+            self._env = MappingProxyType({**self._env, **env})
+
+    def resource_service(self) -> ResourceService:
+        """The backend's resource store and how its nodes fetch from it (made on first
+        use); raises NotImplementedError for a backend that cannot ship code."""
+        factory = getattr(self._backend, "resource_service", None)
+        if factory is None:
+            raise NotImplementedError(
+                f"the {self.backend_class.name} backend cannot ship code to its nodes")
+        service: ResourceService = factory()
+        return service
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._closed
 
     def setEnv(self, name: str, value: str | None = None) -> None:
         """Set a variable for jobs issued from now on; None reads it from os.environ."""
@@ -191,6 +226,7 @@ class BatchSystem:
                 check_limits(spec, self._limits)
                 specs.append(spec)
             self._dispatch([JobsSubmitted(tuple(specs), time.time())])
+            self._issued_any = True
         return [s.job_id for s in specs]
 
     def killBatchJobs(self, jobIDs: Iterable[int]) -> None:
@@ -235,6 +271,12 @@ class BatchSystem:
             info = self._results.popleft()
             self._unconsumed.discard(info.jobID)
             return info
+
+    def fatal_error(self) -> str | None:
+        """Why the backend can never run a job again (e.g. Mesos refused our credentials),
+        or None. Queued jobs stay queued; a caller may stop waiting for them."""
+        with self._lock:
+            return self._backend.fatal_error()
 
     def getSchedulingStatusMessage(self) -> str | None:
         with self._lock:

@@ -77,6 +77,10 @@ class Backend(abc.ABC):
         """A sentence about the backend's own state for getSchedulingStatusMessage."""
         return None
 
+    def fatal_error(self) -> str | None:
+        """Why this backend can never run a job again (refused credentials, ...), if so."""
+        return None
+
     def supports_worker_cleanup(self) -> bool:
         return False
 

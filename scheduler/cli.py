@@ -71,6 +71,9 @@ def _base_parser() -> _Parser:
                      help="disk per job unless the job says (default: 512M)")
     run.add_argument("--no-progress", action="store_true", help="no live progress bar")
     sub.add_parser("backends", help="list the backends and whether each can run here")
+    from ..deploy.cli import add_parser as add_deploy_parser  # noqa: PLC0415
+
+    add_deploy_parser(sub)
     return parser
 
 
@@ -84,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    if argv[:2] == ["deploy", "check-agent"]:  # its options are its own (as in the bundle)
+        from ..executor.check_agent import main as check_agent  # noqa: PLC0415
+
+        return check_agent(argv[2:])
     parser = _base_parser()
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(
@@ -94,6 +101,10 @@ def _main(argv: list[str]) -> int:
         return _list_backends()
     if args.command == "run":
         return _run(args, rest)
+    if args.command == "deploy":
+        from ..deploy.cli import run as run_deploy  # noqa: PLC0415
+
+        return run_deploy(args, rest)
     parser.print_help()
     return 2
 
@@ -209,6 +220,9 @@ def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace) -> int:
                 if info is not None:
                     results[info.jobID] = info
                 progress.update(results, len(bs.getRunningBatchJobIDs()))
+                fatal = bs.fatal_error()
+                if fatal:
+                    raise CliError(fatal)
     except KeyboardInterrupt:
         interrupted = True
         bs.killBatchJobs([i for i in ids if i not in results])

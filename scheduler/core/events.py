@@ -78,7 +78,8 @@ class TaskStatus:
     agent_id: str | None = None
     #: overrides the exit reason derived from ``state`` (e.g. MEMLIMIT, MAXJOBDURATION)
     exit_reason: BatchJobExitReason | None = None
-    #: the task certainly never started (e.g. launched on a stale offer): requeue its job
+    #: the task never ran if it has not reported anything yet (launched on a stale
+    #: offer, or a launch its agent never got): then its job is queued again
     never_started: bool = False
 
 

@@ -258,7 +258,7 @@ class SchedulerCore:
         if rec.killed_at is not None:
             del self.jobs[rec.job.job_id]
             return
-        if event.never_started and rec.running_since is None:
+        if event.never_started and rec.state is TaskState.LAUNCHING:
             # e.g. launched on a stale offer: the job is untouched, so try again
             rec.state = TaskState.QUEUED
             rec.state_since = event.now

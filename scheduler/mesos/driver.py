@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -243,8 +244,10 @@ class MesosSchedulerDriver(SchedulerDriver):
                 self._undelivered(call, "master is not the leader")
                 self._reconnect()
             elif answer.status != 202:
-                log.warning("Mesos refused %s: HTTP %s %s", call["type"], answer.status,
-                            answer.text)
+                # after our own TEARDOWN, stragglers (acknowledgements) are refused: fine
+                level = logging.DEBUG if self._closing else logging.WARNING
+                log.log(level, "Mesos refused %s: HTTP %s %s", call["type"], answer.status,
+                        answer.text)
                 self._undelivered(call, f"HTTP {answer.status} {answer.text}")
 
     def _undelivered(self, call: Message, why: str) -> None:
@@ -300,9 +303,15 @@ class MesosSchedulerDriver(SchedulerDriver):
                 continue
             self._base = base
             try:
-                outcome = self._subscribe_once()
-            except TransportError as e:
-                outcome = f"cannot reach {base}: {e}"
+                try:
+                    outcome = self._subscribe_once()
+                except TransportError as e:
+                    if isinstance(e.__cause__, ssl.SSLCertVerificationError):
+                        raise DriverError(
+                            f"the TLS certificate of {base} is not trusted: "
+                            f"{e.__cause__.verify_message} (give the CA with --mesosCaBundle)"
+                        ) from None
+                    outcome = f"cannot reach {base}: {e}"
             except DriverError as e:
                 self._set_state("failed", str(e))
                 self._safely(self.scheduler.error, str(e))

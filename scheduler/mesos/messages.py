@@ -148,14 +148,16 @@ def take(entries: list[Message], need: Resources) -> list[Message]:
 
 
 def task_info(launch: TaskLaunch, agent_id: str, resources: list[Message],
-              executor: Message, workflow_id: str, kill_grace: float) -> Message:
+              executor: Message, workflow_id: str, kill_grace: float, *,
+              resource_url: str = "", resource_token: str = "") -> Message:
     job = launch.job
     env = dict(job.environment)
     if job.job_environment:
         env.update(job.job_environment)
     payload = TaskPayload(job_id=job.job_id, name=job.name, command=job.command,
                           cores=job.cores, env=env, walltime=job.walltime,
-                          workflow_id=workflow_id)
+                          workflow_id=workflow_id, resource_url=resource_url,
+                          resource_token=resource_token)
     return {
         "name": job.name[:200] or f"job{job.job_id}",
         "task_id": {"value": launch.task_id},
@@ -220,7 +222,10 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
     if state is TaskState.FAILED and reason == "REASON_EXECUTOR_TERMINATED":
         # the executor died under the task: the node's fault, not the job's
         state = TaskState.LOST
-    never_started = (state is TaskState.LOST and reason == "REASON_INVALID_OFFERS")
+    # A stale offer (INVALID_OFFERS), or reconciliation saying the agent does not know
+    # the task: for a task that never reported (the core checks), it never ran.
+    never_started = state is TaskState.LOST and reason in ("REASON_INVALID_OFFERS",
+                                                             "REASON_RECONCILIATION")
     return TaskStatus(
         task_id=raw["task_id"]["value"], state=state, now=now, exit_code=exit_code,
         wall_time=wall, message=str(raw.get("message", "")),
