@@ -35,34 +35,34 @@ def wait_fatal(bs: mesobatch.BatchSystem, timeout: float = 20) -> str:
 
 
 def test_principal_and_secret_authenticate(tmp_path: Path) -> None:
-    with MesosDouble(credentials={"p1": "s3cret-value"}) as double:
-        with mesobatch.batch_system("mesos", mesosMaster=double.master_address,
-                                    mesosPrincipal="p1", killGracePeriod=1,
-                                    mesosSecretFile=secret_file(tmp_path, "s3cret-value")) as bs:
-            done = bs.issueBatchJob("true", job())
-            info = bs.getUpdatedBatchJob(30)
-            assert info is not None and info.jobID == done and info.exitStatus == 0
-            (framework,) = double.state()["frameworks"].values()
-            assert framework["principal"] == "p1"
+    secret = secret_file(tmp_path, "s3cret-value")
+    with MesosDouble(credentials={"p1": "s3cret-value"}) as double, mesobatch.batch_system(
+            "mesos", mesosMaster=double.master_address, mesosPrincipal="p1",
+            killGracePeriod=1, mesosSecretFile=secret) as bs:
+        done = bs.issueBatchJob("true", job())
+        info = bs.getUpdatedBatchJob(30)
+        assert info is not None and info.jobID == done and info.exitStatus == 0
+        (framework,) = double.state()["frameworks"].values()
+        assert framework["principal"] == "p1"
 
 
 def test_wrong_secret_is_a_clear_error_that_never_shows_the_secret(tmp_path: Path) -> None:
-    with MesosDouble(credentials={"p1": "right"}) as double:
-        with mesobatch.batch_system("mesos", mesosMaster=double.master_address,
-                                    mesosPrincipal="p1", killGracePeriod=1,
-                                    mesosSecretFile=secret_file(tmp_path, "wrong-guess")) as bs:
-            bs.issueBatchJob("true", job())
-            fatal = wait_fatal(bs)
-            assert "HTTP 401" in fatal and "check the principal and secret" in fatal
-            message = bs.getSchedulingStatusMessage() or ""
-            assert "401" in message
-            for text in (fatal, message):
-                assert "wrong-guess" not in text and "right" not in text
+    secret = secret_file(tmp_path, "wrong-guess")
+    with MesosDouble(credentials={"p1": "right"}) as double, mesobatch.batch_system(
+            "mesos", mesosMaster=double.master_address, mesosPrincipal="p1",
+            killGracePeriod=1, mesosSecretFile=secret) as bs:
+        bs.issueBatchJob("true", job())
+        fatal = wait_fatal(bs)
+        assert "HTTP 401" in fatal and "check the principal and secret" in fatal
+        message = bs.getSchedulingStatusMessage() or ""
+        assert "401" in message
+        for text in (fatal, message):
+            assert "wrong-guess" not in text and "right" not in text
 
 
 def test_world_readable_secret_file_is_refused(tmp_path: Path) -> None:
     path = secret_file(tmp_path, "s", mode=0o644)
-    with pytest.raises(mesobatch.OptionError, match="readable by everyone.*chmod 600"):
+    with pytest.raises(mesobatch.OptionError, match=r"readable by everyone.*chmod 600"):
         mesobatch.batch_system("mesos", mesosMaster="127.0.0.1:1", mesosPrincipal="p1",
                                mesosSecretFile=path)
 
