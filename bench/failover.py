@@ -40,7 +40,8 @@ def one_run(session_timeout: float) -> dict[str, float]:
         return original(self, action)
 
     MesosBackend._launch = spy  # type: ignore[method-assign]
-    with ZooKeeper.standalone(tick_ms=200) as zk:
+    # ZooKeeper caps sessions at 20 ticks: 2 s ticks let a master keep Mesos's 10 s
+    with ZooKeeper.standalone(tick_ms=2000 if session_timeout > 4 else 200) as zk:
         url = zk.url("/mesos")
         common = ("--zk", url, "--zk-session-timeout", str(session_timeout))
         first = DoubleProcess(*common, agents=0).start()
