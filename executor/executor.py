@@ -17,10 +17,28 @@ import threading
 import time
 from typing import Any
 
-from . import stats
+from . import function_task, stats
 from .interface import Executor, ExecutorDriver
-from .protocol import NodeReport, TaskPayload, TaskResult, log_path
-from .runner import LaunchError, ProcessSpec, TaskExit, TaskRunner, build_environment
+from .protocol import NodeReport, TaskPayload, TaskResult, log_path, result_id, ships
+from .runner import (
+    LaunchError,
+    ProcessSpec,
+    TaskExit,
+    TaskRunner,
+    WarmStart,
+    build_environment,
+)
+from .shipping import (
+    DirectorySource,
+    HttpSource,
+    NodeResources,
+    Prepared,
+    ResourceError,
+    Source,
+    runner_argv,
+    source_for,
+    write_refused,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +63,12 @@ class MesobatchExecutor(Executor):
                     or "127.0.0.1")
         self._stop = threading.Event()
         self._base_env = {k: v for k, v in os.environ.items() if k not in _PRIVATE}
+        # Shipped blobs, by hash: one download per agent (MESOBATCH_CACHE_DIR may name a
+        # cache that outlives the sandbox and is shared by the agent's executors).
+        self.resources = NodeResources(os.environ.get("MESOBATCH_CACHE_DIR")
+                                       or os.path.join(self.sandbox, "cache"))
+        self._sources: dict[tuple[str, str], Source] = {}
+        self._outcomes: dict[str, Prepared] = {}  # task id -> where its outcome goes
 
     # ------------------------------------------------------------------ callbacks
     def registered(self, driver: ExecutorDriver, executorInfo: dict[str, Any],
@@ -70,25 +94,78 @@ class MesobatchExecutor(Executor):
                 return  # a re-sent launch: it already runs or ran
             self._live[task_id] = grace / 1e9 if grace is not None else self.kill_grace
         self._update(task_id, "TASK_STARTING")
+        if ships(payload.env):  # fetching may take a while: not on the event thread
+            threading.Thread(target=self._prepare_and_start, args=(task_id, payload),
+                             name=f"prepare-{task_id}", daemon=True).start()
+        else:
+            self._start(task_id, payload, None)
+
+    def _prepare_and_start(self, task_id: str, payload: TaskPayload) -> None:
+        """Fetch and check the task's shipped resources, then start it; a resource
+        that cannot be had, or whose hash does not match, fails the task instead."""
+        work_dir = self._work_dir(payload.workflow_id) or self.sandbox
+        source = None
+        try:
+            if payload.resource_url:
+                key = (payload.resource_url, payload.resource_token)
+                source = self._sources.get(key)
+                if source is None:
+                    source = self._sources[key] = source_for(*key)
+            prepared = self.resources.prepare(payload.env, source, work_dir, task_id)
+        except (ResourceError, ValueError, OSError) as e:
+            log.warning("task %s: %s", task_id, e)
+            self._refuse(task_id, payload, source, work_dir, str(e))
+            return
+        self._start(task_id, payload, prepared)
+
+    def _refuse(self, task_id: str, payload: TaskPayload, source: Source | None,
+                work_dir: str, message: str) -> None:
+        """A function job learns why its call never ran; then the task fails."""
+        with contextlib.suppress(ResourceError, ValueError, OSError):
+            rid = result_id(payload.env)
+            if rid is not None and isinstance(source, DirectorySource):
+                write_refused(source.result_path(rid), message)
+            elif rid is not None and isinstance(source, HttpSource):
+                path = os.path.join(work_dir, f"refused-{task_id}")
+                write_refused(path, message)
+                try:
+                    source.upload_result(rid, path)
+                finally:
+                    os.unlink(path)
+        self._terminal(task_id, "TASK_FAILED", message)
+
+    def _start(self, task_id: str, payload: TaskPayload, prepared: Prepared | None) -> None:
         job_env = dict(payload.env)
         job_env.setdefault("MESOBATCH_JOB_ID", str(payload.job_id))
         work_dir = self._work_dir(payload.workflow_id)
         if work_dir:
             job_env.setdefault("MESOBATCH_WORK_DIR", work_dir)
+        warm = None
+        if prepared is not None:
+            job_env.update(prepared.env)
+            if function_task.FUNCTION_FILE_ENV in prepared.env:
+                warm = WarmStart("function", (*runner_argv(), "--forkserver"),
+                                 self._base_env)
         spec = ProcessSpec(
             task_id=task_id, command=payload.command,
             env=build_environment(self._base_env, None, job_env, payload.cores),
             stdout=log_path(self.sandbox, payload.job_id, payload.name),
             stderr=log_path(self.sandbox, payload.job_id, payload.name),
-            walltime=payload.walltime,
+            walltime=payload.walltime, warm=warm,
         )
         # Under the lock, so that a task ending at once cannot have its terminal update
-        # sent ahead of TASK_RUNNING (the reaper's _terminal waits for this lock).
+        # sent ahead of TASK_RUNNING (the reaper's _terminal waits for this lock); and a
+        # task killed while its resources were fetched must not start.
         with self._lock:
+            if task_id in self._done:
+                return
+            if prepared is not None and prepared.upload is not None:
+                self._outcomes[task_id] = prepared
             try:
                 self.runner.launch(spec)
             except LaunchError as e:
                 failed: str | None = str(e)
+                self._outcomes.pop(task_id, None)
             else:
                 failed = None
                 self._update(task_id, "TASK_RUNNING")
@@ -102,10 +179,13 @@ class MesobatchExecutor(Executor):
             done = task_id in self._done
         if done:
             return
-        if grace is None or not self.runner.kill(task_id, grace):
+        # Under the lock, so that TASK_KILLING goes out before the reaper's TASK_KILLED.
+        with self._lock:
+            killing = grace is not None and self.runner.kill(task_id, grace)
+            if killing:
+                self._update(task_id, "TASK_KILLING")
+        if not killing:
             self._terminal(task_id, "TASK_KILLED", "not running on this executor")
-            return
-        self._update(task_id, "TASK_KILLING")
 
     def frameworkMessage(self, driver: ExecutorDriver, message: bytes) -> None:
         log.debug("framework message: %r", message[:200])
@@ -129,14 +209,39 @@ class MesobatchExecutor(Executor):
     # ------------------------------------------------------------------ task ends
     def _on_exits(self, exits: list[TaskExit]) -> None:
         for ex in exits:
-            result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded)
-            if ex.killed:
-                state = "TASK_KILLED"
+            with self._lock:
+                outcome = self._outcomes.pop(ex.task_id, None)
+            if outcome is not None and not ex.killed:
+                # the result goes to the scheduler before the task is reported ended
+                threading.Thread(target=self._return_outcome, args=(ex, outcome),
+                                 name=f"outcome-{ex.task_id}", daemon=True).start()
             else:
-                state = "TASK_FINISHED" if ex.exit_code == 0 else "TASK_FAILED"
-            message = "wall time exceeded" if ex.walltime_exceeded else ""
-            reason = "REASON_MAX_COMPLETION_TIME_REACHED" if ex.walltime_exceeded else None
-            self._terminal(ex.task_id, state, message, result, reason)
+                self._ended(ex)
+
+    def _return_outcome(self, ex: TaskExit, outcome: Prepared) -> None:
+        assert outcome.upload is not None and outcome.result_id and outcome.result_file
+        try:
+            if os.path.exists(outcome.result_file):
+                outcome.upload.upload_result(outcome.result_id, outcome.result_file)
+        except ResourceError as e:
+            log.warning("task %s: %s", ex.task_id, e)
+            result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded)
+            self._terminal(ex.task_id, "TASK_FAILED", str(e), result)
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(outcome.result_file)
+        self._ended(ex)
+
+    def _ended(self, ex: TaskExit) -> None:
+        result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded)
+        if ex.killed:
+            state = "TASK_KILLED"
+        else:
+            state = "TASK_FINISHED" if ex.exit_code == 0 else "TASK_FAILED"
+        message = "wall time exceeded" if ex.walltime_exceeded else ""
+        reason = "REASON_MAX_COMPLETION_TIME_REACHED" if ex.walltime_exceeded else None
+        self._terminal(ex.task_id, state, message, result, reason)
 
     def _terminal(self, task_id: str, state: str, message: str = "",
                   result: TaskResult | None = None, reason: str | None = None) -> None:

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -57,6 +58,10 @@ class TaskPayload:
     walltime: float | None = None
     workflow_id: str = ""
     version: int = PROTOCOL_VERSION
+    #: where the task's shipped resources come from (http(s):// or a shared directory)
+    resource_url: str = ""
+    #: bearer token for resource_url; per framework, never passed on to the task
+    resource_token: str = ""
 
     def encode(self) -> str:
         return b64encode(json.dumps(asdict(self), separators=(",", ":")).encode())
@@ -108,3 +113,83 @@ class NodeReport:
             raise ValueError("not a node report")
         report: NodeReport = _from_dict(cls, raw)
         return report
+
+
+# --------------------------------------------------------------------------- shipped code
+# A job names the resources it needs in its environment, so that the request reaches the
+# node through every backend: MESOBATCH_SHIP (the job's own) and MESOBATCH_SHIP_<WHAT>
+# (set for all jobs, e.g. the user's script), each a comma-separated list of
+# ``kind:sha256:size``. The node fetches them (verified by hash) before the task starts.
+
+SHIP_ENV = "MESOBATCH_SHIP"
+SHIP_ENV_PREFIX = "MESOBATCH_SHIP_"
+#: where a function job's outcome goes (a hex id the scheduler chose)
+RESULT_ID_ENV = "MESOBATCH_RESULT_ID"
+#: Toil's own shipped resources (setUserScript with a Toil Resource): the node gives
+#: such jobs a JTRES_ROOT in the workflow's work directory
+TOIL_RESOURCE_PREFIX = "JTRES_"
+
+#: fn: a pickled call; obj: a pickled object a call refers to; pkg: a zip put on sys.path
+RESOURCE_KINDS = ("fn", "obj", "pkg")
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RESULT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_sha256(text: str) -> bool:
+    return _SHA256.fullmatch(text) is not None
+
+
+def is_result_id(text: str) -> bool:
+    return _RESULT_ID.fullmatch(text) is not None
+
+
+@dataclass(frozen=True, order=True)
+class ResourceRef:
+    """One shipped blob a task needs, named by its content."""
+
+    kind: str
+    sha256: str
+    size: int
+
+    def format(self) -> str:
+        return f"{self.kind}:{self.sha256}:{self.size}"
+
+    @classmethod
+    def parse(cls, text: str) -> ResourceRef:
+        kind, _, rest = text.strip().partition(":")
+        digest, _, size = rest.partition(":")
+        if kind not in RESOURCE_KINDS or not is_sha256(digest) or not size.isdigit():
+            raise ValueError(f"not a resource reference (kind:sha256:size): {text!r}")
+        return cls(kind, digest, int(size))
+
+
+def ships(env: Mapping[str, str]) -> bool:
+    """Does the node have to prepare this job: shipped resources, an outcome to return,
+    or Toil's resources?"""
+    return any(name in (SHIP_ENV, RESULT_ID_ENV)
+               or name.startswith((SHIP_ENV_PREFIX, TOIL_RESOURCE_PREFIX)) for name in env)
+
+
+def format_refs(refs: Iterable[ResourceRef]) -> str:
+    return ",".join(r.format() for r in refs)
+
+
+def shipped_refs(env: Mapping[str, str]) -> list[ResourceRef]:
+    """Every resource the job's environment asks for, each once, packages first."""
+    found: set[ResourceRef] = set()
+    for name, value in env.items():
+        if (name == SHIP_ENV or name.startswith(SHIP_ENV_PREFIX)) and value:
+            found.update(ResourceRef.parse(part) for part in value.split(",") if part)
+    order = {"pkg": 0, "obj": 1, "fn": 2}
+    return sorted(found, key=lambda r: (order[r.kind], r.sha256))
+
+
+def result_id(env: Mapping[str, str]) -> str | None:
+    """The id a function job's outcome is stored under, if it is one."""
+    value = env.get(RESULT_ID_ENV)
+    if not value:
+        return None
+    if not is_result_id(value):
+        raise ValueError(f"{RESULT_ID_ENV} is not a 32-digit hex id: {value!r}")
+    return value

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .forkserver import ForkServer, ForkServerError
+
 log = logging.getLogger(__name__)
 
 SHELL = "/bin/sh"
@@ -60,6 +62,20 @@ class ProcessSpec:
     stdout: str | None = None  #: file path; None inherits the runner's stdout
     stderr: str | None = None
     walltime: float | None = None  #: seconds; past it the task is killed
+    #: a fork server that runs the same program warm (see WarmStart)
+    warm: WarmStart | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WarmStart:
+    """A fork server (forkserver.py) that can run a task's program without starting it
+    afresh: the runner starts it on first use, and once it has loaded, such tasks are
+    forked from it (each in its own process and process group, with the task's own
+    environment, working directory and log file) instead of run from their command."""
+
+    key: str  #: one server per key
+    argv: tuple[str, ...]  #: the server's command; argv[0] an absolute path
+    env: Mapping[str, str]  #: the server's environment (each task gets its own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +116,12 @@ class TaskRunner:
         self.kill_grace = kill_grace
         self._procs: dict[str, _Proc] = {}
         self._by_fd: dict[int, str] = {}
+        self._servers: dict[str, ForkServer] = {}  # WarmStart key -> its fork server
+        self._server_fds: dict[int, ForkServer] = {}  # its exits pipe -> it
+        self._forked: dict[tuple[str, int], str] = {}  # (key, pid) -> task id
+        self._unclaimed: dict[tuple[str, int], int] = {}  # exits seen before their launch
+        self._warm_off: set[str] = set()  # keys whose server failed: their tasks run cold
+        self._pending: list[TaskExit] = []  # exits found outside the reaper, to report
         self._lock = threading.Lock()
         self._closed = False
         self._wake_r, self._wake_w = os.pipe()
@@ -118,6 +140,8 @@ class TaskRunner:
         posix_spawn (vfork underneath) costs half of subprocess.Popen in the parent;
         every descriptor we hold is close-on-exec, so the child inherits only 0-2.
         Raises LaunchError if the task cannot start."""
+        if spec.warm is not None and self._epoll is not None and self._launch_forked(spec):
+            return
         command = spec.command
         if spec.cwd is not None:  # posix_spawn has no chdir: let the shell do it
             command = f"cd -- {shlex.quote(spec.cwd)} || exit 127\n{command}"
@@ -166,6 +190,98 @@ class TaskRunner:
         self._wake()
         return True
 
+    def _launch_forked(self, spec: ProcessSpec) -> bool:
+        """Fork the task from its fork server; False to start it cold (the server is
+        still loading, or failed)."""
+        warm = spec.warm
+        assert warm is not None and self._epoll is not None
+        with self._lock:
+            if self._closed or warm.key in self._warm_off:
+                return False
+            server = self._servers.get(warm.key)
+        if server is None:
+            self._start_server(warm)
+            return False
+        if not server.is_ready():
+            return False
+        task = {"env": dict(spec.env), "cwd": spec.cwd, "stdout": spec.stdout,
+                "stderr": spec.stderr}
+        try:
+            started = time.monotonic()
+            pid = server.fork(task)
+        except (ForkServerError, OSError) as e:
+            log.warning("%s; such tasks start cold from now on", e)
+            with self._lock:
+                self._warm_off.add(warm.key)
+            return False
+        proc = _Proc(spec, pid, started)
+        if spec.walltime is not None:
+            proc.term_at = started + spec.walltime
+        with self._lock:
+            self._procs[spec.task_id] = proc
+            self._forked[(warm.key, pid)] = spec.task_id
+            status = self._unclaimed.pop((warm.key, pid), None)
+            if status is not None:  # it ended before we knew its pid
+                self._pending.append(self._forked_exit(warm.key, pid, status))
+            if self._is_closed():  # close() came meanwhile: it missed this task
+                _signal_group(pid, signal.SIGKILL)
+        self._wake()
+        return True
+
+    def _is_closed(self) -> bool:
+        return self._closed
+
+    def _start_server(self, warm: WarmStart) -> None:
+        try:
+            server = ForkServer(warm.key, warm.argv, warm.env)
+        except OSError as e:
+            log.warning("cannot start a fork server for %s (%s); its tasks start cold",
+                        warm.key, e)
+            with self._lock:
+                self._warm_off.add(warm.key)
+            return
+        with self._lock:
+            if not self._closed and warm.key not in self._servers:
+                assert self._epoll is not None
+                self._servers[warm.key] = server
+                self._server_fds[server.exits_fd] = server
+                self._epoll.register(server.exits_fd, select.EPOLLIN)
+                return
+        server.close()
+
+    def _forked_exit(self, key: str, pid: int, status: int) -> TaskExit:
+        """A forked task's exit, from the status its server reported (lock held)."""
+        task_id = self._forked.pop((key, pid))
+        proc = self._procs.pop(task_id)
+        return self._exit_of(proc, os.waitstatus_to_exitcode(status))
+
+    def _collect_forked(self, server: ForkServer) -> list[TaskExit]:
+        """Exits a fork server reported; if it is gone, its tasks go with it."""
+        exits, gone = server.read_exits()
+        out: list[TaskExit] = []
+        with self._lock:
+            for pid, status in exits:
+                if (server.key, pid) in self._forked:
+                    out.append(self._forked_exit(server.key, pid, status))
+                else:
+                    self._unclaimed[(server.key, pid)] = status
+            if gone:
+                log.warning("the %s fork server ended; such tasks start cold from now on",
+                            server.key)
+                self._warm_off.add(server.key)
+                self._servers.pop(server.key, None)
+                self._server_fds.pop(server.exits_fd, None)
+                if self._epoll is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        self._epoll.unregister(server.exits_fd)
+                for (key, pid), _ in list(self._forked.items()):
+                    if key == server.key:  # nobody can reap or report it any more
+                        _signal_group(pid, signal.SIGKILL)
+                        out.append(self._forked_exit(key, pid, signal.SIGKILL))
+        if gone:
+            server.close(timeout=0.5)
+        return out
+
     def running(self) -> list[str]:
         with self._lock:
             return list(self._procs)
@@ -189,6 +305,11 @@ class TaskRunner:
                 _signal_group(proc.pid, signal.SIGKILL)
         os.write(self._wake_w, b"q")
         self._thread.join(timeout=2.0)
+        with self._lock:
+            servers = list(self._servers.values())
+            self._servers.clear()
+        for server in servers:
+            server.close()
 
     # ------------------------------------------------------------------ internals
     def _terminate(self, proc: _Proc, grace: float) -> None:
@@ -229,8 +350,14 @@ class TaskRunner:
                 with self._lock:
                     task_id = self._by_fd.pop(fd, None)
                     proc = self._procs.get(task_id) if task_id else None
+                    server = self._server_fds.get(fd)
                 if proc is not None:
                     exits.append(self._finish(proc))
+                elif server is not None:
+                    exits.extend(self._collect_forked(server))
+            with self._lock:
+                exits.extend(self._pending)
+                self._pending.clear()
             if exits:  # all exits seen at once go out in one call
                 self._report(exits)
             self._enforce_deadlines()
@@ -263,8 +390,6 @@ class TaskRunner:
         # kill whatever the job left behind in its group, then reap.
         _signal_group(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-        rc = os.waitstatus_to_exitcode(status)
-        wall = time.monotonic() - proc.started
         with self._lock:
             self._procs.pop(proc.spec.task_id, None)
             if proc.pidfd >= 0:
@@ -272,6 +397,11 @@ class TaskRunner:
                     with contextlib.suppress(OSError):
                         self._epoll.unregister(proc.pidfd)
                 os.close(proc.pidfd)
+        return self._exit_of(proc, os.waitstatus_to_exitcode(status))
+
+    @staticmethod
+    def _exit_of(proc: _Proc, rc: int) -> TaskExit:
+        wall = time.monotonic() - proc.started
         sig = -rc if rc < 0 else None
         exit_code = 128 + sig if sig is not None else rc
         return TaskExit(proc.spec.task_id, exit_code, wall, sig,

@@ -9,18 +9,38 @@ launch leaves some unused or a task ends, so there is no allocation delay.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import itertools
 import os
 import re
 import socket
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..executor.protocol import log_path
-from ..executor.runner import LaunchError, ProcessSpec, TaskExit, TaskRunner, build_environment
+from ..deploy.resources import SharedDirectoryService, ram_scratch_dir, scratch_store
+from ..deploy.store import DEFAULT_MAX_SIZE
+from ..executor import function_task
+from ..executor.protocol import log_path, result_id, ships
+from ..executor.runner import (
+    LaunchError,
+    ProcessSpec,
+    TaskExit,
+    TaskRunner,
+    WarmStart,
+    build_environment,
+)
+from ..executor.shipping import (
+    DirectorySource,
+    NodeResources,
+    Prepared,
+    ResourceError,
+    runner_argv,
+    write_refused,
+)
 from ..scheduler.backend import Backend, BackendContext, Post
 from ..scheduler.contract import BatchJobExitReason
 from ..scheduler.core.events import (
@@ -49,6 +69,7 @@ from ..scheduler.options import (
     opt,
     parse_cores,
     parse_count,
+    parse_path,
     parse_size,
 )
 
@@ -76,6 +97,13 @@ class LocalOptions(CommonOptions):
     max_gpus: int | None = opt(
         "maxGpus", parse=parse_count, default_factory=detect_gpus, metavar="N",
         help="GPUs this machine offers to jobs (default: the /dev/nvidiaN devices)")
+    resource_dir: str | None = opt(
+        "resourceDir", parse=parse_path, metavar="DIR",
+        help="where shipped code and data (functions, the user's script) are kept while "
+             "the batch system runs (default: a scratch directory in /dev/shm)")
+    max_resource_size: int = opt(
+        "maxResourceSize", parse=parse_size, default=DEFAULT_MAX_SIZE, metavar="SIZE",
+        help="largest blob that may be shipped, or function result returned")
 
 
 def exit_status(ex: TaskExit, now: float) -> TaskStatus:
@@ -114,7 +142,23 @@ class LocalBackend(Backend):
         self._offer_ids = itertools.count(1)
         self._base_env = dict(os.environ)
         self.runner = TaskRunner(self._on_exit, kill_grace=options.kill_grace_period)
+        self._service: SharedDirectoryService | None = None
+        self._service_lock = threading.Lock()
         atexit.register(self._atexit)
+
+    def resource_service(self) -> SharedDirectoryService:
+        """Shipped code stays on this machine: tasks read the store's directory."""
+        with self._service_lock:
+            if self._service is None:
+                o = self.options
+                base = o.resource_dir or ram_scratch_dir()
+                if base is not None:
+                    os.makedirs(base, exist_ok=True)
+                store = scratch_store(o.max_resource_size, base)
+                self._service = SharedDirectoryService(store)
+                self._source = DirectorySource(store.root)
+                self._resources = NodeResources(os.path.join(store.root, "cache"))
+            return self._service
 
     def core_config(self) -> CoreConfig:
         # This allocator re-offers at once, so hold offers for ever and never revive
@@ -178,14 +222,29 @@ class LocalBackend(Backend):
             if gpus and "CUDA_VISIBLE_DEVICES" not in job_env:
                 job_env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
             job_env.setdefault("MESOBATCH_JOB_ID", str(job.job_id))
+            with self._lock:
+                self._running[task.task_id] = (res, gpus)
+            try:
+                prepared = self._prepare(task.task_id, {**job.environment, **job_env})
+            except ResourceError as e:
+                with self._lock:
+                    self._release(task.task_id)
+                events.append(TaskStatus(task.task_id, TaskState.FAILED, now, message=str(e),
+                                         agent_id=AGENT_ID))
+                continue
+            warm = None
+            if prepared is not None:
+                job_env.update(prepared.env)
+                if function_task.FUNCTION_FILE_ENV in prepared.env:
+                    job_env[function_task.SYS_PATH_ENV] = _sys_path()
+                    warm = WarmStart("function", (*runner_argv(), "--forkserver"),
+                                     self._base_env)
             log = log_path(self.context.log_dir, job.job_id, job.name)
             spec = ProcessSpec(
                 task_id=task.task_id, command=job.command,
                 env=build_environment(self._base_env, job.environment, job_env, job.cores),
-                stdout=log, stderr=log, walltime=job.walltime,
+                stdout=log, stderr=log, walltime=job.walltime, warm=warm,
             )
-            with self._lock:
-                self._running[task.task_id] = (res, gpus)
             try:
                 self.runner.launch(spec)
             except LaunchError as e:
@@ -198,6 +257,23 @@ class LocalBackend(Backend):
         with self._lock:
             events.extend(self._offer_free())
         return events
+
+    def _prepare(self, task_id: str, env: Mapping[str, str]) -> Prepared | None:
+        """A job that names shipped resources gets them checked and handed over; one
+        whose resource is refused fails, and a function job learns why."""
+        if not ships(env):
+            return None
+        self.resource_service()
+        try:
+            return self._resources.prepare(env, self._source,
+                                           os.path.join(self._source.root, "work"), task_id)
+        except ResourceError as e:
+            rid = None
+            with contextlib.suppress(ValueError):
+                rid = result_id(env)
+            if rid is not None:
+                write_refused(self._source.result_path(rid), str(e))
+            raise
 
     def _reconcile(self, action: Reconcile, now: float) -> list[Event]:
         running = set(self.runner.running())
@@ -248,6 +324,17 @@ class LocalBackend(Backend):
     def shutdown(self) -> None:
         self.runner.close()
         atexit.unregister(self._atexit)
+        with self._service_lock:
+            if self._service is not None:
+                self._service.close()
 
     def _atexit(self) -> None:
         self.runner.close(grace=0.5, timeout=2.0)
+        if self._service is not None:
+            self._service.close()
+
+
+def _sys_path() -> str:
+    """This process's import path, for function tasks on this machine: what the caller
+    can import, the call can (as multiprocessing's spawn does)."""
+    return os.pathsep.join(p or os.getcwd() for p in sys.path)

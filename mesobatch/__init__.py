@@ -8,6 +8,15 @@ Start here::
         print(bs.getUpdatedBatchJob(maxWait=10))
 """
 
+from .deploy.functions import (
+    CallResources,
+    FunctionExecutor,
+    FunctionJobError,
+    RemoteError,
+    RemoteTraceback,
+    ResourceRefused,
+    Shipped,
+)
 from .scheduler.api import BatchSystem, NodeType
 from .scheduler.contract import (
     EXIT_STATUS_UNAVAILABLE,
@@ -38,13 +47,20 @@ __all__ = [
     "BackendEntry",
     "BatchJobExitReason",
     "BatchSystem",
+    "CallResources",
     "DeadlockException",
+    "FunctionExecutor",
+    "FunctionJobError",
     "InsufficientSystemResources",
     "InvalidJob",
     "JobDescription",
     "NodeInfo",
     "NodeType",
     "OptionError",
+    "RemoteError",
+    "RemoteTraceback",
+    "ResourceRefused",
+    "Shipped",
     "UpdatedBatchJobInfo",
     "availability",
     "backend_names",

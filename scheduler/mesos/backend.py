@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
-import shlex
 import socket
-import sys
+import threading
 import time
 from collections.abc import Sequence
 
+from ...deploy.resources import HttpResourceService
 from ...executor.protocol import b64encode
 from ..backend import Backend, BackendContext, Post
 from ..core.events import (
@@ -32,24 +33,23 @@ from .framework import FrameworkState, MesosFramework
 from .interface import Message
 from .master import detector_for
 from .messages import executor_info, framework_info, scalar, take, task_info
-from .options import MesosOptions, read_secret
+from .options import read_secret
+from .shipping import executor_launch, start_resource_service
+from .shipping_options import MesosShippingOptions
 
 log = logging.getLogger(__name__)
 
 
-def default_executor_command() -> str:
-    """This interpreter by absolute path: agents do not pass their PATH on, and a
-    cluster whose agents have this environment at this path runs it as is. `exec`, so
-    that the agent's signals reach the executor rather than a shell around it."""
-    return f"exec {shlex.quote(sys.executable)} -m mesobatch.executor"
-
-
 class MesosBackend(Backend):
     name = "mesos"
-    options_class = MesosOptions
+    options_class = MesosShippingOptions
+    options: MesosShippingOptions
 
-    def __init__(self, options: MesosOptions, post: Post, context: BackendContext) -> None:
+    def __init__(self, options: MesosShippingOptions, post: Post,
+                 context: BackendContext) -> None:
         super().__init__(options, post, context)
+        self._service: HttpResourceService | None = None
+        self._service_lock = threading.Lock()
         self.state = FrameworkState(context.workflow_id)
         self.framework = MesosFramework(post, self.state, options.mesos_role,
                                         Resources(mem=-(-options.mesos_executor_memory // MIB)))
@@ -72,7 +72,15 @@ class MesosBackend(Backend):
         self.driver = MesosSchedulerDriver(
             self.framework, self.framework_info, self.detector, authorization=authorization,
             ca_bundle=options.mesos_ca_bundle, verify=options.mesos_tls_verify)
-        self.executor_command = options.executor_command or default_executor_command()
+        # The bundle is offered from the resource server, so that starts now with it.
+        try:
+            launch = executor_launch(options, self.resource_service()
+                                     if options.uses_bundle() else None)
+        except BaseException:
+            self.shutdown_resources()
+            raise
+        self.executor_command = launch.command
+        self.executor_uris = launch.uris
         self.executor_env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "MESOBATCH_REPORT_INTERVAL": f"{options.mesos_node_report_interval:g}",
@@ -80,6 +88,14 @@ class MesosBackend(Backend):
         }
         self._roles = [options.mesos_role] if options.mesos_role else None
         self.executor_resources = Resources(mem=-(-options.mesos_executor_memory // MIB))
+
+    def resource_service(self) -> HttpResourceService:
+        """The resource server agents fetch shipped code from (started on first use)."""
+        with self._service_lock:
+            if self._service is None:
+                self._service = start_resource_service(self.options)
+                atexit.register(self.shutdown_resources)  # a store left behind otherwise
+            return self._service
 
     def core_config(self) -> CoreConfig:
         o = self.options
@@ -92,6 +108,9 @@ class MesosBackend(Backend):
 
         self.driver.start()
         return [Disconnected(time.time(), "not yet subscribed")]
+
+    def fatal_error(self) -> str | None:
+        return self.state.fatal
 
     def status_note(self) -> str | None:
         d = self.driver
@@ -144,7 +163,9 @@ class MesosBackend(Backend):
         # for byte, resources included, whether the executor runs already or not.
         executor = executor_info(executor_id, None, self.executor_command, self.executor_env,
                                  [scalar("mem", float(self.executor_resources.mem))],
+                                 uris=self.executor_uris,
                                  grace=self.options.kill_grace_period + 5)
+        service = self._service  # tasks fetch shipped code there, with its token
         tasks: list[Message] = []
         events: list[Event] = []
         now = time.time()
@@ -156,7 +177,9 @@ class MesosBackend(Backend):
                                          never_started=True))
                 continue
             tasks.append(task_info(launch, action.agent_id, resources, executor,
-                                   self.context.workflow_id, self.options.kill_grace_period))
+                                   self.context.workflow_id, self.options.kill_grace_period,
+                                   resource_url=service.location if service else "",
+                                   resource_token=service.token if service else ""))
         self.state.launched(executor_id, [t["task_id"]["value"] for t in tasks])
         self.driver.launchTasks(list(action.offer_ids), tasks,
                                 {"refuse_seconds": action.refuse_seconds})
@@ -164,3 +187,11 @@ class MesosBackend(Backend):
 
     def shutdown(self) -> None:
         self.driver.stop(failover=False)
+        self.shutdown_resources()
+
+    def shutdown_resources(self) -> None:
+        with self._service_lock:
+            if self._service is not None:
+                self._service.close()
+                self._service = None
+                atexit.unregister(self.shutdown_resources)
