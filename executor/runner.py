@@ -115,6 +115,7 @@ class TaskRunner:
         self._on_exit = on_exit
         self.kill_grace = kill_grace
         self._procs: dict[str, _Proc] = {}
+        self._groups: set[int] = set()  # groups of ended tasks that still had members
         self._by_fd: dict[int, str] = {}
         self._servers: dict[str, ForkServer] = {}  # WarmStart key -> its fork server
         self._server_fds: dict[int, ForkServer] = {}  # its exits pipe -> it
@@ -303,6 +304,15 @@ class TaskRunner:
         with self._lock:
             for proc in self._procs.values():
                 _signal_group(proc.pid, signal.SIGKILL)
+        # what the tasks left behind in their groups is gone before we return
+        while time.monotonic() < deadline + 1.0:
+            with self._lock:
+                self._groups = {g for g in self._groups if _group_exists(g)}
+                for g in self._groups:
+                    _signal_group(g, signal.SIGKILL)
+                if not self._groups:
+                    break
+            time.sleep(0.005)
         os.write(self._wake_w, b"q")
         self._thread.join(timeout=2.0)
         with self._lock:
@@ -392,6 +402,11 @@ class TaskRunner:
         _, status = os.waitpid(pid, 0)
         with self._lock:
             self._procs.pop(proc.spec.task_id, None)
+            # Killed members may take a moment to go; close() waits for such groups.
+            # (A group id is not handed out again while the group exists.)
+            self._groups = {g for g in self._groups if _group_exists(g)}
+            if _group_exists(pid):
+                self._groups.add(pid)
             if proc.pidfd >= 0:
                 if self._epoll is not None:
                     with contextlib.suppress(OSError):
@@ -411,6 +426,14 @@ class TaskRunner:
 
 def _open_log(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    return True
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -14,8 +14,10 @@ import glob
 import itertools
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -122,6 +124,7 @@ def exit_status(ex: TaskExit, now: float) -> TaskStatus:
 class LocalBackend(Backend):
     name = "local"
     options_class = LocalOptions
+    cleans_workers = True
 
     def __init__(self, options: LocalOptions, post: Post, context: BackendContext) -> None:
         super().__init__(options, post, context)
@@ -141,6 +144,7 @@ class LocalBackend(Backend):
         self._withheld = False  # declined: no offers until a revive or a task ends
         self._offer_ids = itertools.count(1)
         self._base_env = dict(os.environ)
+        self._work: str | None = None
         self.runner = TaskRunner(self._on_exit, kill_grace=options.kill_grace_period)
         self._service: SharedDirectoryService | None = None
         self._service_lock = threading.Lock()
@@ -222,6 +226,7 @@ class LocalBackend(Backend):
             if gpus and "CUDA_VISIBLE_DEVICES" not in job_env:
                 job_env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
             job_env.setdefault("MESOBATCH_JOB_ID", str(job.job_id))
+            job_env.setdefault("MESOBATCH_WORK_DIR", self._work_dir())
             with self._lock:
                 self._running[task.task_id] = (res, gpus)
             try:
@@ -321,9 +326,18 @@ class LocalBackend(Backend):
         )
         return [NodeStats(AGENT_ID, self.hostname, "127.0.0.1", load, time.time())]
 
+    def _work_dir(self) -> str:
+        """The workflow's scratch directory on this node (MESOBATCH_WORK_DIR), made on
+        first use and removed at shutdown, as the Mesos executor does at SHUTDOWN."""
+        if self._work is None:
+            self._work = tempfile.mkdtemp(prefix=f"mesobatch-{self.context.workflow_id}-work-")
+        return self._work
+
     def shutdown(self) -> None:
         self.runner.close()
         atexit.unregister(self._atexit)
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
         with self._service_lock:
             if self._service is not None:
                 self._service.close()

@@ -100,14 +100,6 @@ class ToilBatchSystem(BatchSystem):
         set_toil_options(cls.backend_class.options_class, setOption)
 
     @classmethod
-    def supportsAutoDeployment(cls) -> bool:
-        # Toil would hand its user script over as a Toil Resource (JTRES_* variables);
-        # the executors do not yet give such jobs the JTRES_ROOT directory Toil's worker
-        # downloads it into, so Toil's classic layout applies: the workflow's code at
-        # the same path on every node.
-        return False
-
-    @classmethod
     def supportsWorkerCleanup(cls) -> bool:
         return True
 

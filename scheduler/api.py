@@ -142,7 +142,8 @@ class BatchSystem:
 
     @classmethod
     def supportsWorkerCleanup(cls) -> bool:
-        return False
+        """Whether each node's per-workflow work directory goes after its last job."""
+        return cls.backend_class.cleans_workers
 
     @classmethod
     def getWaitDuration(cls) -> int:

@@ -42,6 +42,8 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: the options dataclass this backend takes
     options_class: ClassVar[type[CommonOptions]]
+    #: nodes remove the per-workflow work directory after their last job
+    cleans_workers: ClassVar[bool] = False
 
     def __init__(self, options: Any, post: Post, context: BackendContext) -> None:
         self.options = options
@@ -80,9 +82,6 @@ class Backend(abc.ABC):
     def fatal_error(self) -> str | None:
         """Why this backend can never run a job again (refused credentials, ...), if so."""
         return None
-
-    def supports_worker_cleanup(self) -> bool:
-        return False
 
     @abc.abstractmethod
     def shutdown(self) -> None:

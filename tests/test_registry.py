@@ -22,7 +22,11 @@ def test_unknown_backend_lists_the_known_ones() -> None:
         mesobatch.batch_system("nope")
 
 
-def test_missing_dependency_is_reported_without_importing() -> None:
+def test_missing_dependency_is_reported_without_importing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesobatch.scheduler import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # left as it was
     register_backend(BackendEntry("needs-missing", "not_a_module:X", "test",
                                   requires_modules=("not_a_real_module_xyz",), extra="xyz"))
     ok, why = availability("needs-missing")

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 class MesosBackend(Backend):
     name = "mesos"
+    cleans_workers = True  # the executor removes the workflow's directory at SHUTDOWN
     options_class = MesosShippingOptions
     options: MesosShippingOptions
 

@@ -146,7 +146,8 @@ class Cluster:
                 executor_reregistration_timeout=self.options.executor_reregistration_timeout,
                 status_update_retry_base=self.options.status_update_retry_base,
                 status_update_retry_max=self.options.status_update_retry_max,
-                fetcher_cache_dir=cache_dir,
+                # one cache per agent, as each real agent has its own --fetcher_cache_dir
+                fetcher_cache_dir=cache_dir / f"agent{index}",
                 registration_backoff_factor=backoff,
             )
             agent = Agent(config, detector, self.fetch_stats)
