@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 
 def log_file_name(job_id: int, name: str) -> str:
@@ -46,8 +46,24 @@ def _from_dict(cls: type[Any], raw: Any) -> Any:
     return cls(**{k: v for k, v in raw.items() if k in names})
 
 
+_T = TypeVar("_T", bound="_Base64Json")
+
+
+class _Base64Json:
+    """A dataclass carried as base64 JSON in a Mesos bytes field; unknown keys (from a
+    newer scheduler or executor) are ignored."""
+
+    def encode(self) -> str:
+        return b64encode(json.dumps(asdict(self), separators=(",", ":")).encode())  # type: ignore[call-overload]
+
+    @classmethod
+    def decode(cls: type[_T], data: str) -> _T:
+        decoded: _T = _from_dict(cls, json.loads(b64decode(data)))
+        return decoded
+
+
 @dataclass(frozen=True)
-class TaskPayload:
+class TaskPayload(_Base64Json):
     """What the executor needs to run one job (TaskInfo.data)."""
 
     job_id: int
@@ -63,31 +79,15 @@ class TaskPayload:
     #: bearer token for resource_url; per framework, never passed on to the task
     resource_token: str = ""
 
-    def encode(self) -> str:
-        return b64encode(json.dumps(asdict(self), separators=(",", ":")).encode())
-
-    @classmethod
-    def decode(cls, data: str) -> TaskPayload:
-        payload: TaskPayload = _from_dict(cls, json.loads(b64decode(data)))
-        return payload
-
 
 @dataclass(frozen=True)
-class TaskResult:
+class TaskResult(_Base64Json):
     """How a task ended, as the executor measured it (terminal TaskStatus.data)."""
 
     exit_code: int
     wall_time: float
     signal: int | None = None
     walltime_exceeded: bool = False
-
-    def encode(self) -> str:
-        return b64encode(json.dumps(asdict(self), separators=(",", ":")).encode())
-
-    @classmethod
-    def decode(cls, data: str) -> TaskResult:
-        result: TaskResult = _from_dict(cls, json.loads(b64decode(data)))
-        return result
 
 
 @dataclass(frozen=True)
