@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import httputil
+from .calls import read_call
 from .httpserver import EventStream, Request, Response, StreamStart, text
 from .httputil import bad_request
-from .protojson import ProtoError, json_error_text, parse
-from .wire import JsonDict, b64decode_strict, is_valid_uuid_bytes, loads
+from .wire import JsonDict, b64decode_strict, is_valid_uuid_bytes
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -55,21 +55,9 @@ def validate_call(call: JsonDict) -> str | None:
 
 def handler(agent: Agent) -> Handler:
     def executor(request: Request) -> Response | StreamStart:
-        if request.method != "POST":
-            return httputil.method_not_allowed(request.method)
-        error = httputil.content_type_error(request)
-        if error is not None:
-            return error
-        body = request.body
-        try:
-            value = loads(body)
-        except ValueError as exc:
-            text_body = body.decode("utf-8", "replace")
-            return bad_request("Failed to parse body into JSON: " + json_error_text(text_body, exc))
-        try:
-            call = parse(value, "ExecutorCall")
-        except ProtoError as exc:
-            return bad_request(f"Failed to convert JSON into Call protobuf: {exc}")
+        call = read_call(request, "ExecutorCall")
+        if isinstance(call, Response):
+            return call
         problem = validate_call(call)
         if problem is not None:
             return bad_request(f"Failed to validate Executor::Call: {problem}")

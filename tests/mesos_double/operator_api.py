@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import httputil
+from .calls import read_call
 from .httpserver import Request, Response, text
 from .httputil import bad_request, ok_empty, ok_json
 from .master_state import AgentRecord, FrameworkRecord, MasterTask
-from .protojson import ProtoError, json_error_text, parse
 from .resources import with_role
-from .wire import JsonDict, dumps, loads
+from .wire import JsonDict, dumps
 
 if TYPE_CHECKING:
     from .httpserver import Handler
@@ -44,21 +43,9 @@ def handler(master: Master) -> Handler:
     def operator(request: Request) -> Response:
         if not master.elected:
             return master.redirect(request)  # every call, before parsing (Master::Http::api)
-        if request.method != "POST":
-            return httputil.method_not_allowed(request.method)
-        error = httputil.content_type_error(request)
-        if error is not None:
-            return error
-        body = request.body
-        try:
-            value = loads(body)
-        except ValueError as exc:
-            text_body = body.decode("utf-8", "replace")
-            return bad_request("Failed to parse body into JSON: " + json_error_text(text_body, exc))
-        try:
-            call = parse(value, "OperatorCall")
-        except ProtoError as exc:
-            return bad_request(f"Failed to convert JSON into Call protobuf: {exc}")
+        call = read_call(request, "OperatorCall")
+        if isinstance(call, Response):
+            return call
         kind = call.get("type")
         if kind is None:
             return bad_request("Failed to validate master::Call: Expecting 'type' to be present")

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 from . import httputil
 from .auth import authenticate, unauthorized
+from .calls import read_call
 from .httpserver import EventStream, Request, Response, StreamStart, text
 from .httputil import bad_request
-from .protojson import ProtoError, json_error_text, parse
-from .wire import JsonDict, b64decode_strict, is_valid_uuid_bytes, loads, new_uuid
+from .protojson import parse
+from .wire import JsonDict, b64decode_strict, is_valid_uuid_bytes, new_uuid
 
 if TYPE_CHECKING:
     from .httpserver import Handler
@@ -86,21 +87,9 @@ def handler(master: Master) -> Handler:
                 return unauthorized()
         if not master.elected:
             return master.redirect(request)
-        if request.method != "POST":
-            return httputil.method_not_allowed(request.method)
-        error = httputil.content_type_error(request)
-        if error is not None:
-            return error
-        body = request.body
-        try:
-            value = loads(body)
-        except ValueError as exc:
-            text_body = body.decode("utf-8", "replace")
-            return bad_request("Failed to parse body into JSON: " + json_error_text(text_body, exc))
-        try:
-            call = parse(value, "Call")
-        except ProtoError as exc:
-            return bad_request(f"Failed to convert JSON into Call protobuf: {exc}")
+        call = read_call(request, "Call")
+        if isinstance(call, Response):
+            return call
         problem = validate_call(call, principal)
         if problem is not None:
             return bad_request(f"Failed to validate scheduler::Call: {problem}")
