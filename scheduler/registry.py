@@ -114,5 +114,4 @@ register_backend(BackendEntry(
 register_backend(BackendEntry(
     "mesos", "mesobatch.scheduler.mesos.backend:MesosBackend",
     "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
-    requires_modules=("urllib3",),
 ))
