@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..deploy.resources import SharedDirectoryService, ram_scratch_dir, scratch_store
-from ..deploy.store import DEFAULT_MAX_SIZE
 from ..executor import function_task
 from ..executor.protocol import log_path, result_id, ships
 from ..executor.runner import (
@@ -103,9 +102,6 @@ class LocalOptions(CommonOptions):
         "resourceDir", parse=parse_path, metavar="DIR",
         help="where shipped code and data (functions, the user's script) are kept while "
              "the batch system runs (default: a scratch directory in /dev/shm)")
-    max_resource_size: int = opt(
-        "maxResourceSize", parse=parse_size, default=DEFAULT_MAX_SIZE, metavar="SIZE",
-        help="largest blob that may be shipped, or function result returned")
 
 
 def exit_status(ex: TaskExit, now: float) -> TaskStatus:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..deploy.store import DEFAULT_MAX_SIZE
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -334,6 +336,9 @@ class CommonOptions:
     kill_grace_period: float = opt(
         "killGracePeriod", parse=parse_seconds, default=5.0, metavar="SECONDS",
         help="after SIGTERM, wait this long before SIGKILL")
+    max_resource_size: int = opt(
+        "maxResourceSize", parse=parse_size, default=DEFAULT_MAX_SIZE, metavar="SIZE",
+        help="largest blob that may be shipped, or function result returned")
 
     def validate(self) -> None:
         """Check combinations of values; raise OptionError."""

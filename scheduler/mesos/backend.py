@@ -33,9 +33,8 @@ from .framework import FrameworkState, MesosFramework
 from .interface import Message
 from .master import detector_for
 from .messages import executor_info, framework_info, scalar, take, task_info
-from .options import read_secret
+from .options import MesosOptions, read_secret
 from .shipping import executor_launch, start_resource_service
-from .shipping_options import MesosShippingOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,10 @@ log = logging.getLogger(__name__)
 class MesosBackend(Backend):
     name = "mesos"
     cleans_workers = True  # the executor removes the workflow's directory at SHUTDOWN
-    options_class = MesosShippingOptions
-    options: MesosShippingOptions
+    options_class = MesosOptions
+    options: MesosOptions
 
-    def __init__(self, options: MesosShippingOptions, post: Post,
+    def __init__(self, options: MesosOptions, post: Post,
                  context: BackendContext) -> None:
         super().__init__(options, post, context)
         self._service: HttpResourceService | None = None

@@ -16,7 +16,7 @@ from typing import Any
 
 from ...deploy import bundle
 from ...deploy.resources import HttpResourceService, address_towards, scratch_store
-from .shipping_options import MesosShippingOptions, split_host_port
+from .options import MesosOptions, split_host_port
 
 Message = dict[str, Any]
 
@@ -36,7 +36,7 @@ def master_address(endpoint: str) -> tuple[str, int]:
     return host or "localhost", port or 5050
 
 
-def start_resource_service(options: MesosShippingOptions) -> HttpResourceService:
+def start_resource_service(options: MesosOptions) -> HttpResourceService:
     host, port = None, 0
     if options.resource_address:
         host, given = split_host_port(options.resource_address)
@@ -55,7 +55,7 @@ class ExecutorLaunch:
     uris: list[Message] = field(default_factory=list)
 
 
-def executor_launch(options: MesosShippingOptions,
+def executor_launch(options: MesosOptions,
                     service: HttpResourceService | None) -> ExecutorLaunch:
     """How agents start our executor, per --executorDeploy (service: when bundled)."""
     if not options.uses_bundle():

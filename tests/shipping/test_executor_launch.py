@@ -10,8 +10,8 @@ import pytest
 
 from mesobatch.deploy import bundle
 from mesobatch.deploy.resources import HttpResourceService, scratch_store
+from mesobatch.scheduler.mesos.options import MesosOptions
 from mesobatch.scheduler.mesos.shipping import executor_launch, master_address
-from mesobatch.scheduler.mesos.shipping_options import MesosShippingOptions
 from mesobatch.scheduler.options import OptionError, resolve
 
 
@@ -22,8 +22,8 @@ def service() -> Iterator[HttpResourceService]:
     s.close()
 
 
-def options(**given: Any) -> MesosShippingOptions:
-    return resolve(MesosShippingOptions, given, environ={})
+def options(**given: Any) -> MesosOptions:
+    return resolve(MesosOptions, given, environ={})
 
 
 def test_the_bundle_by_default(service: HttpResourceService) -> None:
