@@ -18,16 +18,19 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from .command import direct_argv, forget
 from .forkserver import ForkServer, ForkServerError
+from .spawn import FileAction, spawn
 
 log = logging.getLogger(__name__)
 
 SHELL = "/bin/sh"
 _HAVE_PIDFD = hasattr(os, "pidfd_open") and sys.platform.startswith("linux")
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 
 
 def omp_threads(cores: float) -> str:
@@ -88,10 +91,21 @@ class TaskExit:
     signal: int | None = None
     killed: bool = False  #: killed through kill() or shutdown
     walltime_exceeded: bool = False
+    launch_error: str | None = None  #: why a submitted task could not start
 
 
 class LaunchError(OSError):
     """The task's process could not be started."""
+
+
+@dataclass(slots=True)
+class _Helper:
+    """A further reaper thread and its epoll set."""
+
+    epoll: select.epoll
+    wake_r: int
+    wake_w: int
+    thread: threading.Thread = None  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -100,6 +114,7 @@ class _Proc:
     pid: int
     started: float
     pidfd: int = -1
+    epoll: select.epoll | None = None  #: the reaper's set that watches pidfd
     term_at: float = math.inf  #: SIGTERM due (wall time limit)
     kill_at: float = math.inf  #: SIGKILL due (grace after SIGTERM)
     killed: bool = False
@@ -111,7 +126,7 @@ class TaskRunner:
     exits noticed together come in one list)."""
 
     def __init__(self, on_exit: Callable[[list[TaskExit]], None], *,
-                 kill_grace: float = 5.0) -> None:
+                 kill_grace: float = 5.0, reapers: int = 1) -> None:
         self._on_exit = on_exit
         self.kill_grace = kill_grace
         self._procs: dict[str, _Proc] = {}
@@ -124,6 +139,10 @@ class TaskRunner:
         self._warm_off: set[str] = set()  # keys whose server failed: their tasks run cold
         self._pending: list[TaskExit] = []  # exits found outside the reaper, to report
         self._lock = threading.Lock()
+        self._queued: dict[str, bool] = {}  # submitted, not yet watched -> kill requested
+        self._spawn_queue: deque[ProcessSpec] = deque()
+        self._spawn_ready = threading.Condition(self._lock)
+        self._spawner: threading.Thread | None = None
         self._closed = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -132,58 +151,160 @@ class TaskRunner:
             self._epoll.register(self._wake_r, select.EPOLLIN)
         self._thread = threading.Thread(target=self._reap_loop, name="mesobatch-reaper",
                                         daemon=True)
+        # More reapers (each its own epoll set) let one task's end be handled while
+        # another reaper waits for the child it started to exec. A task goes to the
+        # reaper watching fewest, so when one ends, the reaper that handled its end
+        # watches the next one it starts. The first reaper also keeps the deadlines.
+        self._helpers: list[_Helper] = []
+        self._epoll_of: dict[int, select.epoll] = {}  # reaper thread ident -> its set
+        self._watching: dict[select.epoll, int] = {}  # epoll set -> tasks it watches
+        if self._epoll is not None:
+            self._watching[self._epoll] = 0
+        for i in range(1, reapers if self._epoll is not None else 1):
+            helper = _Helper(select.epoll(), *os.pipe())
+            helper.epoll.register(helper.wake_r, select.EPOLLIN)
+            helper.thread = threading.Thread(target=self._helper_loop, args=(helper,),
+                                             name=f"mesobatch-reaper-{i}", daemon=True)
+            self._helpers.append(helper)
+            self._watching[helper.epoll] = 0
         self._thread.start()
+        for helper in self._helpers:
+            helper.thread.start()
 
     # ------------------------------------------------------------------ API
     def launch(self, spec: ProcessSpec) -> None:
-        """Start ``spec`` in its own session (so its own process group).
+        """Start ``spec`` in its own session (so its own process group), now.
 
-        posix_spawn (vfork underneath) costs half of subprocess.Popen in the parent;
-        every descriptor we hold is close-on-exec, so the child inherits only 0-2.
         Raises LaunchError if the task cannot start."""
         if spec.warm is not None and self._epoll is not None and self._launch_forked(spec):
             return
+        self._register(self._spawn(spec))
+
+    def submit(self, spec: ProcessSpec) -> None:
+        """Start ``spec`` soon and return at once, so the caller need not wait for the
+        child to exec: submitted from an exit callback, that reaper starts it right after
+        the callback; from elsewhere, the spawner thread does, unless start_submitted()
+        comes first. A task that cannot start is reported through ``on_exit`` with
+        ``launch_error`` set; kill() reaches it before it starts too."""
+        with self._lock:
+            if self._closed:
+                self._pending.append(_cancelled(spec.task_id))
+            else:
+                self._queued[spec.task_id] = False
+                self._spawn_queue.append(spec)
+                if threading.get_ident() in self._epoll_of:
+                    return  # submitted from an exit callback: that reaper starts it next
+                self._spawn_ready.notify()
+                if self._spawner is None:
+                    self._spawner = threading.Thread(target=self._spawn_loop,
+                                                     name="mesobatch-spawner", daemon=True)
+                    self._spawner.start()
+                return
+        self._wake()
+
+    def _spawn(self, spec: ProcessSpec) -> _Proc:
+        """posix_spawn (vfork underneath) costs half of subprocess.Popen in the parent,
+        and spawn() lets our other threads run while the child execs. Every descriptor
+        we hold is close-on-exec; the child opens its own log files."""
         command = spec.command
+        argv = direct_argv(command, spec.env) if spec.cwd is None else None
         if spec.cwd is not None:  # posix_spawn has no chdir: let the shell do it
             command = f"cd -- {shlex.quote(spec.cwd)} || exit 127\n{command}"
-        fds: list[int] = []
+        actions: list[FileAction] = [("open", 0, os.devnull, os.O_RDONLY, 0)]
+        if spec.stdout is not None:
+            actions.append(("open", 1, spec.stdout, _LOG_FLAGS, 0o644))
+        if spec.stderr is not None:
+            actions.append(("dup2", 1, 2) if spec.stderr == spec.stdout
+                           else ("open", 2, spec.stderr, _LOG_FLAGS, 0o644))
+        started = time.monotonic()
         try:
-            actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
-            for target, path in ((1, spec.stdout), (2, spec.stderr)):
-                if path is None:
-                    continue
-                if target == 2 and spec.stderr == spec.stdout:
-                    actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
-                    continue
-                fds.append(_open_log(path))
-                actions.append((os.POSIX_SPAWN_DUP2, fds[-1], target))
-            started = time.monotonic()
-            pid = os.posix_spawn(SHELL, [SHELL, "-c", command], spec.env,
-                                 file_actions=actions, setsid=True)
+            pid = -1
+            if argv is not None:
+                try:
+                    pid = spawn(argv[0], argv, spec.env, actions)
+                except OSError:  # e.g. gone since we looked: the shell says why
+                    forget(spec.command, spec.env)
+            if pid < 0:
+                pid = spawn(SHELL, [SHELL, "-c", command], spec.env, actions)
         except OSError as e:
             raise LaunchError(e.errno, f"cannot start task {spec.task_id}: {e}") from e
-        finally:
-            for fd in fds:
-                os.close(fd)
         proc = _Proc(spec, pid, started)
         if spec.walltime is not None:
             proc.term_at = started + spec.walltime
+        return proc
+
+    def _register(self, proc: _Proc) -> None:
+        """Watch a started task; one killed (or a runner closed) meanwhile goes at once."""
+        task_id = proc.spec.task_id
         with self._lock:
-            if self._closed:
-                _signal_group(pid, signal.SIGKILL)
-            self._procs[spec.task_id] = proc
+            cancelled = self._queued.pop(task_id, False)
+            self._procs[task_id] = proc
             if self._epoll is not None:
-                proc.pidfd = os.pidfd_open(pid)
-                self._by_fd[proc.pidfd] = spec.task_id
-                self._epoll.register(proc.pidfd, select.EPOLLIN)
+                proc.pidfd = os.pidfd_open(proc.pid)
+                self._by_fd[proc.pidfd] = task_id
+                # to the reaper watching fewest tasks (this thread's own on a tie)
+                own = self._epoll_of.get(threading.get_ident())
+                epoll = min(self._watching, key=lambda e: (self._watching[e], e is not own))
+                epoll.register(proc.pidfd, select.EPOLLIN)
+                self._watching[epoll] += 1
+                proc.epoll = epoll
             else:
                 threading.Thread(target=self._wait_one, args=(proc,), daemon=True).start()
-        if spec.walltime is not None:
+            if self._closed:
+                proc.killed = True
+                _signal_group(proc.pid, signal.SIGKILL)
+            elif cancelled:
+                self._terminate(proc, self.kill_grace)
+        if cancelled or proc.spec.walltime is not None:
             self._wake()
+
+    def start_submitted(self) -> None:
+        """Start what was submitted, in this thread, now (the spawner thread would too,
+        but waking it costs a thread switch on the way from one task's end to the next
+        one's start)."""
+        while True:
+            with self._lock:
+                if not self._spawn_queue:
+                    return
+                spec = self._spawn_queue.popleft()
+            self._start_submitted(spec)
+
+    def _spawn_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._spawn_queue:
+                    if self._closed:
+                        return
+                    self._spawn_ready.wait()
+                spec = self._spawn_queue.popleft()
+            self._start_submitted(spec)
+
+    def _start_submitted(self, spec: ProcessSpec) -> None:
+        with self._lock:
+            cancelled = self._closed or self._queued[spec.task_id]
+            if cancelled:  # killed (or the runner closed) before it started
+                del self._queued[spec.task_id]
+                self._pending.append(_cancelled(spec.task_id))
+        if not cancelled:
+            try:
+                self.launch(spec)
+                return
+            except LaunchError as e:
+                error = str(e)
+            except Exception as e:  # never lose a task: report it as not started
+                log.exception("cannot start task %s", spec.task_id)
+                error = f"cannot start task {spec.task_id}: {e}"
+            with self._lock:
+                self._queued.pop(spec.task_id, None)
+                self._pending.append(TaskExit(spec.task_id, 127, 0.0, launch_error=error))
+        self._wake()  # the first reaper reports it
 
     def kill(self, task_id: str, grace: float | None = None) -> bool:
         """SIGTERM the task's process group; SIGKILL after ``grace`` seconds."""
         with self._lock:
+            if task_id in self._queued:  # not started yet: it will not start
+                self._queued[task_id] = True
+                return True
             proc = self._procs.get(task_id)
             if proc is None:
                 return False
@@ -219,13 +340,17 @@ class TaskRunner:
         if spec.walltime is not None:
             proc.term_at = started + spec.walltime
         with self._lock:
+            cancelled = self._queued.pop(spec.task_id, False)
             self._procs[spec.task_id] = proc
             self._forked[(warm.key, pid)] = spec.task_id
             status = self._unclaimed.pop((warm.key, pid), None)
             if status is not None:  # it ended before we knew its pid
                 self._pending.append(self._forked_exit(warm.key, pid, status))
             if self._is_closed():  # close() came meanwhile: it missed this task
+                proc.killed = True
                 _signal_group(pid, signal.SIGKILL)
+            elif cancelled and status is None:  # kill() came while it was submitted
+                self._terminate(proc, self.kill_grace)
         self._wake()
         return True
 
@@ -284,8 +409,9 @@ class TaskRunner:
         return out
 
     def running(self) -> list[str]:
+        """Tasks started or submitted that have not ended."""
         with self._lock:
-            return list(self._procs)
+            return [*self._procs, *self._queued]
 
     def close(self, grace: float | None = None, timeout: float | None = None) -> None:
         """Kill every task, wait for them to end (bounded), stop the reaper thread."""
@@ -294,8 +420,13 @@ class TaskRunner:
             self._closed = True
             for proc in self._procs.values():
                 self._terminate(proc, grace)
+            self._spawn_ready.notify()
+            spawner = self._spawner
         self._wake()
         deadline = time.monotonic() + (grace + 2.0 if timeout is None else timeout)
+        if spawner is not None:
+            spawner.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.start_submitted()  # what nobody started is reported as killed
         while time.monotonic() < deadline:
             with self._lock:
                 if not self._procs:
@@ -314,7 +445,11 @@ class TaskRunner:
                     break
             time.sleep(0.005)
         os.write(self._wake_w, b"q")
+        for helper in self._helpers:
+            os.write(helper.wake_w, b"q")
         self._thread.join(timeout=2.0)
+        for helper in self._helpers:
+            helper.thread.join(timeout=2.0)
         with self._lock:
             servers = list(self._servers.values())
             self._servers.clear()
@@ -342,6 +477,8 @@ class TaskRunner:
         return -1 if due == math.inf else max(0.0, due - now)
 
     def _reap_loop(self) -> None:
+        if self._epoll is not None:
+            self._epoll_of[threading.get_ident()] = self._epoll
         stopping = False
         while not stopping:
             timeout = self._next_timeout()
@@ -370,7 +507,27 @@ class TaskRunner:
                 self._pending.clear()
             if exits:  # all exits seen at once go out in one call
                 self._report(exits)
+            self.start_submitted()  # what the callbacks submitted
             self._enforce_deadlines()
+
+    def _helper_loop(self, helper: _Helper) -> None:
+        """A further reaper: only the tasks it started, and what they lead to."""
+        self._epoll_of[threading.get_ident()] = helper.epoll
+        while True:
+            exits: list[TaskExit] = []
+            for fd, _ in helper.epoll.poll():
+                if fd == helper.wake_r:
+                    if b"q" in os.read(helper.wake_r, 4096):
+                        return
+                    continue
+                with self._lock:
+                    task_id = self._by_fd.pop(fd, None)
+                    proc = self._procs.get(task_id) if task_id else None
+                if proc is not None:
+                    exits.append(self._finish(proc))
+            if exits:
+                self._report(exits)
+            self.start_submitted()
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -408,9 +565,14 @@ class TaskRunner:
             if _group_exists(pid):
                 self._groups.add(pid)
             if proc.pidfd >= 0:
-                if self._epoll is not None:
+                # Out of the epoll set explicitly: a child being spawned by another
+                # thread holds a copy of every descriptor until it execs, so closing
+                # would leave the registration behind, and a stale readiness for
+                # this number would be taken for the task that gets it next.
+                if proc.epoll is not None:
+                    self._watching[proc.epoll] -= 1
                     with contextlib.suppress(OSError):
-                        self._epoll.unregister(proc.pidfd)
+                        proc.epoll.unregister(proc.pidfd)
                 os.close(proc.pidfd)
         return self._exit_of(proc, os.waitstatus_to_exitcode(status))
 
@@ -424,8 +586,9 @@ class TaskRunner:
                         walltime_exceeded=proc.walltime_exceeded)
 
 
-def _open_log(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+def _cancelled(task_id: str) -> TaskExit:
+    """The exit of a submitted task killed before it started."""
+    return TaskExit(task_id, 128 + signal.SIGTERM, 0.0, signal.SIGTERM, killed=True)
 
 
 def _group_exists(pgid: int) -> bool:

@@ -27,7 +27,6 @@ from ..deploy.resources import SharedDirectoryService, ram_scratch_dir, scratch_
 from ..executor import function_task
 from ..executor.protocol import log_path, result_id, ships
 from ..executor.runner import (
-    LaunchError,
     ProcessSpec,
     TaskExit,
     TaskRunner,
@@ -107,6 +106,9 @@ class LocalOptions(CommonOptions):
 def exit_status(ex: TaskExit, now: float) -> TaskStatus:
     """The core's view of how a task's process ended."""
     reason = None
+    if ex.launch_error is not None:
+        return TaskStatus(ex.task_id, TaskState.ERROR, now, message=ex.launch_error,
+                          agent_id=AGENT_ID)
     if ex.killed:
         state = TaskState.KILLED
     elif ex.walltime_exceeded:
@@ -141,7 +143,10 @@ class LocalBackend(Backend):
         self._offer_ids = itertools.count(1)
         self._base_env = dict(os.environ)
         self._work: str | None = None
-        self.runner = TaskRunner(self._on_exit, kill_grace=options.kill_grace_period)
+        # Two reapers: while one waits for the child it started to exec (~0.2 ms), the
+        # other handles the next task's end; on 2 cores that is +25% at 1-core jobs.
+        self.runner = TaskRunner(self._on_exit, kill_grace=options.kill_grace_period,
+                                 reapers=2)
         self._service: SharedDirectoryService | None = None
         self._service_lock = threading.Lock()
         atexit.register(self._atexit)
@@ -246,13 +251,9 @@ class LocalBackend(Backend):
                 env=build_environment(self._base_env, job.environment, job_env, job.cores),
                 stdout=log, stderr=log, walltime=job.walltime, warm=warm,
             )
-            try:
-                self.runner.launch(spec)
-            except LaunchError as e:
-                with self._lock:
-                    self._release(task.task_id)
-                events.append(TaskStatus(task.task_id, TaskState.ERROR, now, message=str(e)))
-                continue
+            # Started in flush(), once the batch system's lock is released (or by the
+            # runner's spawner thread). A task that cannot start ends in ERROR.
+            self.runner.submit(spec)
             events.append(TaskStatus(task.task_id, TaskState.RUNNING, now,
                                      agent_id=AGENT_ID))
         with self._lock:
@@ -306,8 +307,14 @@ class LocalBackend(Backend):
                 self._release(ex.task_id)
             self._withheld = False
             offers = self._offer_free()
-        # the freed resources first: the next job launches before the bookkeeping
-        self.post(*offers, *(exit_status(ex, now) for ex in exits))
+        # The freed resources first: post() starts the next job from this thread
+        # (flush) before the bookkeeping, as from one task's end to the next one's
+        # start is the path that bounds throughput when every slot is busy.
+        self.post(*offers)
+        self.post(*(exit_status(ex, now) for ex in exits))
+
+    def flush(self) -> None:
+        self.runner.start_submitted()
 
     def poll_nodes(self) -> list[Event]:
         import psutil  # noqa: PLC0415

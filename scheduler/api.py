@@ -102,7 +102,10 @@ class BatchSystem:
         os.makedirs(log_dir, exist_ok=True)
         self.log_dir = log_dir
         self._lock = threading.Lock()
-        self._results_ready = threading.Condition(self._lock)
+        # Results have a lock of their own, taken after self._lock when both are: a
+        # caller waiting for results is never held up by scheduling work.
+        self._results_lock = threading.Lock()
+        self._results_ready = threading.Condition(self._results_lock)
         self._changed = threading.Condition(self._lock)
         self._tick_stop = threading.Condition(self._lock)
         self._results: deque[UpdatedBatchJobInfo] = deque()
@@ -240,9 +243,10 @@ class BatchSystem:
         deadline = time.monotonic() + self.options.kill_grace_period + 5.0
         with self._lock:
             self._dispatch([KillRequested(ids, time.time())])
-            if wanted & self._unconsumed:
-                self._unconsumed -= wanted
-                self._results = deque(r for r in self._results if r.jobID not in wanted)
+            with self._results_lock:
+                if wanted & self._unconsumed:
+                    self._unconsumed -= wanted
+                    self._results = deque(r for r in self._results if r.jobID not in wanted)
             while self._core.unconfirmed_kills(wanted):
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -253,7 +257,7 @@ class BatchSystem:
                 self._changed.wait(left)
 
     def getIssuedBatchJobIDs(self) -> list[int]:
-        with self._lock:
+        with self._lock, self._results_lock:
             return self._core.issued() + list(self._unconsumed)
 
     def getRunningBatchJobIDs(self) -> dict[int, float]:
@@ -263,7 +267,7 @@ class BatchSystem:
     def getUpdatedBatchJob(self, maxWait: float | None) -> UpdatedBatchJobInfo | None:
         """The next finished job (each exactly once), waiting at most maxWait seconds."""
         deadline = None if maxWait is None else time.monotonic() + max(0.0, maxWait)
-        with self._lock:
+        with self._results_lock:
             while not self._results:
                 left = None if deadline is None else deadline - time.monotonic()
                 if (left is not None and left <= 0) or self._closed:
@@ -321,7 +325,8 @@ class BatchSystem:
             issued = tuple(self._core.jobs)
             self._dispatch([KillRequested(issued, time.time())])
             self._closed = True
-            self._results_ready.notify_all()
+            with self._results_lock:
+                self._results_ready.notify_all()
             self._changed.notify_all()
             self._tick_stop.notify_all()
         self._backend.shutdown()
@@ -344,25 +349,27 @@ class BatchSystem:
         """Events from the backend's own threads."""
         with self._lock:
             self._dispatch(events)
+        self._backend.flush()
 
     def _dispatch(self, events: Sequence[Event]) -> None:
         """Feed events to the core; carry out its actions (lock held)."""
         pending = deque(events)
-        reported = False
         while pending:
             actions = self._core.handle(pending.popleft())
             todo: list[Action] = []
+            reports = []
             for action in actions:
                 if isinstance(action, Report):
-                    self._results.append(action.info)
-                    self._unconsumed.add(action.info.jobID)
-                    reported = True
+                    reports.append(action.info)
                 else:
                     todo.append(action)
+            if reports:  # published before the backend acts on what came with them
+                with self._results_lock:
+                    self._results.extend(reports)
+                    self._unconsumed.update(r.jobID for r in reports)
+                    self._results_ready.notify_all()
             if todo and not self._closed:
                 pending.extend(self._backend.execute(todo))
-        if reported:
-            self._results_ready.notify_all()
         self._changed.notify_all()
 
     def _tick_loop(self) -> None:

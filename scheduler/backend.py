@@ -71,6 +71,12 @@ class Backend(abc.ABC):
     def execute(self, actions: Sequence[Action]) -> list[Event]:
         """Carry out actions; return events they cause at once (e.g. a re-offer)."""
 
+    def flush(self) -> None:  # noqa: B027 (optional hook; most backends defer nothing)
+        """Finish, without the batch system's lock, what execute() deferred (the local
+        backend starts processes here). Called after events the backend posted were
+        dispatched, by the posting thread, once the lock is released; a backend must
+        not rely on it being called."""
+
     def poll_nodes(self) -> list[Event]:
         """Fresh node statistics, when asked for nodes (getNodes)."""
         return []

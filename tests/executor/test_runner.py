@@ -121,3 +121,96 @@ def test_working_directory(runner, tmp_path: Path) -> None:  # type: ignore[no-u
     assert (tmp_path / "cwd.out").read_text() == f"{tmp_path / 'sub dir'}\n"
     runner.launch(spec("nocwd", "pwd", tmp_path, cwd=str(tmp_path / "missing")))
     assert runner.exits.get(timeout=5).exit_code == 127
+
+
+def collect(exits: queue.Queue[TaskExit], n: int, timeout: float = 20) -> dict[str, TaskExit]:
+    got: dict[str, TaskExit] = {}
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        ex = exits.get(timeout=max(0.01, deadline - time.monotonic()))
+        assert ex.task_id not in got, f"{ex.task_id} reported twice"
+        got[ex.task_id] = ex
+    return got
+
+
+def test_submitted_tasks_start_later_and_report_like_launched_ones(tmp_path: Path) -> None:
+    exits: queue.Queue[TaskExit] = queue.Queue()
+    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5, reapers=2)
+    try:
+        r.submit(spec("ok", "exit 3", tmp_path))
+        r.submit(spec("bad", "true", tmp_path, stdout=str(tmp_path / "no" / "such")))
+        got = collect(exits, 2)
+        assert got["ok"].exit_code == 3 and got["ok"].launch_error is None
+        assert got["bad"].launch_error and "cannot start task bad" in got["bad"].launch_error
+    finally:
+        r.close(grace=0.1)
+
+
+def test_a_task_killed_before_it_starts_never_runs(tmp_path: Path) -> None:
+    exits: queue.Queue[TaskExit] = queue.Queue()
+    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5)
+    r._spawn_loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
+    marker = tmp_path / "ran"
+    try:
+        r.submit(spec("late", f"touch {marker}", tmp_path))
+        assert "late" in r.running()
+        assert r.kill("late")
+        r.start_submitted()
+        ex = exits.get(timeout=10)
+        assert ex.task_id == "late" and ex.killed
+        time.sleep(0.2)
+        assert not marker.exists()
+    finally:
+        r.close(grace=0.1)
+
+
+def test_close_reports_submitted_tasks_that_never_started(tmp_path: Path) -> None:
+    exits: queue.Queue[TaskExit] = queue.Queue()
+    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5)
+    r._spawn_loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
+    r.submit(spec("never", "true", tmp_path))
+    r.close(grace=0.1, timeout=1.0)
+    ex = exits.get(timeout=5)
+    assert ex.task_id == "never" and ex.killed
+
+
+def test_many_short_tasks_through_two_reapers_each_once_none_killed(tmp_path: Path) -> None:
+    # Tasks started from the reapers' callbacks and, at the same time, from another
+    # thread: a pidfd closed while some child was being spawned must not leave a stale
+    # registration that is later taken for the task that reuses its number.
+    exits: queue.Queue[TaskExit] = queue.Queue()
+    follow_ups = iter(range(300))
+    runner: TaskRunner
+
+    def on_exit(batch: list[TaskExit]) -> None:
+        for ex in batch:
+            exits.put(ex)
+            n = next(follow_ups, None)
+            if n is not None:
+                runner.submit(spec(f"f{n}", "true", tmp_path, stdout=None, stderr=None))
+
+    runner = TaskRunner(on_exit, kill_grace=0.5, reapers=2)
+    try:
+        for i in range(300):
+            runner.submit(spec(f"s{i}", "true", tmp_path, stdout=None, stderr=None))
+            if i % 4 == 0:
+                runner.start_submitted()
+        got = collect(exits, 600, timeout=60)
+        assert {ex.exit_code for ex in got.values()} == {0}
+        assert not any(ex.killed for ex in got.values())
+    finally:
+        runner.close(grace=0.1)
+
+
+def test_plain_commands_run_directly_and_fall_back_to_the_shell(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # `sleep` is exec'd directly: the task's own pid is sleep's; echo -e stays in sh.
+    runner.launch(spec("direct", "sleep 0.2", tmp_path))
+    pid = runner._procs["direct"].pid
+    assert psutil.Process(pid).name() == "sleep"
+    runner.launch(spec("shell", "echo -e 'a\\tb'", tmp_path))
+    got = collect(runner.exits, 2)
+    assert got["direct"].exit_code == 0 and got["shell"].exit_code == 0
+    assert (tmp_path / "shell.out").read_text() in ("-e a\tb\n", "a\tb\n")
+    runner.launch(spec("missing", "no-such-program-x", tmp_path))
+    assert runner.exits.get(timeout=5).exit_code == 127
+    assert "not found" in (tmp_path / "missing.err").read_text()
