@@ -162,6 +162,8 @@ def test_silent_stream_is_dropped_after_missed_heartbeats_and_resubscribed() -> 
     try:
         driver.start()
         assert wait_for(lambda: master.subscribes >= 2, timeout=10)
+        # the master counts the SUBSCRIBE as it arrives; the callback comes after
+        assert wait_for(lambda: len(seen) >= 3, timeout=10)
         assert seen[:3] == ["registered", "disconnected", "reregistered"]
         assert driver.framework_id == "fw-1"  # re-subscribed with the saved id
     finally:
