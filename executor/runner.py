@@ -493,15 +493,8 @@ class TaskRunner:
                 if fd == self._wake_r:
                     data = os.read(self._wake_r, 4096)
                     stopping = stopping or b"q" in data
-                    continue
-                with self._lock:
-                    task_id = self._by_fd.pop(fd, None)
-                    proc = self._procs.get(task_id) if task_id else None
-                    server = self._server_fds.get(fd)
-                if proc is not None:
-                    exits.append(self._finish(proc))
-                elif server is not None:
-                    exits.extend(self._collect_forked(server))
+                else:
+                    exits.extend(self._ended(fd))
             with self._lock:
                 exits.extend(self._pending)
                 self._pending.clear()
@@ -511,23 +504,31 @@ class TaskRunner:
             self._enforce_deadlines()
 
     def _helper_loop(self, helper: _Helper) -> None:
-        """A further reaper: only the tasks it started, and what they lead to."""
+        """A further reaper: only the tasks it watches, and what they lead to."""
         self._epoll_of[threading.get_ident()] = helper.epoll
-        while True:
+        stopping = False
+        while not stopping:
             exits: list[TaskExit] = []
             for fd, _ in helper.epoll.poll():
                 if fd == helper.wake_r:
-                    if b"q" in os.read(helper.wake_r, 4096):
-                        return
-                    continue
-                with self._lock:
-                    task_id = self._by_fd.pop(fd, None)
-                    proc = self._procs.get(task_id) if task_id else None
-                if proc is not None:
-                    exits.append(self._finish(proc))
-            if exits:
+                    stopping = stopping or b"q" in os.read(helper.wake_r, 4096)
+                else:
+                    exits.extend(self._ended(fd))
+            if exits:  # reported even when a stop came with them
                 self._report(exits)
             self.start_submitted()
+
+    def _ended(self, fd: int) -> list[TaskExit]:
+        """The exits behind a readable descriptor: a task's pidfd or a fork server's."""
+        with self._lock:
+            task_id = self._by_fd.pop(fd, None)
+            proc = self._procs.get(task_id) if task_id else None
+            server = self._server_fds.get(fd)
+        if proc is not None:
+            return [self._finish(proc)]
+        if server is not None:
+            return self._collect_forked(server)
+        return []
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
