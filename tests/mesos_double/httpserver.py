@@ -10,7 +10,6 @@ and full-duplex chunked connections for the private agent link.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import logging
 import socket
@@ -500,9 +499,9 @@ class HttpServer:
         self.router = router
         self.connections: set[_Protocol] = set()
         self.tasks: set[asyncio.Future[Any]] = set()
-        self._server: asyncio.base_events.Server | None = None
         self._listener: socket.socket | None = None
         self._sniffing: set[socket.socket] = set()
+        self._adopting: dict[asyncio.Task[None], socket.socket] = {}
         self._ssl: ssl.SSLContext | None = None
         self.plain_prefixes: tuple[str, ...] = ()
         self.port = 0
@@ -514,13 +513,10 @@ class HttpServer:
         ssl: ssl.SSLContext | None = None,
         plain_prefixes: tuple[str, ...] = (),
     ) -> int:
-        loop = asyncio.get_running_loop()
-        if ssl is None:
-            self._server = await loop.create_server(
-                lambda: _Protocol(self), host, port, reuse_address=True, backlog=1024
-            )
-            self.port = int(self._server.sockets[0].getsockname()[1])
-            return self.port
+        # Our own listener rather than loop.create_server: asyncio's Server.close() between
+        # accept() and its transport task leaves that connection open and unanswered (the
+        # task fails on a closed server, silently), and a client of a restarting master
+        # then waits out its whole timeout.
         self._ssl = ssl
         self.plain_prefixes = plain_prefixes
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -534,7 +530,7 @@ class HttpServer:
             listener.close()
             raise
         self._listener = listener
-        loop.add_reader(listener.fileno(), self._accept)
+        asyncio.get_running_loop().add_reader(listener.fileno(), self._accept)
         self.port = int(listener.getsockname()[1])
         return self.port
 
@@ -550,8 +546,11 @@ class HttpServer:
                 log.warning("accept failed: %s", exc)
                 return
             conn.setblocking(False)
-            self._sniffing.add(conn)
-            loop.add_reader(conn.fileno(), self._sniff, conn)
+            if self._ssl is None:
+                self._hand_over(conn, tls=False)
+            else:
+                self._sniffing.add(conn)
+                loop.add_reader(conn.fileno(), self._sniff, conn)
 
     def _sniff(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -566,46 +565,52 @@ class HttpServer:
         if not first:
             conn.close()
             return
-        task = loop.create_task(self._adopt(conn, tls=first == b"\x16"))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._hand_over(conn, tls=first == b"\x16")
+
+    def _hand_over(self, conn: socket.socket, *, tls: bool) -> None:
+        """Make a transport for ``conn``; until there is one, stop() closes the socket."""
+        task = asyncio.get_running_loop().create_task(self._adopt(conn, tls=tls))
+        self._adopting[task] = conn
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task[None]) -> None:
+        conn = self._adopting.pop(task)
+        if task.cancelled():  # by stop(), maybe before its first step: nothing closed it
+            conn.close()
 
     async def _adopt(self, conn: socket.socket, *, tls: bool) -> None:
         loop = asyncio.get_running_loop()
+        plain_only = tls is False and self._ssl is not None
         try:
             await loop.connect_accepted_socket(
-                lambda: _Protocol(self, plain_only=not tls),
+                lambda: _Protocol(self, plain_only=plain_only),
                 conn,
                 ssl=self._ssl if tls else None,
                 ssl_handshake_timeout=10.0 if tls else None,
             )
         except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
-            log.debug("TLS handshake failed: %s", exc)
+            log.debug("connection setup failed: %s", exc)
             conn.close()
 
     async def stop(self) -> None:
         """Stop listening and drop every connection (streams end without a terminator)."""
-        if self._server is not None:
-            self._server.close()
+        loop = asyncio.get_running_loop()
         if self._listener is not None:
-            loop = asyncio.get_running_loop()
             loop.remove_reader(self._listener.fileno())
             self._listener.close()
             self._listener = None
-            for conn in list(self._sniffing):
-                loop.remove_reader(conn.fileno())
-                conn.close()
-            self._sniffing.clear()
+        for conn in list(self._sniffing):
+            loop.remove_reader(conn.fileno())
+            conn.close()
+        self._sniffing.clear()
+        for adopting in list(self._adopting):
+            adopting.cancel()  # _adopted() closes the socket
         for protocol in list(self.connections):
             if protocol.transport is not None:
                 protocol.transport.close()
             protocol.connection_lost(None)
         for task in list(self.tasks):
             task.cancel()
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
 
 
 class _ClientProtocol(asyncio.Protocol):
