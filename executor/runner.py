@@ -140,7 +140,7 @@ class TaskRunner:
         self._pending: list[TaskExit] = []  # exits found outside the reaper, to report
         self._lock = threading.Lock()
         self._queued: dict[str, bool] = {}  # submitted, not yet watched -> kill requested
-        self._spawn_queue: deque[ProcessSpec] = deque()
+        self._spawn_queue: deque[tuple[ProcessSpec, list[str] | None]] = deque()
         self._spawn_ready = threading.Condition(self._lock)
         self._spawner: threading.Thread | None = None
         self._closed = False
@@ -176,9 +176,12 @@ class TaskRunner:
         """Start ``spec`` in its own session (so its own process group), now.
 
         Raises LaunchError if the task cannot start."""
+        self._start(spec, _direct_argv(spec))
+
+    def _start(self, spec: ProcessSpec, argv: list[str] | None) -> None:
         if spec.warm is not None and self._epoll is not None and self._launch_forked(spec):
             return
-        self._register(self._spawn(spec))
+        self._register(self._spawn(spec, argv))
 
     def submit(self, spec: ProcessSpec) -> None:
         """Start ``spec`` soon and return at once, so the caller need not wait for the
@@ -186,12 +189,16 @@ class TaskRunner:
         the callback; from elsewhere, the spawner thread does, unless start_submitted()
         comes first. A task that cannot start is reported through ``on_exit`` with
         ``launch_error`` set; kill() reaches it before it starts too."""
+        # Resolved in the caller's thread: the first lookup of a program stats the
+        # PATH entries, and a spawner doing that while the caller issues jobs in a
+        # loop (holding the GIL) waits a switch interval for the GIL after each stat.
+        argv = _direct_argv(spec)
         with self._lock:
             if self._closed:
                 self._pending.append(_cancelled(spec.task_id))
             else:
                 self._queued[spec.task_id] = False
-                self._spawn_queue.append(spec)
+                self._spawn_queue.append((spec, argv))
                 if threading.get_ident() in self._epoll_of:
                     return  # submitted from an exit callback: that reaper starts it next
                 self._spawn_ready.notify()
@@ -202,12 +209,11 @@ class TaskRunner:
                 return
         self._wake()
 
-    def _spawn(self, spec: ProcessSpec) -> _Proc:
+    def _spawn(self, spec: ProcessSpec, argv: list[str] | None) -> _Proc:
         """posix_spawn (vfork underneath) costs half of subprocess.Popen in the parent,
         and spawn() lets our other threads run while the child execs. Every descriptor
         we hold is close-on-exec; the child opens its own log files."""
         command = spec.command
-        argv = direct_argv(command, spec.env) if spec.cwd is None else None
         if spec.cwd is not None:  # posix_spawn has no chdir: let the shell do it
             command = f"cd -- {shlex.quote(spec.cwd)} || exit 127\n{command}"
         actions: list[FileAction] = [("open", 0, os.devnull, os.O_RDONLY, 0)]
@@ -266,8 +272,8 @@ class TaskRunner:
             with self._lock:
                 if not self._spawn_queue:
                     return
-                spec = self._spawn_queue.popleft()
-            self._start_submitted(spec)
+                spec, argv = self._spawn_queue.popleft()
+            self._start_submitted(spec, argv)
 
     def _spawn_loop(self) -> None:
         while True:
@@ -276,10 +282,10 @@ class TaskRunner:
                     if self._closed:
                         return
                     self._spawn_ready.wait()
-                spec = self._spawn_queue.popleft()
-            self._start_submitted(spec)
+                spec, argv = self._spawn_queue.popleft()
+            self._start_submitted(spec, argv)
 
-    def _start_submitted(self, spec: ProcessSpec) -> None:
+    def _start_submitted(self, spec: ProcessSpec, argv: list[str] | None) -> None:
         with self._lock:
             cancelled = self._closed or self._queued[spec.task_id]
             if cancelled:  # killed (or the runner closed) before it started
@@ -287,7 +293,7 @@ class TaskRunner:
                 self._pending.append(_cancelled(spec.task_id))
         if not cancelled:
             try:
-                self.launch(spec)
+                self._start(spec, argv)
                 return
             except LaunchError as e:
                 error = str(e)
@@ -585,6 +591,11 @@ class TaskRunner:
         return TaskExit(proc.spec.task_id, exit_code, wall, sig,
                         killed=proc.killed and not proc.walltime_exceeded,
                         walltime_exceeded=proc.walltime_exceeded)
+
+
+def _direct_argv(spec: ProcessSpec) -> list[str] | None:
+    """The argv to exec ``spec`` without a shell, or None (posix_spawn has no chdir)."""
+    return direct_argv(spec.command, spec.env) if spec.cwd is None else None
 
 
 def _cancelled(task_id: str) -> TaskExit:
