@@ -23,14 +23,11 @@ import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+from typing import Any
 
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+from harness import interleaved_medians, percentile, run_child
 
 
 def scenario_raw(n: int) -> dict[str, float]:
@@ -52,7 +49,7 @@ def scenario_raw(n: int) -> dict[str, float]:
 def _stats(n: int, elapsed: float, lat: list[float]) -> dict[str, float]:
     return {
         "jobs_per_s": n / elapsed, "elapsed": elapsed,
-        "p50_ms": _pct(lat, 50) * 1000, "p95_ms": _pct(lat, 95) * 1000,
+        "p50_ms": percentile(lat, 50) * 1000, "p95_ms": percentile(lat, 95) * 1000,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -124,14 +121,6 @@ SCENARIOS = {
 }
 
 
-def run_one(name: str, log_dir: str | None) -> dict[str, float]:
-    extra = ["--log-dir", log_dir] if log_dir else []
-    out = subprocess.run([sys.executable, __file__, "--child", name, *extra],
-                         capture_output=True, text=True, check=True)
-    result: dict[str, float] = json.loads(out.stdout)
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,14 +134,16 @@ def main() -> None:
             os.environ["BENCH_LOG_DIR"] = args.log_dir
         print(json.dumps(SCENARIOS[args.child][1]()))
         return
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in args.only}
     creates: list[float] = []
-    for i in range(args.repeat):
-        for name in args.only:  # interleaved, so drift hits all scenarios alike
-            log_dir = os.path.join(args.log_dir, f"{name}-{i}") if args.log_dir else None
-            runs[name].append(run_one(name, log_dir))
-        creates.append(file_create_us(args.log_dir))
-    med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
+
+    def run(name: str, i: int) -> dict[str, Any]:
+        log_dir = ["--log-dir", os.path.join(args.log_dir, f"{name}-{i}")] if args.log_dir else []
+        result = run_child(__file__, name, *log_dir)
+        if name == args.only[-1]:  # once a round, after its scenarios
+            creates.append(file_create_us(args.log_dir))
+        return result
+
+    med = interleaved_medians(args.only, args.repeat, run)
     raw = med.get("raw", {}).get("jobs_per_s")
     where = args.log_dir or "/dev/shm (the default scratch directory)"
     print(f"local backend, medians of {args.repeat} runs (each in a fresh process); job logs "

@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from harness import interleaved_medians, percentile, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def _cpu(pid: int) -> float:
@@ -102,7 +97,7 @@ def run(scenario: str) -> dict[str, float]:
             pids = list(double.control.state()["executor_pids"].values())
             out.update(
                 elapsed=elapsed, tasks_per_s=n / elapsed,
-                p50_ms=_pct(lat, 50) * 1000, p95_ms=_pct(lat, 95) * 1000,
+                p50_ms=percentile(lat, 50) * 1000, p95_ms=percentile(lat, 95) * 1000,
                 sched_ms=(_self_cpu() - cpu0["sched"]) / n * 1000,
                 exec_ms=(sum(_cpu(p) for p in pids) - cpu0["exec"]) / n * 1000,
                 double_ms=(_cpu(double.pid) - cpu0["double"]) / n * 1000,
@@ -124,17 +119,8 @@ def main() -> None:
 
         print(json.dumps(run(args.child)))
         return
-    import json
-
-    results: dict[str, list[dict[str, Any]]] = {}
-    for _ in range(args.repeat):
-        for name in args.only:
-            if name == "core":
-                continue
-            proc = subprocess.run([sys.executable, __file__, "--child", name],
-                                  capture_output=True, text=True, check=True, cwd=ROOT)
-            results.setdefault(name, []).append(json.loads(proc.stdout.splitlines()[-1]))
-    med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in results.items()}
+    med = interleaved_medians((n for n in args.only if n != "core"), args.repeat,
+                              lambda name, _: run_child(__file__, name, cwd=ROOT))
     titles = {"t1": "1000 x true @0.1 core, 1 agent", "t4": "1000 x true @0.1 core, 4 agents",
               "rt": "30 jobs one at a time", "sl": "20 x sleep 1 @1 core, 2 cpus"}
     print(f"mesos backend through the double (separate process), medians of {args.repeat}\n")

@@ -21,21 +21,17 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from harness import interleaved_medians, percentile, run_child
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MIB = 2**20
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def scenario_big() -> dict[str, float]:
@@ -87,7 +83,7 @@ def _round_trips(bs: Any, n: int, warm: int = 5) -> dict[str, float]:
             assert ex.submit(lambda: x + 1).result(timeout=60) == 42
             if i >= warm:
                 times.append(time.perf_counter() - start)
-    return {"p50_ms": statistics.median(times) * 1000, "p95_ms": _pct(times, 95) * 1000,
+    return {"p50_ms": statistics.median(times) * 1000, "p95_ms": percentile(times, 95) * 1000,
             "max_ms": max(times) * 1000}
 
 
@@ -129,13 +125,6 @@ SCENARIOS = {
 }
 
 
-def run_one(name: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True,
-                         text=True, check=True, cwd=ROOT)
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,11 +135,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(SCENARIOS[args.child]()))
         return
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in args.only}
-    for _ in range(args.repeat):
-        for name in args.only:  # interleaved, so drift hits all scenarios alike
-            runs[name].append(run_one(name))
-    med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
+    med = interleaved_medians(args.only, args.repeat,
+                              lambda name, _: run_child(__file__, name, cwd=ROOT))
     print(f"shipping code, medians of {args.repeat} runs (each in a fresh process)\n")
     if "big" in med:
         b = med["big"]
