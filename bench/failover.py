@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 def one_run(session_timeout: float) -> dict[str, float]:
     import mesobatch
     from mesobatch.scheduler.mesos.backend import MesosBackend
-    from tests.mesos_double import DoubleProcess
-    from tests.mesos_double.process import wait_for_leader
+    from tests.doubles.mesos import DoubleProcess
+    from tests.doubles.mesos.process import wait_for_leader
     from tests.services.zookeeper import ZooKeeper
 
     launches: list[float] = []

@@ -46,7 +46,7 @@ def _self_cpu() -> float:
 
 def run(scenario: str) -> dict[str, float]:
     import mesobatch
-    from tests.mesos_double import DoubleProcess
+    from tests.doubles.mesos import DoubleProcess
 
     agents = 4 if scenario == "t4" else 1
     out: dict[str, float] = {}

@@ -36,7 +36,7 @@ MIB = 2**20
 
 def scenario_big() -> dict[str, float]:
     import mesobatch
-    from tests.mesos_double import AgentSpec, MesosDouble
+    from tests.doubles.mesos import AgentSpec, MesosDouble
 
     agents = 4
     spec = AgentSpec(resources="cpus:1;mem:1056;disk:4096")
@@ -96,7 +96,7 @@ def scenario_rt_local() -> dict[str, float]:
 
 def scenario_rt_mesos() -> dict[str, float]:
     import mesobatch
-    from tests.mesos_double import AgentSpec, MesosDouble
+    from tests.doubles.mesos import AgentSpec, MesosDouble
 
     with MesosDouble(agents=[AgentSpec(resources="cpus:2;mem:2080;disk:4096")]) as double:
         bs = mesobatch.batch_system("mesos", mesosMaster=double.master_address,

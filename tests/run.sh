@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 
 # compat: the editable install is a plain .pth to the checkout, so Toil, which finds plugins
 # by scanning sys.path, sees toil_batch_system_mesobatch (the default editable finder hides
-# it); toil[cwl] for toil-cwl-runner in tests/toil/.
+# it); toil[cwl] for toil-cwl-runner in tests/integration/toil/.
 python3 -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat \
   -e '.[test,toil]' 'toil[cwl]'
-# Toil's own test package, whose batch-system tests tests/toil/ runs, calls rsync on import.
+# Toil's own test package, whose batch-system tests tests/integration/toil/ runs, calls rsync on import.
 if ! command -v rsync >/dev/null; then
   if [ "$(id -u)" != 0 ]; then echo "rsync is not installed: run 'apt-get install rsync' as root" >&2; exit 1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync >/dev/null 2>&1 ||

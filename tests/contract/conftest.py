@@ -27,7 +27,7 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
         else:
-            from tests.mesos_double import AgentSpec, MesosDouble
+            from tests.doubles.mesos import AgentSpec, MesosDouble
 
             # the executor's 32 MiB come on top of the 4 GiB the jobs may use
             double = MesosDouble(agents=[AgentSpec(resources=f"cpus:{cores};mem:4160;"

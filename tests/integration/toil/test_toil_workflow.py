@@ -1,0 +1,105 @@
+"""A real Toil workflow from Toil's command line: 20 jobs of different shapes, a retried
+job and a checking follow-on, on ``--batchSystem mesos`` (Mesos double) and
+``mesobatch_local``; and the same from a virtualenv, activated or not, on Mesos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.doubles.mesos import MesosDouble
+
+from . import fanout_workflow as wf
+from .conftest import REPO, explain, run
+
+TOTAL = sum(i * i for i in range(wf.FANOUT))
+
+
+def workflow_argv(python: str, tmp_path: Path, batch_system: str,
+                  double: MesosDouble | None) -> list[str]:
+    (tmp_path / "work").mkdir()
+    argv = [python, "-m", "tests.integration.toil.fanout_workflow", str(tmp_path / "jobstore"),
+            "--summary", str(tmp_path / "summary.json"), "--batchSystem", batch_system,
+            "--retryCount", "1", "--workDir", str(tmp_path / "work"), "--clean", "always",
+            "--disableProgress", "--logInfo"]
+    if double is not None:
+        argv += ["--mesosMaster", double.master_address]
+    return argv
+
+
+def assert_workflow_succeeded(result: subprocess.CompletedProcess[str], tmp_path: Path) -> None:
+    assert result.returncode == 0, explain(result)
+    assert f"total {TOTAL}" in result.stdout, explain(result)
+    results = json.loads((tmp_path / "summary.json").read_text())["results"]
+    assert sorted(r["i"] for r in results) == list(range(wf.FANOUT))
+    steady = [r for r in results if r["i"] != wf.FLAKY]
+    assert {r["cores"] for r in steady} == set(wf.CORES)
+    assert {r["memory"] for r in steady} == {m * 2**20 for m in wf.MEMORY_MIB}
+    assert {r["omp"] for r in results} == {"1"}  # OMP_NUM_THREADS from the job's cores
+    # the planned failure happened, Toil saw it and the retry succeeded
+    assert (tmp_path / f"job{wf.FLAKY}.attempts").read_text().splitlines() == ["attempt"] * 2
+    assert "fails on its first attempt, as planned" in result.stderr, explain(result)
+    assert not (tmp_path / "jobstore").exists()  # --clean always: the run ended cleanly
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_system", ["mesos", "mesobatch_local"])
+def test_fanout_workflow(batch_system: str, tmp_path: Path,
+                         request: pytest.FixtureRequest) -> None:
+    double: MesosDouble | None = None
+    if batch_system == "mesos":
+        double = request.getfixturevalue("double")
+        launched = double.counters()["tasks_launched"]
+    result = run(workflow_argv(sys.executable, tmp_path, batch_system, double), cwd=REPO)
+    assert_workflow_succeeded(result, tmp_path)
+    if double is not None:  # every job went through Mesos: 20 + the retry + root + follow-on
+        assert double.counters()["tasks_launched"] - launched >= wf.FANOUT + 3
+
+
+def make_virtualenv(path: Path) -> Path:
+    """A virtualenv whose bin/ holds Toil's worker, as `pip install toil` there would
+    leave it (Toil itself comes from the system site-packages)."""
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(path)], check=True)
+    worker = path / "bin" / "_toil_worker"
+    worker.write_text(f"#!{path / 'bin' / 'python'}\nimport sys\nfrom toil.worker import main\n"
+                      "sys.exit(main())\n")
+    worker.chmod(0o755)
+    return path / "bin"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activated", [True, False], ids=["activated", "not-activated"])
+def test_workflow_from_a_virtualenv_on_mesos(activated: bool, tmp_path: Path,
+                                             double: MesosDouble) -> None:
+    """Toil starts jobs as the bare command `_toil_worker`, and Mesos agents give
+    executors an environment of their own: no extra flag may be needed when the
+    agents have the virtualenv at the same path (here: the same machine)."""
+    bindir = make_virtualenv(tmp_path / "venv")
+    system_path = "/usr/bin:/bin"
+    assert shutil.which("_toil_worker", path=system_path) is None  # only the venv has it
+    env = {"HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
+           "PATH": f"{bindir}:{system_path}" if activated else system_path}
+    if activated:
+        env["VIRTUAL_ENV"] = str(bindir.parent)
+    result = run(workflow_argv(str(bindir / "python"), tmp_path, "mesos", double), cwd=REPO,
+                 env=env)
+    assert_workflow_succeeded(result, tmp_path)
+
+
+def test_setenv_path_replaces_the_path_jobs_get(tmp_path: Path) -> None:
+    """Toil's --setEnv PATH=... wins over the interpreter directory we put first: here
+    it hides the virtualenv, and the first job cannot start."""
+    bindir = make_virtualenv(tmp_path / "venv")
+    env = {"HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
+    argv = workflow_argv(str(bindir / "python"), tmp_path, "mesobatch_local", None)
+    result = run([*argv, "--setEnv", "PATH=/usr/bin:/bin", "--retryCount", "0"], cwd=REPO,
+                 env=env)
+    assert result.returncode != 0
+    assert "exit value 127" in result.stderr, explain(result)  # the shell's "not found"
