@@ -1,0 +1,69 @@
+"""Fixtures: a running AWS Batch double with a compute environment, a queue and a job
+definition, and boto3 clients for it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.doubles.aws_batch import AwsBatchDouble
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+
+
+@pytest.fixture
+def aws() -> Iterator[AwsBatchDouble]:
+    with AwsBatchDouble(state_delay=0.02, minimum_timeout=1, stop_grace=0.5) as double:
+        batch = double.batch_client()
+        batch.create_compute_environment(
+            computeEnvironmentName="ce-ondemand", type="MANAGED", state="ENABLED",
+            computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 4,
+                              "instanceTypes": ["optimal"], "subnets": ["subnet-1"],
+                              "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"})
+        batch.create_compute_environment(
+            computeEnvironmentName="ce-spot", type="MANAGED", state="ENABLED",
+            computeResources={"type": "SPOT", "minvCpus": 0, "maxvCpus": 4,
+                              "instanceTypes": ["optimal"], "subnets": ["subnet-1"],
+                              "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"})
+        batch.create_job_queue(jobQueueName="queue", state="ENABLED", priority=1,
+                               computeEnvironmentOrder=[{"order": 1,
+                                                         "computeEnvironment": "ce-ondemand"}])
+        batch.create_job_queue(jobQueueName="spot-queue", state="ENABLED", priority=1,
+                               computeEnvironmentOrder=[{"order": 1,
+                                                         "computeEnvironment": "ce-spot"}])
+        batch.register_job_definition(
+            jobDefinitionName="python", type="container",
+            containerProperties={"image": "python:3.11-slim", "command": ["true"],
+                                 "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                                          {"type": "MEMORY", "value": "256"}]})
+        yield double
+
+
+@pytest.fixture
+def batch(aws: AwsBatchDouble) -> BatchClient:
+    return aws.batch_client()
+
+
+def submit(batch: BatchClient, name: str, script: str, *, queue: str = "queue",
+           vcpus: str = "1", memory: str = "256", **extra: Any) -> str:
+    """Submit ``python -c script`` the way the backend does (containerOverrides)."""
+    response = batch.submit_job(
+        jobName=name, jobQueue=queue, jobDefinition="python",
+        containerOverrides={
+            "command": [sys.executable, "-c", script],
+            "environment": extra.pop("environment", []),
+            "resourceRequirements": [{"type": "VCPU", "value": vcpus},
+                                     {"type": "MEMORY", "value": memory}],
+        }, **extra)
+    return response["jobId"]
+
+
+def final(aws: AwsBatchDouble, batch: BatchClient, job_id: str,
+          timeout: float = 30) -> dict[str, Any]:
+    aws.wait_for(lambda: aws.status(job_id) in ("SUCCEEDED", "FAILED"), timeout)
+    job: dict[str, Any] = dict(batch.describe_jobs(jobs=[job_id])["jobs"][0])
+    return job
