@@ -567,7 +567,8 @@ class Batch:
             if job.status == "STARTING" and now - job.entered >= delay and job.task is None:
                 assert self.loop is not None
                 job.task = self.loop.create_task(self._run(job))
-        runnable = [j for j in self.jobs.values() if j.status == "RUNNABLE"]
+        runnable = [j for j in self.jobs.values()
+                    if j.status == "RUNNABLE" and now - j.entered >= delay]
         runnable.sort(key=lambda j: (-int(j.queue["priority"]), j.created_at))
         for job in runnable:
             if job.queue["state"] != "ENABLED":
