@@ -27,6 +27,19 @@ if [ ! -e /usr/share/java/zookeeper.jar ]; then
     { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends zookeeper >/dev/null; }
 fi
 
+# kubectl checks the Kubernetes double's JSON (tests/doubles/kubernetes/tests/test_kubectl.py):
+# Debian's kubernetes-client, unless a kubectl is already installed (Google's SDK package ships
+# one at /usr/bin/kubectl, which Debian's package would conflict with).
+if ! command -v kubectl >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "kubectl is not installed: run 'apt-get install kubernetes-client' as root" >&2; exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null &&
+      apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null; }
+fi
+
 echo "== ruff" && python3 -m ruff check .
 echo "== mypy" && python3 -m mypy
 echo "== pytest" && python3 -m pytest -n "${MESOBATCH_TEST_WORKERS:-2}" "$@"
