@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
+    from mypy_boto3_batch.type_defs import ContainerOverridesTypeDef, ResourceRequirementTypeDef
 
 JOBS = 100
 
@@ -33,14 +34,15 @@ def run_backend_calls(batch: BatchClient, command: list[str]) -> dict[str, Any]:
                                            status="ACTIVE")["jobDefinitions"]
     ids = []
     for index in range(JOBS):
-        overrides: dict[str, Any] = {
+        requirements: list[ResourceRequirementTypeDef] = [
+            {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "128"}]
+        if index == 0:
+            requirements.append({"type": "GPU", "value": "1"})
+        overrides: ContainerOverridesTypeDef = {
             "command": command,
             "environment": [{"name": "MESOBATCH_JOB", "value": str(index)}],
-            "resourceRequirements": [{"type": "VCPU", "value": "1"},
-                                     {"type": "MEMORY", "value": "128"}],
+            "resourceRequirements": requirements,
         }
-        if index == 0:
-            overrides["resourceRequirements"].append({"type": "GPU", "value": "1"})
         response = batch.submit_job(
             jobName=f"mesobatch-{index}", jobQueue=queue["jobQueueArn"],
             jobDefinition=definition["jobDefinitionArn"], containerOverrides=overrides,

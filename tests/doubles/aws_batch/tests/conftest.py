@@ -15,32 +15,38 @@ if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
 
 
+def set_up(double: AwsBatchDouble) -> AwsBatchDouble:
+    """Two compute environments (on-demand and spot, 4 vCPUs each), a queue on each and the
+    ``python`` job definition."""
+    batch = double.batch_client()
+    for name, kind in (("ce-ondemand", "EC2"), ("ce-spot", "SPOT")):
+        batch.create_compute_environment(
+            computeEnvironmentName=name, type="MANAGED", state="ENABLED",
+            computeResources={"type": kind, "minvCpus": 0, "maxvCpus": 4,
+                              "instanceTypes": ["optimal"], "subnets": ["subnet-1"],
+                              "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"})
+    for queue, env in (("queue", "ce-ondemand"), ("spot-queue", "ce-spot")):
+        batch.create_job_queue(jobQueueName=queue, state="ENABLED", priority=1,
+                               computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}])
+    batch.register_job_definition(
+        jobDefinitionName="python", type="container",
+        containerProperties={"image": "python:3.11-slim", "command": ["true"],
+                             "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                                      {"type": "MEMORY", "value": "256"}]})
+    return double
+
+
 @pytest.fixture
 def aws() -> Iterator[AwsBatchDouble]:
     with AwsBatchDouble(state_delay=0.02, minimum_timeout=1, stop_grace=0.5) as double:
-        batch = double.batch_client()
-        batch.create_compute_environment(
-            computeEnvironmentName="ce-ondemand", type="MANAGED", state="ENABLED",
-            computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 4,
-                              "instanceTypes": ["optimal"], "subnets": ["subnet-1"],
-                              "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"})
-        batch.create_compute_environment(
-            computeEnvironmentName="ce-spot", type="MANAGED", state="ENABLED",
-            computeResources={"type": "SPOT", "minvCpus": 0, "maxvCpus": 4,
-                              "instanceTypes": ["optimal"], "subnets": ["subnet-1"],
-                              "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"})
-        batch.create_job_queue(jobQueueName="queue", state="ENABLED", priority=1,
-                               computeEnvironmentOrder=[{"order": 1,
-                                                         "computeEnvironment": "ce-ondemand"}])
-        batch.create_job_queue(jobQueueName="spot-queue", state="ENABLED", priority=1,
-                               computeEnvironmentOrder=[{"order": 1,
-                                                         "computeEnvironment": "ce-spot"}])
-        batch.register_job_definition(
-            jobDefinitionName="python", type="container",
-            containerProperties={"image": "python:3.11-slim", "command": ["true"],
-                                 "resourceRequirements": [{"type": "VCPU", "value": "1"},
-                                                          {"type": "MEMORY", "value": "256"}]})
-        yield double
+        yield set_up(double)
+
+
+@pytest.fixture
+def slow_aws() -> Iterator[AwsBatchDouble]:
+    """States last 0.5 s, so that polling sees each one even on a loaded machine."""
+    with AwsBatchDouble(state_delay=0.5, minimum_timeout=1, stop_grace=0.5) as double:
+        yield set_up(double)
 
 
 @pytest.fixture
