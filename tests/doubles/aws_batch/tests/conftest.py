@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -13,18 +13,22 @@ from tests.doubles.aws_batch import AwsBatchDouble
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
+    from mypy_boto3_batch.type_defs import ComputeResourceTypeDef
 
 
 def set_up(double: AwsBatchDouble) -> AwsBatchDouble:
     """Two compute environments (on-demand and spot, 4 vCPUs each), a queue on each and the
     ``python`` job definition."""
     batch = double.batch_client()
-    for name, kind in (("ce-ondemand", "EC2"), ("ce-spot", "SPOT")):
-        batch.create_compute_environment(
-            computeEnvironmentName=name, type="MANAGED", state="ENABLED",
-            computeResources={"type": kind, "minvCpus": 0, "maxvCpus": 4,
-                              "instanceTypes": ["optimal"], "subnets": ["subnet-1"],
-                              "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"})
+    kinds: list[tuple[str, Literal["EC2", "SPOT"]]] = [("ce-ondemand", "EC2"),
+                                                       ("ce-spot", "SPOT")]
+    for name, kind in kinds:
+        resources: ComputeResourceTypeDef = {
+            "type": kind, "minvCpus": 0, "maxvCpus": 4, "instanceTypes": ["optimal"],
+            "subnets": ["subnet-1"], "securityGroupIds": ["sg-1"],
+            "instanceRole": "ecsInstanceRole"}
+        batch.create_compute_environment(computeEnvironmentName=name, type="MANAGED",
+                                         state="ENABLED", computeResources=resources)
     for queue, env in (("queue", "ce-ondemand"), ("spot-queue", "ce-spot")):
         batch.create_job_queue(jobQueueName=queue, state="ENABLED", priority=1,
                                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}])
