@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from .objects import RESOURCE_NAMES
 from .quantity import parse_quantity
 from .registry import Registry
 from .resources import RESOURCES
-from .store import JsonDict, Store, now
+from .store import JsonDict, Store, clone, now
 
 NODES = RESOURCES["nodes"]
 PODS = RESOURCES["pods"]
@@ -132,7 +131,7 @@ class Cluster:
             },
         }
         if spec.taints:
-            node["spec"]["taints"] = copy.deepcopy(spec.taints)
+            node["spec"]["taints"] = clone(spec.taints)
         return self.registry.create(NODES, node)
 
     @staticmethod

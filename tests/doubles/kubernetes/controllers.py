@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import errors, scheduler
+from .objects import pod_requests
 from .resources import RESOURCES
 from .store import Change, JsonDict, now, parse_time
 
@@ -97,10 +99,22 @@ class Debounced:
 
 
 class SchedulerLoop:
+    """Binds pending pods; a pod that fits nowhere is retried when pods end or nodes change,
+    with a FailedScheduling event when its message changes or at most once a second."""
+
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.trigger = Debounced(cluster.loop, lambda _: self.schedule_pending())
+        self._requests: dict[str, dict[str, Decimal]] = {}
+        self._last_event: dict[str, tuple[str, float]] = {}
         cluster.store.listeners.append(self.on_change)
+
+    def requests_of(self, pod: JsonDict) -> dict[str, Decimal]:
+        uid = pod["metadata"]["uid"]
+        found = self._requests.get(uid)
+        if found is None:
+            found = self._requests[uid] = pod_requests(pod)
+        return found
 
     def on_change(self, change: Change) -> None:
         plural = change.resource.plural
@@ -108,6 +122,9 @@ class SchedulerLoop:
             self.trigger(None)
         elif plural == "pods":
             pod = change.obj
+            if change.type == "DELETED":
+                self._requests.pop(pod["metadata"]["uid"], None)
+                self._last_event.pop(pod["metadata"]["uid"], None)
             unbound = change.type == "ADDED" and not pod["spec"].get("nodeName")
             freed = change.type == "DELETED" or (
                 is_terminal(pod) and not (change.old and is_terminal(change.old)))
@@ -121,22 +138,18 @@ class SchedulerLoop:
         pending = [p for p in pods if not p["spec"].get("nodeName")
                    and not p["metadata"].get("deletionTimestamp")
                    and p["spec"].get("schedulerName", "default-scheduler") == "default-scheduler"]
+        if not pending:
+            return
         pending.sort(key=lambda p: (-int(p["spec"].get("priority", 0)),
                                     int(p["metadata"]["resourceVersion"])))
         bound = [p for p in pods if p["spec"].get("nodeName")]
+        usage = scheduler.usage_by_node(bound, self.requests_of)
         for pod in pending:
-            node_name, message = scheduler.pick_node(pod, nodes, bound)
+            requests = self.requests_of(pod)
+            node_name, message = scheduler.pick_node(pod, nodes, bound, usage, requests)
             meta = pod["metadata"]
             if node_name is None:
-                previous = condition(pod, "PodScheduled")
-                if previous is None or previous.get("message") != message:
-                    def unschedulable(p: JsonDict, text: str = message) -> None:
-                        set_condition(p, "PodScheduled", "False", "Unschedulable", text,
-                                      probe=True)
-
-                    store.mutate(PODS, meta["namespace"], meta["name"], unschedulable)
-                self.cluster.events.record(pod, "Warning", "FailedScheduling", message,
-                                           "default-scheduler")
+                self._unschedulable(pod, message)
                 continue
 
             def bind(p: JsonDict, node: str = node_name) -> None:
@@ -146,11 +159,27 @@ class SchedulerLoop:
             updated = store.mutate(PODS, meta["namespace"], meta["name"], bind)
             if updated is not None:
                 bound.append(updated)
+                scheduler.add_usage(usage, node_name, requests)
                 self.cluster.events.record(
                     updated, "Normal", "Scheduled",
                     f"Successfully assigned {meta['namespace']}/{meta['name']} to {node_name}",
                     "default-scheduler")
                 self.cluster.kubelet.pod_bound(updated)
+
+    def _unschedulable(self, pod: JsonDict, message: str) -> None:
+        meta = pod["metadata"]
+        previous = condition(pod, "PodScheduled")
+        if previous is None or previous.get("message") != message:
+            def unschedulable(p: JsonDict) -> None:
+                set_condition(p, "PodScheduled", "False", "Unschedulable", message, probe=True)
+
+            self.cluster.store.mutate(PODS, meta["namespace"], meta["name"], unschedulable)
+        last = self._last_event.get(meta["uid"])
+        now_seconds = time.monotonic()
+        if last is None or last[0] != message or now_seconds - last[1] >= 1.0:
+            self._last_event[meta["uid"]] = (message, now_seconds)
+            self.cluster.events.record(pod, "Warning", "FailedScheduling", message,
+                                       "default-scheduler")
 
 
 class JobController:

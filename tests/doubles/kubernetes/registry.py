@@ -13,14 +13,13 @@ the containers (or at once with ``gracePeriodSeconds: 0``).
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from . import errors, objects
 from .resources import RESOURCES, ResourceType
-from .store import JsonDict, Store, now
+from .store import JsonDict, Store, clone, now
 
 POLICIES = ("Orphan", "Background", "Foreground")
 
@@ -28,7 +27,7 @@ POLICIES = ("Orphan", "Background", "Foreground")
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch (also used for strategic merge patches of simple fields)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -40,7 +39,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def json_patch(target: Any, operations: list[dict[str, Any]]) -> Any:
     """RFC 6902 JSON patch: add, remove, replace, test."""
-    document = copy.deepcopy(target)
+    document = clone(target)
     for operation in operations:
         path = [p.replace("~1", "/").replace("~0", "~") for p in operation["path"].split("/")[1:]]
         parent: Any = document
@@ -82,7 +81,7 @@ class Registry:
 
     # -- create / update ------------------------------------------------------------------------
     def create(self, rt: ResourceType, obj: JsonDict, namespace: str | None = None) -> JsonDict:
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         meta = obj.setdefault("metadata", {})
         if rt.namespaced:
             if namespace is not None:
@@ -130,16 +129,16 @@ class Registry:
         wanted = meta.get("resourceVersion")
         if wanted and wanted != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt, name)
-        updated = copy.deepcopy(current)
+        updated = clone(current)
         if subresource == "status":
-            updated["status"] = copy.deepcopy(obj.get("status", {}))
+            updated["status"] = clone(obj.get("status", {}))
         else:
             keep = {k: current["metadata"][k] for k in (
                 "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                 "namespace", "name", "generation") if k in current["metadata"]}
-            updated = copy.deepcopy(obj)
-            updated["metadata"] = {**copy.deepcopy(meta), **keep}
-            updated["status"] = copy.deepcopy(current.get("status", {}))
+            updated = clone(obj)
+            updated["metadata"] = {**clone(meta), **keep}
+            updated["status"] = clone(current.get("status", {}))
             updated["kind"] = rt.kind
             updated["apiVersion"] = rt.api_version
             if updated.get("spec") != current.get("spec") and "generation" in keep:
@@ -225,7 +224,7 @@ class Registry:
 
         if rt.plural == "namespaces":
             self._empty_namespace(name)
-        marked = copy.deepcopy(current)
+        marked = clone(current)
         mark(marked)
         if rt.plural == "pods" and marked["metadata"]["deletionGracePeriodSeconds"] == 0 \
                 and not marked["metadata"].get("finalizers"):

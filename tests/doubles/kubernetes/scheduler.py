@@ -13,7 +13,7 @@ memory.``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -122,6 +122,9 @@ def _pod_affinity_ok(pod: JsonDict, node: JsonDict, nodes: Mapping[str, JsonDict
     return True
 
 
+Usage = dict[str, tuple[dict[str, Decimal], int]]
+
+
 def node_usage(node_name: str, pods: Iterable[JsonDict]) -> tuple[dict[str, Decimal], int]:
     used: dict[str, Decimal] = {}
     count = 0
@@ -135,8 +138,31 @@ def node_usage(node_name: str, pods: Iterable[JsonDict]) -> tuple[dict[str, Deci
     return used, count
 
 
+def usage_by_node(pods: Iterable[JsonDict],
+                  requests_of: Callable[[JsonDict], dict[str, Decimal]] = pod_requests) -> Usage:
+    """What the non-terminal pods bound to each node request, and how many they are."""
+    usage: Usage = {}
+    for pod in pods:
+        node = pod["spec"].get("nodeName")
+        if not node or pod.get("status", {}).get("phase") in TERMINAL:
+            continue
+        used, count = usage.get(node, ({}, 0))
+        for name, value in requests_of(pod).items():
+            used[name] = used.get(name, Decimal(0)) + value
+        usage[node] = (used, count + 1)
+    return usage
+
+
+def add_usage(usage: Usage, node: str, requests: dict[str, Decimal]) -> None:
+    used, count = usage.get(node, ({}, 0))
+    for name, value in requests.items():
+        used[name] = used.get(name, Decimal(0)) + value
+    usage[node] = (used, count + 1)
+
+
 def filter_node(pod: JsonDict, node: JsonDict, nodes: Mapping[str, JsonDict],
-                bound: list[JsonDict]) -> list[str]:
+                bound: list[JsonDict], usage: Usage | None = None,
+                requests: dict[str, Decimal] | None = None) -> list[str]:
     """Reasons this node cannot take the pod (empty when it fits)."""
     tolerations = pod["spec"].get("tolerations") or []
     if node["spec"].get("unschedulable") and not tolerates(
@@ -149,16 +175,19 @@ def filter_node(pod: JsonDict, node: JsonDict, nodes: Mapping[str, JsonDict],
     if not matches_node_affinity(pod, node):
         return ["node(s) didn't match Pod's node affinity/selector"]
     allocatable = node.get("status", {}).get("allocatable") or {}
-    used, count = node_usage(node["metadata"]["name"], bound)
+    name = node["metadata"]["name"]
+    used, count = (usage.get(name, ({}, 0)) if usage is not None
+                   else node_usage(name, bound))
     reasons = []
     if count + 1 > int(parse_quantity(allocatable.get("pods", "110"))):
         reasons.append("Too many pods")
-    for name, value in sorted(pod_requests(pod).items()):
+    wanted = requests if requests is not None else pod_requests(pod)
+    for resource, value in sorted(wanted.items()):
         if value <= 0:
             continue
-        have = parse_quantity(allocatable[name]) if name in allocatable else Decimal(0)
-        if used.get(name, Decimal(0)) + value > have:
-            reasons.append(f"Insufficient {name}")
+        have = parse_quantity(allocatable[resource]) if resource in allocatable else Decimal(0)
+        if used.get(resource, Decimal(0)) + value > have:
+            reasons.append(f"Insufficient {resource}")
     if reasons:
         return reasons
     if not _pod_affinity_ok(pod, node, nodes, bound, "podAffinity"):
@@ -175,24 +204,27 @@ def unschedulable_message(node_count: int, reasons: Counter[str]) -> str:
     return f"0/{node_count} nodes are available: {', '.join(parts)}."
 
 
-def pick_node(pod: JsonDict, nodes: list[JsonDict],
-              bound: list[JsonDict]) -> tuple[str | None, str]:
+def pick_node(pod: JsonDict, nodes: list[JsonDict], bound: list[JsonDict],
+              usage: Usage | None = None,
+              requests: dict[str, Decimal] | None = None) -> tuple[str | None, str]:
     """(node name, "") or (None, the FailedScheduling message)."""
     by_name = {n["metadata"]["name"]: n for n in nodes}
+    if usage is None:
+        usage = usage_by_node(bound)
     reasons: Counter[str] = Counter()
     fits: list[tuple[int, Decimal, str]] = []
     for node in nodes:
-        failed = filter_node(pod, node, by_name, bound)
+        failed = filter_node(pod, node, by_name, bound, usage, requests)
         if failed:
             reasons.update(failed)
             continue
         allocatable = node.get("status", {}).get("allocatable") or {}
-        used, _ = node_usage(node["metadata"]["name"], bound)
+        used, _ = usage.get(node["metadata"]["name"], ({}, 0))
         load = Decimal(0)
-        for name in ("cpu", "memory"):
-            have = parse_quantity(allocatable.get(name, "0"))
+        for resource in ("cpu", "memory"):
+            have = parse_quantity(allocatable.get(resource, "0"))
             if have > 0:
-                load += used.get(name, Decimal(0)) / have
+                load += used.get(resource, Decimal(0)) / have
         fits.append((-preferred_score(pod, node), load, node["metadata"]["name"]))
     if not fits:
         return None, unschedulable_message(len(nodes), reasons)

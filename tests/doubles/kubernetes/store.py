@@ -15,8 +15,8 @@ through ``KubernetesDouble.call``.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
+import pickle
 import re
 import uuid
 from collections import deque
@@ -30,6 +30,12 @@ from .resources import RESOURCES, ResourceType
 JsonDict = dict[str, Any]
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the API server's random-name alphabet
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of JSON-like data (pickle's round trip is several times faster than
+    copy.deepcopy, and every write copies an object)."""
+    return pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
 
 
 def now() -> str:
@@ -219,7 +225,7 @@ class Store:
         current = self.get(rt, namespace, name)
         if current is None:
             return None
-        updated = copy.deepcopy(current)
+        updated = clone(current)
         if edit(updated) is False:
             return current
         return self.replace(rt, updated)
@@ -230,7 +236,7 @@ class Store:
         old = self.objects[rt.plural].pop(key, None)
         if old is None:
             return
-        final = copy.deepcopy(last if last is not None else old)
+        final = clone(last if last is not None else old)
         self._bump(final)
         self._record(rt, "DELETED", final, old)
 
