@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import psutil
+from ..memory import session_rss
 
 JsonDict = dict[str, Any]
 ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
@@ -667,21 +667,9 @@ class Batch:
             if job.timeout is not None and time.monotonic() - started >= job.timeout:
                 job.kill_reason = TIMEOUT_REASON
                 self._stop(job, graceful=True)
-            elif self._rss(job.process.pid) > limit:
+            elif session_rss(job.process.pid) > limit:
                 job.kill_reason = OOM_REASON
                 self._signal(job, signal.SIGKILL)
-
-    @staticmethod
-    def _rss(pid: int) -> int:
-        try:
-            root = psutil.Process(pid)
-            total = root.memory_info().rss
-            for child in root.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    total += child.memory_info().rss
-        except psutil.Error:
-            return 0
-        return int(total)
 
     def _signal(self, job: Job, sig: int) -> None:
         if job.process is not None and job.process.returncode is None:

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
+from ..memory import session_rss
 from .controllers import set_condition
 from .quantity import parse_quantity
 from .resources import RESOURCES
@@ -451,18 +450,6 @@ class Kubelet:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
 
-    @staticmethod
-    def _rss(process: asyncio.subprocess.Process) -> int:
-        try:
-            root = psutil.Process(process.pid)
-            total = root.memory_info().rss
-            for child in root.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    total += child.memory_info().rss
-        except psutil.Error:
-            return 0
-        return int(total)
-
     async def _supervise(self, run: PodRun) -> None:
         options = self.cluster.options
         pod = self.cluster.store.get(PODS, run.namespace, run.name) or {}
@@ -481,7 +468,7 @@ class Kubelet:
                     self._write(run, self._running_status(run))
             for container in waiters.values():
                 if container.memory_limit and container.process is not None and \
-                        self._rss(container.process) > container.memory_limit:
+                        session_rss(container.process.pid) > container.memory_limit:
                     container.reason = "OOMKilled"
                     self._signal(container, signal.SIGKILL)
             if deadline_seconds is not None and not run.stop.is_set() and \
