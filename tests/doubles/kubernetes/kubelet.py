@@ -4,8 +4,9 @@ with the shapes of the v1 Pod reference
 (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#PodStatus)
 and "Pod Lifecycle" (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/).
 
-Limits it honours: ``limits.memory`` by a resident-set watchdog over the container's process
-tree (SIGKILL, ``OOMKilled``, exit code 137, as the kernel's cgroup OOM killer gives), the
+Limits it honours: ``limits.memory`` by a watchdog over the resident memory of the container's
+session, children included (SIGKILL, ``OOMKilled``, exit code 137, as the kernel's cgroup OOM
+killer gives), the
 pod's ``activeDeadlineSeconds`` (phase Failed, reason ``DeadlineExceeded``) and graceful
 deletion (SIGTERM, then SIGKILL after the grace period). A container whose command cannot be
 executed ends as ``StartError`` (exit code 128); missing Secrets or ConfigMaps referenced by
