@@ -18,7 +18,8 @@ from mesobatch.scheduler.core.events import OffersReceived, TaskStatus
 from mesobatch.scheduler.core.resources import Resources
 from mesobatch.scheduler.core.states import TaskState
 from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
-from mesobatch.scheduler.mesos.framework import FrameworkState, MesosFramework
+from mesobatch.scheduler.mesos.executors import Executors
+from mesobatch.scheduler.mesos.framework import MesosFramework
 from mesobatch.scheduler.mesos.interface import Scheduler
 from mesobatch.scheduler.mesos.master import MasterAddressError, StaticMaster
 
@@ -176,7 +177,7 @@ def test_silent_stream_is_dropped_after_missed_heartbeats_and_resubscribed() -> 
 
 def test_callbacks_accept_pymesos_addict_messages() -> None:
     posted: list[Any] = []
-    framework = MesosFramework(lambda *events: posted.extend(events), FrameworkState("wf"),
+    framework = MesosFramework(lambda *events: posted.extend(events), Executors("wf"),
                                None, Resources(mem=32))
     offer = addict.Dict({
         "id": {"value": "o1"}, "agent_id": {"value": "a1"}, "hostname": "h1",
