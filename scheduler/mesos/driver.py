@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ...common.transport import EventStream, Transport, TransportError
 from ...executor.protocol import b64decode, b64encode
-from ...executor.transport import EventStream, Transport, TransportError
 from ..backend import Post
 from ..core.events import TaskStatus
 from ..core.states import TaskState

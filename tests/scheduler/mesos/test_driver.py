@@ -1,5 +1,5 @@
-"""The scheduler driver's wire behaviour: RecordIO framing, redirects, retries, heartbeats,
-and the pymesos-shaped callback contract."""
+"""The scheduler driver's wire behaviour: redirects, retries, heartbeats, and the
+pymesos-shaped callback contract."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import addict
 import pytest
 
 import mesobatch
-from mesobatch.executor.recordio import RecordIOError, RecordIOReader, encode, records
+from mesobatch.common.recordio import encode
 from mesobatch.scheduler.core.events import OffersReceived, TaskStatus
 from mesobatch.scheduler.core.resources import Resources
 from mesobatch.scheduler.core.states import TaskState
@@ -24,26 +24,6 @@ from mesobatch.scheduler.mesos.interface import Scheduler
 from mesobatch.scheduler.mesos.master import MasterAddressError, StaticMaster
 
 from .conftest import Cluster, job, wait_for
-
-# ----------------------------------------------------------------------------- RecordIO
-
-
-def test_recordio_records_split_across_and_packed_into_chunks() -> None:
-    events = [{"type": "HEARTBEAT"}, {"type": "OFFERS", "x": "é" * 300}, {"type": "UPDATE"}]
-    wire = b"".join(encode(json.dumps(e).encode()) for e in events)
-    for size in (1, 2, 3, 7, 64, len(wire)):
-        chunks = [wire[i:i + size] for i in range(0, len(wire), size)]
-        assert [json.loads(r) for r in records(chunks)] == events
-    reader = RecordIOReader()
-    assert reader.feed(b"20\n{\"type\":\"HEARTB") == []
-    assert reader.feed(b"EAT\"}20\n{\"type\":\"HEARTBEAT\"}") == [b'{"type":"HEARTBEAT"}'] * 2
-    assert reader.pending == 0
-
-
-@pytest.mark.parametrize("bad", [b"abc\n{}", b"9" * 30, b"-1\n"])
-def test_recordio_rejects_garbage(bad: bytes) -> None:
-    with pytest.raises(RecordIOError):
-        RecordIOReader().feed(bad)
 
 
 def test_master_addresses() -> None:
