@@ -17,7 +17,7 @@ from mesobatch.common.recordio import encode
 from mesobatch.scheduler.core.events import OffersReceived, TaskStatus
 from mesobatch.scheduler.core.resources import Resources
 from mesobatch.scheduler.core.states import TaskState
-from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
+from mesobatch.scheduler.mesos.driver import DriverState, MesosSchedulerDriver
 from mesobatch.scheduler.mesos.executors import Executors
 from mesobatch.scheduler.mesos.framework import MesosFramework
 from mesobatch.scheduler.mesos.interface import Scheduler
@@ -87,6 +87,87 @@ def test_503_is_retried_and_307_followed_to_the_leader(cluster: Cluster) -> None
         assert front.requests == ["/api/v1/scheduler"] * 2  # 503, then 307; no more
     finally:
         front.close()
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def closed_port() -> str:
+    """An address nothing listens on (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_launch_that_never_reached_mesos_requeues_its_tasks() -> None:
+    posted: list[Any] = []
+    driver = MesosSchedulerDriver(Scheduler(), {"user": "u", "name": "n"},
+                                  StaticMaster(closed_port()),
+                                  post=lambda *events: posted.extend(events))
+    try:
+        driver.start()
+        driver.declineOffer(["o0"])  # other calls are the core's to repeat: nothing posted
+        driver.launchTasks(["o1"], [
+            {"task_id": {"value": "7.0"}, "agent_id": {"value": "a1"}},
+            {"task_id": {"value": "8.0"}, "agent_id": {"value": "a1"}}])
+        assert wait_for(lambda: len(posted) >= 2, timeout=10)
+    finally:
+        driver.abort()
+    assert [e.task_id for e in posted] == ["7.0", "8.0"]
+    for event in posted:
+        assert isinstance(event, TaskStatus) and event.state is TaskState.LOST
+        assert event.never_started and event.agent_id == "a1"
+        assert event.message == "launch not delivered: not subscribed"
+    assert driver.state is DriverState.ABORTED and driver.join() is DriverState.ABORTED
+
+
+class Refusing:
+    """A master that answers every SUBSCRIBE with 401."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = b"Authentication required"
+                self.send_response(401)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_refused_framework_fails_for_good_and_stays_failed() -> None:
+    master = Refusing()
+    errors: list[str] = []
+
+    class Recorder(Scheduler):
+        def error(self, driver: Any, message: str) -> None:
+            errors.append(message)
+
+    driver = MesosSchedulerDriver(Recorder(), {"user": "u", "name": "n"},
+                                  StaticMaster(master.address))
+    assert driver.state is DriverState.CREATED
+    try:
+        driver.start()
+        assert driver.join() is DriverState.FAILED
+        assert driver.last_error is not None and "HTTP 401" in driver.last_error
+        assert errors == [driver.last_error]
+        driver.stop()  # a final state is never overwritten
+        driver.abort()
+        assert driver.state is DriverState.FAILED
+    finally:
+        driver.abort()
+        master.close()
 
 
 # ----------------------------------------------------------------------------- heartbeats
