@@ -82,7 +82,8 @@ class MesosBackend(Backend):
             authorization = f"Basic {token}"
         self.driver = MesosSchedulerDriver(
             self.framework, self.framework_info, self.detector, authorization=authorization,
-            ca_bundle=options.mesos_ca_bundle, verify=options.mesos_tls_verify, post=post)
+            ca_bundle=options.mesos_ca_bundle, verify=options.mesos_tls_verify,
+            post=self._undelivered)
         # The bundle is offered from the resource server, so that starts now with it.
         try:
             launch = executor_launch(options, self.resource_service()
@@ -186,6 +187,14 @@ class MesosBackend(Backend):
         self.driver.launchTasks(list(action.offer_ids), tasks,
                                 {"refuse_seconds": action.refuse_seconds})
         return events
+
+    def _undelivered(self, *events: Event) -> None:
+        """The driver's events for launches that never reached Mesos (its own thread):
+        those tasks never ran on our executor."""
+        for event in events:
+            if isinstance(event, TaskStatus):
+                self.executors.ended(event.task_id)
+        self.post(*events)
 
     def shutdown(self) -> None:
         self.driver.stop(failover=False)

@@ -66,7 +66,10 @@ def _ids(values: Any) -> list[Message]:
 
 
 class MesosSchedulerDriver(SchedulerDriver):
-    """Drives a Scheduler over the v1 scheduler HTTP API."""
+    """Drives a Scheduler over the v1 scheduler HTTP API.
+
+    ``post`` takes the core's events for launches that never reached Mesos
+    (TaskStatus LOST, never started: the core queues their jobs again)."""
 
     #: consecutive heartbeats that may be missed before the stream counts as dead
     MISSED_HEARTBEATS = 5
