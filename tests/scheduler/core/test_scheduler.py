@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from mesobatch.scheduler.contract import BatchJobExitReason
@@ -10,6 +12,7 @@ from mesobatch.scheduler.core.events import (
     Connected,
     Decline,
     Disconnected,
+    Event,
     IgnoreNode,
     JobsSubmitted,
     KillRequested,
@@ -437,6 +440,10 @@ def test_deadline_tracks_held_offers() -> None:
     assert c.next_deadline() is None
     c.handle(OffersReceived((offer(),), T0))
     assert c.next_deadline() == T0 + 3
+
+
+def test_every_event_type_has_a_handler() -> None:
+    assert set(SchedulerCore._HANDLERS) == set(typing.get_args(Event))
 
 
 def test_an_event_of_no_known_type_is_refused() -> None:
