@@ -39,7 +39,7 @@ def call_spec(task_id: str, tmp: Path, fn: Any, *args: Any, walltime: float | No
 
 def forked(r: TaskRunner) -> bool:
     """Is the fork server up (so the next call is forked, not started cold)?"""
-    server = r._servers.get("function")
+    server = r._warm.server("function")
     return server is not None and server.is_ready()
 
 
@@ -56,7 +56,9 @@ def test_calls_are_forked_warm_with_their_own_log_and_exit_status(
     while not forked(r) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert forked(r)
-    server_pid = r._servers["function"].pid
+    server = r._warm.server("function")
+    assert server is not None
+    server_pid = server.pid
     r.launch(call_spec("warm", tmp_path, print, "hello from a fork"))
     ex = exits.get(timeout=30)
     assert (ex.task_id, ex.exit_code) == ("warm", 0)
@@ -77,7 +79,9 @@ def test_forked_calls_are_killed_with_their_children_and_timed_out(
     deadline = time.monotonic() + 30
     while not forked(r) and time.monotonic() < deadline:
         time.sleep(0.05)
-    server_pid = r._servers["function"].pid
+    server = r._warm.server("function")
+    assert server is not None
+    server_pid = server.pid
     r.launch(call_spec("sleeper", tmp_path, os.system, "sleep 77.5 & sleep 60"))
     time.sleep(0.5)
     assert r.kill("sleeper", grace=0.2)

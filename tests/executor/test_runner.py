@@ -6,11 +6,13 @@ import os
 import queue
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
+from mesobatch.executor.cold_start import ColdStart
 from mesobatch.executor.runner import (
     LaunchError,
     ProcessSpec,
@@ -61,9 +63,18 @@ def test_environment_layers() -> None:
     assert [omp_threads(c) for c in (0.1, 1, 1.5, 2)] == ["1", "1", "2", "2"]
 
 
+def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
+    """Bounded poll until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_kill_uses_sigterm_then_sigkill_after_grace(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    runner.launch(spec("stubborn", "trap '' TERM; sleep 30", tmp_path))
-    time.sleep(0.2)
+    out = tmp_path / "stubborn.out"
+    runner.launch(spec("stubborn", "trap '' TERM; echo trapped; sleep 30", tmp_path))
+    wait_for(lambda: out.exists() and out.read_text() == "trapped\n")
     started = time.monotonic()
     assert runner.kill("stubborn", grace=0.5)
     ex = runner.exits.get(timeout=10)
@@ -74,7 +85,6 @@ def test_kill_uses_sigterm_then_sigkill_after_grace(runner, tmp_path: Path) -> N
 
 def test_polite_task_dies_on_sigterm(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     runner.launch(spec("polite", "exec sleep 30", tmp_path))
-    time.sleep(0.1)
     runner.kill("polite", grace=10)
     ex = runner.exits.get(timeout=5)
     assert ex.killed and ex.signal == 15
@@ -102,8 +112,7 @@ def test_close_leaves_nothing_running(tmp_path: Path) -> None:
     marker = f"2000.{uuid.uuid4().int % 10**6}"
     for i in range(3):
         r.launch(spec(f"t{i}", f"trap '' TERM; sleep {marker} & sleep {marker}", tmp_path))
-    time.sleep(0.3)
-    assert len(marker_processes(marker)) == 6
+    wait_for(lambda: len(marker_processes(marker)) == 6)
     r.close()
     assert marker_processes(marker) == []
     assert sorted(exits.get(timeout=1).task_id for _ in range(3)) == ["t0", "t1", "t2"]
@@ -146,20 +155,33 @@ def test_submitted_tasks_start_later_and_report_like_launched_ones(tmp_path: Pat
         r.close(grace=0.1)
 
 
+class RecordingStarter(ColdStart):
+    """Cold starts, remembering which tasks it was asked to start."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, spec: ProcessSpec, argv: list[str] | None) -> int:
+        self.started.append(spec.task_id)
+        return super().start(spec, argv)
+
+
 def test_a_task_killed_before_it_starts_never_runs(tmp_path: Path) -> None:
     exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5)
-    r._spawn_loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
-    marker = tmp_path / "ran"
+    starter = RecordingStarter()
+    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5,
+                   starter=starter)
+    r._spawner._loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
     try:
-        r.submit(spec("late", f"touch {marker}", tmp_path))
+        r.submit(spec("late", "true", tmp_path))
         assert "late" in r.running()
         assert r.kill("late")
         r.start_submitted()
         ex = exits.get(timeout=10)
         assert ex.task_id == "late" and ex.killed
-        time.sleep(0.2)
-        assert not marker.exists()
+        assert starter.started == [] and r.running() == []
+        r.launch(spec("now", "true", tmp_path))  # the starter is the one the runner uses
+        assert exits.get(timeout=10).task_id == "now" and starter.started == ["now"]
     finally:
         r.close(grace=0.1)
 
@@ -167,7 +189,7 @@ def test_a_task_killed_before_it_starts_never_runs(tmp_path: Path) -> None:
 def test_close_reports_submitted_tasks_that_never_started(tmp_path: Path) -> None:
     exits: queue.Queue[TaskExit] = queue.Queue()
     r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5)
-    r._spawn_loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
+    r._spawner._loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
     r.submit(spec("never", "true", tmp_path))
     r.close(grace=0.1, timeout=1.0)
     ex = exits.get(timeout=5)
