@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 
@@ -27,6 +28,10 @@ def reap(pid: int) -> str:
         os.waitpid(pid, 0)
         return f"{pid}:early"
     return f"{pid}:{os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}"
+
+
+def reaped(pid: int) -> list[str]:
+    return [reap(pid)]
 
 
 class Batches:
@@ -64,7 +69,7 @@ def test_each_end_is_handled_once_by_the_reaper_watching_it(
         two: Reapers[str], batches: Batches) -> None:
     pids = [start("sh", "-c", f"exit {i}") for i in range(5)]
     for pid in pids:
-        two.watch_child(pid, lambda pid=pid: [reap(pid)])  # type: ignore[misc]
+        two.watch_child(pid, partial(reaped, pid))
     got = batches.items(5)
     assert sorted(got) == sorted(f"{pid}:{i}" for i, pid in enumerate(pids))
     assert two.watching() == [0, 0]
@@ -104,12 +109,12 @@ def test_reused_descriptor_numbers_are_never_taken_for_a_running_child(
         for _ in batch:
             if next(follow_ups, None) is not None:
                 pid = start("true")
-                two.watch_child(pid, lambda pid=pid: [reap(pid)])  # type: ignore[misc]
+                two.watch_child(pid, partial(reaped, pid))
 
     batches.on_batch = on_batch
     for _ in range(total // 2):
         pid = start("true")
-        two.watch_child(pid, lambda pid=pid: [reap(pid)])  # type: ignore[misc]
+        two.watch_child(pid, partial(reaped, pid))
     got = batches.items(total, timeout=60)
     assert len(set(got)) == total
     assert all(item.endswith(":0") for item in got)

@@ -6,8 +6,9 @@ import os
 import queue
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -23,20 +24,29 @@ from mesobatch.executor.runner import (
 )
 
 
+class QueuedRunner(TaskRunner):
+    """A runner whose exits go to a queue, one by one."""
+
+    def __init__(self, **options: Any) -> None:
+        self.exits: queue.Queue[TaskExit] = queue.Queue()
+        super().__init__(self._put, **options)
+
+    def _put(self, batch: list[TaskExit]) -> None:
+        for ex in batch:
+            self.exits.put(ex)
+
+
 @pytest.fixture
-def runner():  # type: ignore[no-untyped-def]
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=1.0)
-    r.exits = exits  # type: ignore[attr-defined]
+def runner() -> Iterator[QueuedRunner]:
+    r = QueuedRunner(kill_grace=1.0)
     yield r
     r.close(grace=0.1)
 
 
-def spec(task_id: str, command: str, tmp: Path, **kw: object) -> ProcessSpec:
+def spec(task_id: str, command: str, tmp: Path, **kw: Any) -> ProcessSpec:
     kw.setdefault("stdout", str(tmp / f"{task_id}.out"))
     kw.setdefault("stderr", str(tmp / f"{task_id}.err"))
-    return ProcessSpec(task_id, command, env={"PATH": os.environ["PATH"]},
-                       **kw)  # type: ignore[arg-type]
+    return ProcessSpec(task_id, command, env={"PATH": os.environ["PATH"]}, **kw)
 
 
 def marker_processes(marker: str) -> list[psutil.Process]:
@@ -46,7 +56,7 @@ def marker_processes(marker: str) -> list[psutil.Process]:
             and p.info["status"] != psutil.STATUS_ZOMBIE]
 
 
-def test_exit_code_wall_time_and_logs(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_exit_code_wall_time_and_logs(runner: QueuedRunner, tmp_path: Path) -> None:
     runner.launch(spec("t1", "echo out; echo err >&2; sleep 0.3; exit 4", tmp_path))
     ex = runner.exits.get(timeout=10)
     assert ex.task_id == "t1" and ex.exit_code == 4 and not ex.killed
@@ -71,7 +81,7 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
         time.sleep(0.01)
 
 
-def test_kill_uses_sigterm_then_sigkill_after_grace(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kill_uses_sigterm_then_sigkill_after_grace(runner: QueuedRunner, tmp_path: Path) -> None:
     out = tmp_path / "stubborn.out"
     runner.launch(spec("stubborn", "trap '' TERM; echo trapped; sleep 30", tmp_path))
     wait_for(lambda: out.exists() and out.read_text() == "trapped\n")
@@ -83,14 +93,15 @@ def test_kill_uses_sigterm_then_sigkill_after_grace(runner, tmp_path: Path) -> N
     assert not runner.kill("unknown-task")
 
 
-def test_polite_task_dies_on_sigterm(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_polite_task_dies_on_sigterm(runner: QueuedRunner, tmp_path: Path) -> None:
     runner.launch(spec("polite", "exec sleep 30", tmp_path))
     runner.kill("polite", grace=10)
     ex = runner.exits.get(timeout=5)
     assert ex.killed and ex.signal == 15
 
 
-def test_leftover_children_of_a_job_are_killed_when_it_exits(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_leftover_children_of_a_job_are_killed_when_it_exits(runner: QueuedRunner,
+                                                             tmp_path: Path) -> None:
     marker = f"1000.{uuid.uuid4().int % 10**6}"
     runner.launch(spec("parent", f"sleep {marker} & echo started", tmp_path))
     runner.exits.get(timeout=5)
@@ -100,15 +111,15 @@ def test_leftover_children_of_a_job_are_killed_when_it_exits(runner, tmp_path: P
     assert marker_processes(marker) == []
 
 
-def test_walltime_is_enforced(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_walltime_is_enforced(runner: QueuedRunner, tmp_path: Path) -> None:
     runner.launch(spec("slow", "sleep 30", tmp_path, walltime=0.3))
     ex = runner.exits.get(timeout=10)
     assert ex.walltime_exceeded and not ex.killed and 0.3 <= ex.wall_time < 5
 
 
 def test_close_leaves_nothing_running(tmp_path: Path) -> None:
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.3)
+    r = QueuedRunner(kill_grace=0.3)
+    exits = r.exits
     marker = f"2000.{uuid.uuid4().int % 10**6}"
     for i in range(3):
         r.launch(spec(f"t{i}", f"trap '' TERM; sleep {marker} & sleep {marker}", tmp_path))
@@ -118,12 +129,12 @@ def test_close_leaves_nothing_running(tmp_path: Path) -> None:
     assert sorted(exits.get(timeout=1).task_id for _ in range(3)) == ["t0", "t1", "t2"]
 
 
-def test_launch_failure_is_an_error_not_a_crash(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_launch_failure_is_an_error_not_a_crash(runner: QueuedRunner, tmp_path: Path) -> None:
     with pytest.raises(LaunchError, match="cannot start task bad"):
         runner.launch(spec("bad", "true", tmp_path, stdout=str(tmp_path / "no" / "such")))
 
 
-def test_working_directory(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_working_directory(runner: QueuedRunner, tmp_path: Path) -> None:
     (tmp_path / "sub dir").mkdir()
     runner.launch(spec("cwd", "pwd", tmp_path, cwd=str(tmp_path / "sub dir")))
     assert runner.exits.get(timeout=5).exit_code == 0
@@ -143,8 +154,8 @@ def collect(exits: queue.Queue[TaskExit], n: int, timeout: float = 20) -> dict[s
 
 
 def test_submitted_tasks_start_later_and_report_like_launched_ones(tmp_path: Path) -> None:
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5, reapers=2)
+    r = QueuedRunner(kill_grace=0.5, reapers=2)
+    exits = r.exits
     try:
         r.submit(spec("ok", "exit 3", tmp_path))
         r.submit(spec("bad", "true", tmp_path, stdout=str(tmp_path / "no" / "such")))
@@ -166,12 +177,12 @@ class RecordingStarter(ColdStart):
         return super().start(spec, argv)
 
 
-def test_a_task_killed_before_it_starts_never_runs(tmp_path: Path) -> None:
-    exits: queue.Queue[TaskExit] = queue.Queue()
+def test_a_task_killed_before_it_starts_never_runs(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     starter = RecordingStarter()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5,
-                   starter=starter)
-    r._spawner._loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
+    r = QueuedRunner(kill_grace=0.5, starter=starter)
+    exits = r.exits
+    monkeypatch.setattr(r._spawner, "_loop", lambda: None)  # no spawner: stays queued
     try:
         r.submit(spec("late", "true", tmp_path))
         assert "late" in r.running()
@@ -186,10 +197,11 @@ def test_a_task_killed_before_it_starts_never_runs(tmp_path: Path) -> None:
         r.close(grace=0.1)
 
 
-def test_close_reports_submitted_tasks_that_never_started(tmp_path: Path) -> None:
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5)
-    r._spawner._loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
+def test_close_reports_submitted_tasks_that_never_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = QueuedRunner(kill_grace=0.5)
+    exits = r.exits
+    monkeypatch.setattr(r._spawner, "_loop", lambda: None)  # no spawner: stays queued
     r.submit(spec("never", "true", tmp_path))
     r.close(grace=0.1, timeout=1.0)
     ex = exits.get(timeout=5)
@@ -224,7 +236,8 @@ def test_many_short_tasks_through_two_reapers_each_once_none_killed(tmp_path: Pa
         runner.close(grace=0.1)
 
 
-def test_plain_commands_run_directly_and_fall_back_to_the_shell(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_plain_commands_run_directly_and_fall_back_to_the_shell(runner: QueuedRunner,
+                                                                tmp_path: Path) -> None:
     # `sleep` is exec'd directly: the task's own pid is sleep's; echo -e stays in sh.
     runner.launch(spec("direct", "sleep 0.2", tmp_path))
     pid = runner._procs["direct"].pid
