@@ -50,6 +50,7 @@ class ColdStart:
         return direct_argv(spec.command, spec.env) if spec.cwd is None else None
 
     def start(self, spec: ProcessSpec, argv: list[str] | None) -> int:
+        """Spawn ``spec`` (``argv`` from resolve()); its pid. Raises LaunchError."""
         command = spec.command
         if spec.cwd is not None:  # posix_spawn has no chdir: let the shell do it
             command = f"cd -- {shlex.quote(spec.cwd)} || exit 127\n{command}"

@@ -23,7 +23,7 @@ class Spawner(Generic[T]):
     def __init__(self, start: Callable[[T], None], name: str = "mesobatch-spawner") -> None:
         self._start = start
         self._name = name
-        self._ready = threading.Condition()
+        self._ready = threading.Condition(threading.Lock())
         self._queue: deque[T] = deque()
         self._thread: threading.Thread | None = None
         self._closed = False
