@@ -631,7 +631,7 @@ _PERMANENT = [re.compile(p, re.I) for p in (
 )]
 _UNKNOWN_JOB = [re.compile(p, re.I) for p in (
     r"job \"?\d+(\.\d+)?\"? does not exist", r"job id \d+ not found", r"do not exist",
-    r"job-array task \S+ does not exist",
+    r"job-array task \S+ does not exist", r"job-array tasks? \S+ not found",
 )]
 
 

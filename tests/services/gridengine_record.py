@@ -204,6 +204,8 @@ def accounting(r: Recorder) -> None:
     r.record("qacct_array_task", ["qacct", "-j", array, "-t", "2"], "", jobs)
     r.record("qacct_pe", ["qacct", "-j", parallel], "-pe smp 2, h_vmem and h_rt asked", jobs)
     r.record("qacct_unknown", ["qacct", "-j", "9999999"])
+    r.record("qacct_unknown_task", ["qacct", "-j", array, "-t", "7"], "the array has 3 tasks",
+             jobs)
     r.record("qacct_two_ids", ["qacct", "-j", f"{ok},{exit3}"],
              "qacct reads one id: '-j A,B' gives A only", jobs)
     r.record("qacct_by_name", ["qacct", "-j", f"{PREFIX}_[oe]*"],
