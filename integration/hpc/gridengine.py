@@ -156,7 +156,7 @@ def extra_arguments(settings: GridEngineSettings, environ: Mapping[str, str]) ->
 
 # -- units ------------------------------------------------------------------------------------
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
           "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -367,6 +367,9 @@ class GridEngineDialect:
     # -- submission --
 
     def submit_argv(self, sub: Submission) -> list[str]:
+        """qsub of the script (or array script): cores as ``-pe``, memory, disk, GPUs,
+        ``h_rt`` and excluded hosts as one ``-l``. ``preemptible`` has no meaning in Grid
+        Engine's requests and is not passed on (a site's queue for it goes in ``queue``)."""
         s = self.settings
         _check_name(sub.name)
         if sub.size < 1:

@@ -452,3 +452,12 @@ def test_dialect_built_jobs_run_on_the_real_grid_engine(gridengine_env: dict[str
     assert state["exit30"].exit_code == 3
     assert state["h_rt0"].exit_reason is Reason.MAXJOBDURATION
     assert [state["array0"].exit_code, state["array1"].exit_code] == [0, 5]
+
+
+def test_a_running_grid_engine_is_reused(gridengine_env: dict[str, str]) -> None:
+    from tests.services import gridengine as service
+
+    before = service.status()
+    again = service.ensure_running()
+    assert not again.started and "running (pid" in before
+    assert service.status().splitlines()[:2] == before.splitlines()[:2]  # the same pids
