@@ -146,7 +146,7 @@ class Runner:
             return subprocess.Popen(
                 job["command"], cwd=job["cwd"], env=job["env"], stdin=subprocess.DEVNULL,
                 stdout=stdout, stderr=stderr, start_new_session=True, close_fds=True,
-                restore_signals=True, preexec_fn=_unblock,
+                restore_signals=True, preexec_fn=_unblock,  # noqa: PLW1509 - single-threaded
             )
         finally:
             for f in files:

@@ -12,6 +12,7 @@ import re
 import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ..hpcfake.cli import CommandError, run, split_option_args, store_from_env
@@ -101,7 +102,7 @@ def unit_for_limits() -> str | None:
     envdir = os.environ.get("LSF_ENVDIR")
     if envdir:
         try:
-            text = open(os.path.join(envdir, "lsf.conf")).read()
+            text = Path(envdir, "lsf.conf").read_text()
         except OSError:
             return None
         for line in text.splitlines():
