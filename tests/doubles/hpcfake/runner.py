@@ -220,14 +220,25 @@ class Runner:
             live["kill_requested"] = None
             if error:
                 live["extra"]["exec_error"] = error
+            values = {
+                "used": int(live["end_time"] - (live["start_time"] or live["end_time"])),
+                "limit": int(live["run_limit"] or 0),
+                "rss_kb": rss // 1024,
+                "limit_kb": int(live["mem_limit"] or 0) // 1024,
+                "rss_mb": rss // 2**20,
+                "limit_mb": int(live["mem_limit"] or 0) // 2**20,
+                "error": error,
+                "host": live["host"] or "",
+            }
             template = live["extra"].get("kill_messages", {}).get(reason or "")
             if template:
-                message = template.format(
-                    used=int(live["end_time"] - (live["start_time"] or live["end_time"])),
-                    limit=int(live["run_limit"] or 0),
-                    rss_kb=rss // 1024,
-                    limit_kb=int(live["mem_limit"] or 0) // 1024,
-                )
+                message = template.format(**values)
+            hold = live["extra"].get("hold_on", {}).get(reason or "")
+            if hold:  # HTCondor holds a job its policy or a failure stopped
+                live["state"] = HELD
+                live["extra"]["hold"] = {"code": hold["code"], "subcode": hold.get("subcode", 0),
+                                         "reason": hold["reason"].format(**values),
+                                         "since": live["end_time"]}
             if live["state"] == HELD:
                 again = True
             elif live["extra"].get("requeue"):
