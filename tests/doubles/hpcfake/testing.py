@@ -3,7 +3,9 @@ own, quick knobs, and bounded polls (never fixed sleeps)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -44,16 +46,12 @@ class FakeCluster:
         with store.locked() as state:
             jobs = list(state["jobs"].values())
             state["jobs"] = {}
-        import signal
-
         for job in jobs:
             for key, group in (("pid", True), ("runner_pid", False)):
                 pid = job.get(key)
                 if pid:
-                    try:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
                         (os.killpg if group else os.kill)(int(pid), signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05) -> T:

@@ -698,6 +698,7 @@ def _hold(argv: list[str], release: bool) -> int:
 
 def pbsnodes(argv: list[str]) -> int:
     t = torque()
+    argv = _expand_flags(argv)
     opts, _ = split_option_args(argv, {"-F"}, {"-a", "-v", "-x", "-l", "-S", "-j"},
                                 "usage: pbsnodes [-a] [-v] [-F json] [-x]", 2)
     n = node()
@@ -753,6 +754,19 @@ def pbsnodes(argv: list[str]) -> int:
             print(f"     {key} = {value}")
     print()
     return 0
+
+
+def _expand_flags(argv: list[str]) -> list[str]:
+    """'-av' -> '-a', '-v' (getopt's grouped flags); option values are left alone."""
+    out: list[str] = []
+    take_value = False
+    for a in argv:
+        if take_value or not a.startswith("-") or a == "-F" or len(a) <= 2:
+            out.append(a)
+            take_value = a == "-F"
+            continue
+        out.extend(f"-{c}" for c in a[1:])
+    return out
 
 
 COMMANDS = {
