@@ -55,12 +55,12 @@ class FakeCluster:
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05) -> T:
-    """Poll ``probe`` until it returns something other than None/False; fail after timeout."""
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
         last = probe()
-        if last is not None and last is not False:
+        if last:
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")
