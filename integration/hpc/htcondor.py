@@ -113,8 +113,9 @@ class HTCondorDialect:
             "getenv = true",
             f'environment = "{self.array_index_variable}=$(Process)"',
             f"request_cpus = {max(1, math.ceil(sub.cores))}",
-            f"request_memory = {max(1, math.ceil(sub.memory / 2**20)) if sub.memory else 1}",
         ]
+        if sub.memory:  # none asked: the pool's default request applies
+            lines.append(f"request_memory = {max(1, math.ceil(sub.memory / 2**20))}")
         if sub.disk:
             lines.append(f"request_disk = {math.ceil(sub.disk / 1024)}")
         if sub.gpus:
