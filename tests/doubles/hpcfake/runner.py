@@ -202,7 +202,8 @@ class Runner:
 
     def _plan(self, job: Job, reason: str) -> list[str]:
         plans: dict[str, list[str]] = job["extra"].get("kill_plans", {})
-        return list(plans.get(reason, job["kill_signals"]))
+        default: list[str] = job["kill_signals"]
+        return list(plans.get(reason, default))
 
     def _finish(
         self, job: Job, *, returncode: int | None, reason: str | None, rss: int, error: str = ""

@@ -271,7 +271,8 @@ def _make_job(cluster: int, proc: int, commands: dict[str, str], attrs: dict[str
         if cmd("request_disk"):
             disk_kb = int(_memory_mb(cmd("request_disk") or "0", 1 / 1024) * 1024)
         gpus = int(cmd("request_gpus") or "0")
-        duration = float(cmd("allowed_job_duration")) if cmd("allowed_job_duration") else None
+        duration_text = cmd("allowed_job_duration")
+        duration = float(duration_text) if duration_text else None
     except ValueError as exc:
         raise CommandError(f"\nERROR: invalid value {exc}", 1) from None
     env = dict(os.environ) if _bool(cmd("getenv") or "false") else {"PATH": "/usr/bin:/bin"}
@@ -349,11 +350,11 @@ def ad_of(job: Job) -> dict[str, Any]:
     status = job_status(job)
     ad["JobStatus"] = status
     ad["NumJobStarts"] = job["starts"]
-    ad["EnteredCurrentStatus"] = int(
+    since: Any = (
         (job["extra"].get("hold") or {}).get("since") if status == HELD_STATUS else
-        (job["end_time"] if job["state"] == FINISHED else job["start_time"] or ad["QDate"])
-        or ad["QDate"]
+        (job["end_time"] if job["state"] == FINISHED else job["start_time"])
     )
+    ad["EnteredCurrentStatus"] = int(since or ad["QDate"])
     if job["max_rss"]:
         ad["ResidentSetSize"] = int(job["max_rss"]) // 1024
         ad["MemoryUsage"] = -(-int(job["max_rss"]) // 2**20)

@@ -335,7 +335,8 @@ def exit_code(job: Job) -> str:
 def exit_reason(job: Job) -> str:
     if job["state"] != FINISHED or job["kill_reason"] is None:
         return ""
-    keyword = KILL_KEYWORDS.get(job["kill_reason"], job["kill_reason"])
+    reason = str(job["kill_reason"])
+    keyword = KILL_KEYWORDS.get(reason, reason)
     return f"{keyword}: {TERM_REASONS.get(keyword, 'job killed')}"
 
 
@@ -414,7 +415,7 @@ def _parse_format(spec: str) -> tuple[list[str], str]:
     if m:
         delimiter = m.group(1)
         spec = spec[: m.start()] + spec[m.end():]
-    keys = []
+    keys: list[str] = []
     for word in spec.split():
         name = word.split(":")[0].lower()
         if name == "all":

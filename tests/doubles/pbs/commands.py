@@ -94,6 +94,11 @@ def keep_finished() -> float:
     return env_float("FAKE_PBS_JOB_HISTORY_DURATION", 14 * 86400.0)
 
 
+def _opt(opts: dict[str, list[str]], key: str) -> str | None:
+    values = opts.get(key)
+    return values[-1] if values else None
+
+
 def fail(command: str, message: str, pbse: int) -> CommandError:
     return CommandError(f"{command}: {message}", pbse % 256)
 
@@ -202,7 +207,8 @@ def qsub(argv: list[str]) -> int:
         script_path.write_text(script)
         submit_dir = os.getcwd()
         keys = []
-        for index in indexes or [None]:
+        slots: list[int | None] = list(indexes) if indexes else [None]
+        for index in slots:
             key = seq if index is None else f"{seq}[{index}]"
             env = dict(os.environ) if "-V" in opts else {
                 k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "USER",
@@ -231,7 +237,7 @@ def qsub(argv: list[str]) -> int:
                 kill_interval=env_float("FAKE_PBS_KILL_DELAY", 10.0),
                 extra={
                     "seq": seq, "array_seq": seq if index is not None else None,
-                    "index": index, "queue": queue, "account": (opts.get("-A") or [None])[-1],
+                    "index": index, "queue": queue, "account": _opt(opts, "-A"),
                     "resources": resources, "cores": cores, "mem": mem, "walltime": walltime,
                     "append_output": False, "kill_status": kill_status,
                     "hold_types": "u" if "-h" in opts else "n", "qtime": time.time(),
@@ -503,7 +509,7 @@ def qstat(argv: list[str]) -> int:
     opts, ids = split_option_args(argv, with_value, flags,
                                   "usage: qstat [-f [-F json|dsv]] [-x] [-t] [-J] [job_id ...]",
                                   2)
-    fmt = (opts.get("-F") or [None])[-1]
+    fmt = _opt(opts, "-F")
     if fmt is not None and (t or fmt not in ("json", "dsv")):
         raise CommandError("qstat: invalid option -- 'F'" if t else
                            f"qstat: Invalid value for -F option: {fmt}", 2)
@@ -738,7 +744,7 @@ def pbsnodes(argv: list[str]) -> int:
         "resv_enable": "True", "sharing": "default_shared",
         "last_state_change_time": int(time.time()),
     }
-    if (opts.get("-F") or [None])[-1] == "json":
+    if _opt(opts, "-F") == "json":
         print(json.dumps({"timestamp": int(time.time()), "pbs_version": PBS_VERSION,
                           "pbs_server": server(), "nodes": {n.name: info}}, indent=4))
         return 0

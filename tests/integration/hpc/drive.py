@@ -74,9 +74,12 @@ def final(cluster: FakeCluster, dialect: Any, tag: str, ids: list[str],
     return wait_for(probe, timeout=timeout, interval=0.1)
 
 
-def until_state(cluster: FakeCluster, dialect: Any, tag: str, job: str, state: Any) -> NativeStatus:
-    return wait_for(lambda: (s := poll(cluster, dialect, tag, [job]).get(job)) and
-                    s.state is state and s, interval=0.1)
+def until_state(cluster: FakeCluster, dialect: Any, tag: str, job: str,
+                state: Any) -> NativeStatus:
+    def probe() -> NativeStatus | None:
+        status = poll(cluster, dialect, tag, [job]).get(job)
+        return status if status is not None and status.state is state else None
+    return wait_for(probe, interval=0.1)
 
 
 def env_has(path: str) -> bool:

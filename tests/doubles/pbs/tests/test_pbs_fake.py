@@ -21,13 +21,15 @@ def pro_jobs(cluster: FakeCluster, *ids: str) -> dict[str, Any]:
     res = cluster.run(["qstat", "-f", "-F", "json", "-x", "-t", *ids])
     doc = json.loads(res.stdout)
     assert {"timestamp", "pbs_version", "pbs_server"} <= set(doc)
-    jobs: dict[str, Any] = doc.get("Jobs", {})
+    jobs: dict[str, Any] = dict(doc.get("Jobs", {}))
     return jobs
 
 
 def pro_final(cluster: FakeCluster, job_id: str) -> dict[str, Any]:
-    return wait_for(lambda: (j := pro_jobs(cluster, job_id).get(job_id)) and
-                    j["job_state"] in ("F", "X") and j)
+    def probe() -> dict[str, Any] | None:
+        attrs: dict[str, Any] | None = pro_jobs(cluster, job_id).get(job_id)
+        return attrs if attrs is not None and attrs["job_state"] in ("F", "X") else None
+    return wait_for(probe)
 
 
 def torque_jobs(cluster: FakeCluster, *ids: str) -> dict[str, dict[str, str]]:
@@ -36,6 +38,13 @@ def torque_jobs(cluster: FakeCluster, *ids: str) -> dict[str, dict[str, str]]:
         return {}
     root = ET.fromstring(res.stdout)
     return {j.findtext("Job_Id") or "": {c.tag: c.text or "" for c in j} for j in root}
+
+
+def completed(cluster: FakeCluster, job_id: str) -> dict[str, str]:
+    def probe() -> dict[str, str] | None:
+        attrs = torque_jobs(cluster, job_id).get(job_id)
+        return attrs if attrs is not None and attrs["job_state"] == "C" else None
+    return wait_for(probe)
 
 
 def test_fake_qsub_shadows_grid_engine(pbspro: FakeCluster) -> None:
@@ -107,11 +116,9 @@ def test_torque_xml_completed_state_and_exit_codes(torque: FakeCluster) -> None:
     torque.env["FAKE_PBS_KEEP_COMPLETED"] = "2"
     job = qsub(torque, "exit 4\n", "-l", "nodes=1:ppn=1,mem=64mb")
     slow = qsub(torque, "sleep 30\n", "-l", "walltime=1")
-    done = wait_for(lambda: (j := torque_jobs(torque, job).get(job)) and
-                    j["job_state"] == "C" and j)
+    done = completed(torque, job)
     assert done["exit_status"] == "4"
-    timed = wait_for(lambda: (j := torque_jobs(torque, slow).get(slow)) and
-                     j["job_state"] == "C" and j)
+    timed = completed(torque, slow)
     assert timed["exit_status"] == "-11"
     res = torque.run(["qstat", "-f", "-x", "99"])
     assert (res.returncode, res.stderr) == (153, "qstat: Unknown Job Id Error 99.pbsserver\n")
