@@ -15,6 +15,7 @@ from the store is killed and leaves no record.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -79,49 +80,64 @@ class Runner:
     def run(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {WAKE, signal.SIGCHLD})
         while True:
-            job = self._wait_for_start()
-            if job is None:
+            started = self._wait_for_start()
+            if started is None:
                 return
-            if not self._run_once(job):
+            if not self._run_once(*started):
                 return
 
     # ------------------------------------------------------------------ waiting to start
 
-    def _wait_for_start(self) -> Job | None:
+    def _wait_for_start(
+        self,
+    ) -> tuple[Job, subprocess.Popen[bytes] | None, str] | None:
+        """Wait until the job may start, then start it (marked running, pid recorded, in one
+        step under the lock); None when it is gone or finished first."""
         pause = 0.02
+        recorded = False
         while True:
-            with self.store.locked() as state:
-                job = state["jobs"].get(self.job_id)
-                if job is None or job["state"] == FINISHED:
-                    return None
-                job["runner_pid"] = os.getpid()
-                now = time.time()
-                if (
-                    job["state"] == PENDING
-                    and now >= job["submit_time"] + self.start_delay
-                    and self.node.fits(state, job)
-                ):
-                    job.update(
-                        state=RUNNING, start_time=now, end_time=None, host=self.node.name,
-                        returncode=None, kill_reason=None, kill_requested=None, pid=None,
-                    )
-                    job["starts"] += 1
-                    return dict(job)
+            snapshot = self.store.read()  # lock-free: only take the lock to start
+            job = snapshot["jobs"].get(self.job_id)
+            if job is None or job["state"] == FINISHED:
+                return None
+            ready = (job["state"] == PENDING
+                     and time.time() >= job["submit_time"] + self.start_delay
+                     and self.node.fits(snapshot, job))
+            if ready or not recorded:
+                with self.store.locked() as state:
+                    job = state["jobs"].get(self.job_id)
+                    if job is None or job["state"] == FINISHED:
+                        return None
+                    job["runner_pid"] = os.getpid()
+                    recorded = True
+                    now = time.time()
+                    if (
+                        job["state"] == PENDING
+                        and now >= job["submit_time"] + self.start_delay
+                        and self.node.fits(state, job)
+                    ):
+                        job.update(
+                            state=RUNNING, start_time=now, end_time=None, host=self.node.name,
+                            returncode=None, kill_reason=None, kill_requested=None, pid=None,
+                        )
+                        job["starts"] += 1
+                        try:
+                            proc: subprocess.Popen[bytes] | None = self._start(job)
+                            error = ""
+                        except OSError as exc:
+                            proc, error = None, str(exc)
+                        job["pid"] = proc.pid if proc is not None else None
+                        return dict(job), proc, error
+            # a finishing job wakes the pending ones it made room for; polling is the fallback
             signal.sigtimedwait({WAKE}, pause)
-            pause = min(pause * 1.5, 0.5)
+            pause = min(pause * 2, FALLBACK_CHECK)
 
     # ------------------------------------------------------------------ running
 
-    def _run_once(self, job: Job) -> bool:
-        """Run the job once; True: wait for another start (held or requeued)."""
-        try:
-            proc = self._start(job)
-        except OSError as exc:
-            return self._finish(job, returncode=None, reason="exec", rss=0, error=str(exc))
-        with self.store.locked() as state:
-            live = state["jobs"].get(self.job_id)
-            if live is not None:
-                live["pid"] = proc.pid
+    def _run_once(self, job: Job, proc: subprocess.Popen[bytes] | None, error: str) -> bool:
+        """Watch the started job to its end; True: wait for another start (held, requeued)."""
+        if proc is None:
+            return self._finish(job, returncode=None, reason="exec", rss=0, error=error)
         reason, rss = self._watch(job, proc)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # what the job left behind
@@ -142,9 +158,14 @@ class Runner:
             files.append(stderr)
         elif not job["stdout"]:
             stderr = subprocess.DEVNULL
+        env: dict[str, str] = {}
+        if job.get("env_file"):
+            with open(job["env_file"]) as f:
+                env = json.load(f)
+        env.update(job["env"])
         try:
             return subprocess.Popen(
-                job["command"], cwd=job["cwd"], env=job["env"], stdin=subprocess.DEVNULL,
+                job["command"], cwd=job["cwd"], env=env, stdin=subprocess.DEVNULL,
                 stdout=stdout, stderr=stderr, start_new_session=True, close_fds=True,
                 restore_signals=True, preexec_fn=_unblock,  # noqa: PLW1509 - single-threaded
             )
@@ -250,6 +271,18 @@ class Runner:
                 live["state"] = FINISHED
                 again = False
             target = live["stderr"] or live["stdout"]
+            waiting = [j for j in state["jobs"].values() if j["state"] == PENDING]
+            waiting.sort(key=lambda j: j["submit_time"])
+            room = self.node.cores - sum(
+                int(j["cores"]) for j in state["jobs"].values() if j["state"] == RUNNING)
+            to_wake = []
+            for j in waiting:
+                if room <= 0:
+                    break
+                to_wake.append(j)
+                room -= int(j["cores"])
+        for j in to_wake:
+            wake(j)
         if message and target:
             with contextlib.suppress(OSError), open(target, "a") as f:
                 f.write(message)

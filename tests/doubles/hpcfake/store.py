@@ -52,15 +52,15 @@ class Store:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[State]:
-        """The state, exclusively; written back (atomically) when the block ends."""
+        """The state, exclusively; written back (atomically) when the block changed it."""
         with open(self.lock_path, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                state = self._load()
-                before = json.dumps(state, sort_keys=True)
+                text = self._text()
+                state = self._parse(text)
                 yield state
-                after = json.dumps(state, sort_keys=True)
-                if after != before:
+                after = json.dumps(state)
+                if after != text:
                     tmp = self.path.with_suffix(f".tmp{os.getpid()}")
                     tmp.write_text(after)
                     os.replace(tmp, self.path)
@@ -68,17 +68,29 @@ class Store:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def read(self) -> State:
-        """A snapshot (under the lock, not written back)."""
-        with self.locked() as state:
-            return state
+        """A consistent snapshot without the lock (writers replace the file atomically)."""
+        return self._parse(self._text())
 
-    def _load(self) -> State:
+    def _text(self) -> str:
         try:
-            text = self.path.read_text()
+            return self.path.read_text()
         except FileNotFoundError:
+            return ""
+
+    @staticmethod
+    def _parse(text: str) -> State:
+        if not text:
             return {"next_id": 1, "jobs": {}, "history": {}}
-        state: State = json.loads(text) if text else {"next_id": 1, "jobs": {}, "history": {}}
+        state: State = json.loads(text)
         return state
+
+    def write_env(self, name: str, env: dict[str, str]) -> str:
+        """Keep a submission's environment once, beside the state (not in every record)."""
+        spool = self.dir / "spool"
+        spool.mkdir(exist_ok=True)
+        path = spool / f"{name}.env.json"
+        path.write_text(json.dumps(env))
+        return str(path)
 
 
 def new_job(
@@ -88,8 +100,9 @@ def new_job(
     command: list[str],
     cwd: str,
     env: dict[str, str],
-    stdout: str | None,
-    stderr: str | None,
+    env_file: str | None = None,
+    stdout: str | None = None,
+    stderr: str | None = None,
     cores: int = 1,
     gpus: int = 0,
     mem_request: int = 0,
@@ -107,7 +120,8 @@ def new_job(
         "user": os.environ.get("USER") or os.environ.get("LOGNAME") or "root",
         "command": command,  #: argv run by the runner
         "cwd": cwd,
-        "env": env,
+        "env": env,  #: on top of the submission's environment in env_file
+        "env_file": env_file,
         "stdout": stdout,
         "stderr": stderr,  #: None: joined with stdout
         "cores": cores,
@@ -138,7 +152,7 @@ class Node:
 
     def __init__(self, prefix: str) -> None:
         self.name = os.environ.get(f"{prefix}_HOST") or hostname()
-        self.cores = int(env_float(f"{prefix}_NCPUS", float(max(os.cpu_count() or 1, 16))))
+        self.cores = int(env_float(f"{prefix}_NCPUS", float(max(os.cpu_count() or 1, 64))))
         self.gpus = int(env_float(f"{prefix}_NGPUS", 0))
         self.memory = int(env_float(f"{prefix}_MEMORY", float(_total_memory())))
 

@@ -214,7 +214,8 @@ def condor_submit(argv: list[str]) -> int:
                     raise CommandError(f"ERROR: queue statement '{value}' is not supported by "
                                        "this fake (only 'queue [N]')", 1)
                 for _ in range(int(count_text)):
-                    jobs.append(_make_job(cluster, proc, commands, attrs, submit_dir, node_))
+                    jobs.append(
+                        _make_job(cluster, proc, commands, attrs, submit_dir, node_, st))
                     proc += 1
         if not jobs:
             raise CommandError("ERROR: no jobs queued", 1)
@@ -237,7 +238,7 @@ def condor_submit(argv: list[str]) -> int:
 
 
 def _make_job(cluster: int, proc: int, commands: dict[str, str], attrs: dict[str, str],
-              submit_dir: str, node_: Node) -> Job:
+              submit_dir: str, node_: Node, st: Store) -> Job:
     macros = {"cluster": str(cluster), "clusterid": str(cluster), "process": str(proc),
               "procid": str(proc), "node": "0"}
     macros.update({k: v for k, v in commands.items()})
@@ -275,7 +276,14 @@ def _make_job(cluster: int, proc: int, commands: dict[str, str], attrs: dict[str
         duration = float(duration_text) if duration_text else None
     except ValueError as exc:
         raise CommandError(f"\nERROR: invalid value {exc}", 1) from None
-    env = dict(os.environ) if _bool(cmd("getenv") or "false") else {"PATH": "/usr/bin:/bin"}
+    env_file = None
+    if _bool(cmd("getenv") or "false"):
+        env_file = str(st.dir / "spool" / f"{cluster}.env.json")
+        if proc == 0 or not os.path.exists(env_file):
+            env_file = st.write_env(str(cluster), dict(os.environ))
+        env: dict[str, str] = {}
+    else:
+        env = {"PATH": "/usr/bin:/bin"}
     env.update(_environment(cmd("environment") or ""))
     env["_CONDOR_SCRATCH_DIR"] = iwd
     env["_CONDOR_SLOT"] = "slot1_1"
@@ -306,7 +314,8 @@ def _make_job(cluster: int, proc: int, commands: dict[str, str], attrs: dict[str
     job = new_job(
         key, name=str(ad.get("JobBatchName") or exe), command=[exe, *_arguments(cmd("arguments")
                                                                               or "")],
-        cwd=iwd, env=env, stdout=path("output"), stderr=path("error"), cores=cpus, gpus=gpus,
+        cwd=iwd, env=env, env_file=env_file, stdout=path("output"), stderr=path("error"),
+        cores=cpus, gpus=gpus,
         mem_request=memory_mb * 2**20,
         mem_limit=memory_mb * 2**20 if memory_mb else None, run_limit=duration, held=held,
         kill_signals=["SIGTERM", "SIGKILL"],

@@ -232,15 +232,16 @@ def _submit(opts: dict[str, list[str]], command: list[str], script_text: str | N
         else:
             argv = ["/bin/sh", "-c", " ".join(command)]
         keys = []
+        env_file = st.write_env(str(job_id), dict(os.environ))
         for index in indexes or [0]:
             key = f"{job_id}[{index}]" if indexes else str(job_id)
-            env = dict(os.environ)
+            env: dict[str, str] = {}
             env.update(LSB_JOBID=str(job_id), LSB_JOBINDEX=str(index), LSB_QUEUE=queue,
                        LSB_JOBNAME=f"{base_name}[{index}]" if indexes else base_name,
                        LSB_HOSTS=" ".join([node_.name] * cores), LSB_MAX_NUM_PROCESSORS=str(cores))
             terminate = env_float("FAKE_LSF_TERMINATE_INTERVAL", 10.0)
             job = new_job(
-                key, name=env["LSB_JOBNAME"], command=argv, cwd=cwd, env=env,
+                key, name=env["LSB_JOBNAME"], command=argv, cwd=cwd, env=env, env_file=env_file,
                 stdout=_output_path(opts, "o", job_id, index, cwd),
                 stderr=_output_path(opts, "e", job_id, index, cwd),
                 cores=cores, gpus=gpus, mem_request=mem_request, mem_limit=mem_limit,

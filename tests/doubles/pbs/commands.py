@@ -207,13 +207,14 @@ def qsub(argv: list[str]) -> int:
         script_path.write_text(script)
         submit_dir = os.getcwd()
         keys = []
+        base_env = dict(os.environ) if "-V" in opts else {
+            k: v for k, v in os.environ.items()
+            if k in ("PATH", "HOME", "LANG", "USER", "LOGNAME", "SHELL", "TZ", "PYTHONPATH")}
+        env_file = st.write_env(seq, base_env)
         slots: list[int | None] = list(indexes) if indexes else [None]
         for index in slots:
             key = seq if index is None else f"{seq}[{index}]"
-            env = dict(os.environ) if "-V" in opts else {
-                k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "USER",
-                                                            "LOGNAME", "SHELL", "TZ",
-                                                            "PYTHONPATH")}
+            env: dict[str, str] = {}
             for item in opts.get("-v", []):
                 for pair in item.split(","):
                     k, _, v = pair.partition("=")
@@ -231,6 +232,7 @@ def qsub(argv: list[str]) -> int:
             kill_status = TORQUE_KILL_STATUS if t else PBSPRO_KILL_STATUS
             job = new_job(
                 key, name=name, command=["/bin/sh", str(script_path)], cwd=cwd, env=env,
+                env_file=env_file,
                 stdout=out, stderr=err, cores=cores, gpus=gpus, mem_request=mem or 0,
                 mem_limit=mem, run_limit=walltime, held="-h" in opts,
                 kill_signals=["SIGTERM", "SIGKILL"],
