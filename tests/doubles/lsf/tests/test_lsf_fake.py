@@ -120,7 +120,7 @@ def test_script_on_stdin_with_directives(lsf: FakeCluster, tmp_path: Path) -> No
 
 
 def test_clean_period_purges_and_vanish_hook(lsf: FakeCluster) -> None:
-    lsf.env["FAKE_LSF_CLEAN_PERIOD"] = "0.5"
+    lsf.env["FAKE_LSF_CLEAN_PERIOD"] = "3"  # long enough to see it finished under load
     job = submit(lsf, "true")
     finished(lsf, job)
     wait_for(lambda: lsf.run(["bjobs", job]).returncode == 255)

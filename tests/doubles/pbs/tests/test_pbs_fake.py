@@ -113,7 +113,7 @@ def test_pbspro_history_disabled_and_nodes(pbspro: FakeCluster) -> None:
 
 
 def test_torque_xml_completed_state_and_exit_codes(torque: FakeCluster) -> None:
-    torque.env["FAKE_PBS_KEEP_COMPLETED"] = "2"
+    torque.env["FAKE_PBS_KEEP_COMPLETED"] = "5"  # long enough to see state C under load
     job = qsub(torque, "exit 4\n", "-l", "nodes=1:ppn=1,mem=64mb")
     slow = qsub(torque, "sleep 30\n", "-l", "walltime=1")
     done = completed(torque, job)
@@ -122,7 +122,7 @@ def test_torque_xml_completed_state_and_exit_codes(torque: FakeCluster) -> None:
     assert timed["exit_status"] == "-11"
     res = torque.run(["qstat", "-f", "-x", "99"])
     assert (res.returncode, res.stderr) == (153, "qstat: Unknown Job Id Error 99.pbsserver\n")
-    wait_for(lambda: torque.run(["qstat", "-f", "-x", job]).returncode == 153, timeout=10)
+    wait_for(lambda: torque.run(["qstat", "-f", "-x", job]).returncode == 153)
 
 
 def test_torque_arrays_use_pbs_arrayid(torque: FakeCluster, tmp_path: Path) -> None:
