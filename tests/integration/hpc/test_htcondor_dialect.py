@@ -127,3 +127,11 @@ def test_end_to_end_against_the_fake(condor: FakeCluster, tmp_path: Path) -> Non
     assert poll(condor, D, "mb-run6", hog)[hog[0]].state is S.KILLED
     nodes = D.parse_nodes(result(condor, D.nodes_argv() or []))
     assert len(nodes) == 1 and nodes[0].cores >= 1
+
+
+def test_held_job_is_an_error_with_its_reason(condor: FakeCluster, tmp_path: Path) -> None:
+    (job,) = submit(condor, D, make_submission(tmp_path, D, "mb-run8-held", ["sleep 30"]))
+    until_state(condor, D, "mb-run8", job, S.RUNNING)
+    assert result(condor, ["condor_hold", "-reason", "disk quota exceeded", job]).returncode == 0
+    held = until_state(condor, D, "mb-run8", job, S.ERROR)
+    assert held.message == "held: disk quota exceeded (HoldReasonCode 1, HoldReasonSubCode 0)"

@@ -112,3 +112,15 @@ def test_end_to_end_against_the_fake(lsf: FakeCluster, tmp_path: Path) -> None:
     assert d.classify(again) is ErrorKind.UNKNOWN_JOB
     nodes = d.parse_nodes(result(lsf, d.nodes_argv() or []))
     assert len(nodes) == 1 and nodes[0].cores >= 1 and nodes[0].memory > 0
+
+
+def test_held_job_waits_with_its_reason(lsf: FakeCluster, tmp_path: Path) -> None:
+    lsf.env["FAKE_LSF_START_DELAY"] = "3"
+    d = LsfDialect()
+    (job,) = submit(lsf, d, make_submission(tmp_path, d, "mesobatch-run8-held", ["true"]))
+    assert result(lsf, ["bstop", job]).returncode == 0
+    held = poll(lsf, d, "run8", [job])[job]
+    assert held.state is S.STARTING
+    assert held.pending_reason == "held: The job was suspended by the user while pending"
+    assert result(lsf, ["bresume", job]).returncode == 0
+    assert final(lsf, d, "run8", [job])[job].state is S.FINISHED

@@ -132,3 +132,14 @@ def test_end_to_end_against_the_fake(cluster: FakeCluster, tmp_path: Path) -> No
     assert gone[0] not in poll(cluster, d, "mbrun5", gone)
     nodes = d.parse_nodes(result(cluster, d.nodes_argv() or []))
     assert len(nodes) == 1 and nodes[0].cores >= 1
+
+
+def test_held_job_waits_with_its_reason(cluster: FakeCluster, tmp_path: Path) -> None:
+    cluster.env["FAKE_PBS_START_DELAY"] = "3"
+    d = PbsDialect(PbsSettings(flavor=cluster.env["FAKE_PBS_FLAVOR"]))
+    (job,) = submit(cluster, d, make_submission(tmp_path, d, "mbrun8-held", ["true"]))
+    assert result(cluster, ["qhold", job]).returncode == 0
+    held = poll(cluster, d, "mbrun8", [job])[job]
+    assert (held.state, held.pending_reason) == (S.STARTING, "held (Hold_Types=u)")
+    assert result(cluster, ["qrls", job]).returncode == 0
+    assert final(cluster, d, "mbrun8", [job])[job].state is S.FINISHED
