@@ -62,6 +62,9 @@ def test_unknown_jobs(lsf: FakeCluster) -> None:
     assert (res.returncode, res.stderr) == (255, f"Job <{job}>: Job has already finished\n")
     res = lsf.run(["bjobs"])
     assert res.stderr == "No unfinished job found\n"
+    (line,) = lsf.run(["bjobs", "-noheader", "-a"]).stdout.splitlines()
+    columns = line.split()  # JOBID USER STAT QUEUE FROM_HOST EXEC_HOST JOB_NAME SUBMIT_TIME
+    assert (columns[0], columns[2], columns[3], columns[6]) == (job, "DONE", "normal", "true")
 
 
 def test_array_elements_get_their_index(lsf: FakeCluster, tmp_path: Path) -> None:
