@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ from .wire import JsonDict
 log = logging.getLogger(__name__)
 
 LABEL = "json.info"
+# A replicated-log cluster's replica group lives here; the double keeps its registry in it.
+REGISTRY_NODE = "log_replicas"
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class ZooKeeperGroup:
         self._creating = False
         self._stopped = False
         self._leading_seen = False
+        self._writer: ThreadPoolExecutor | None = None  # registry writes, one at a time, in order
 
     # -- detector ----------------------------------------------------------------------------
     @property
@@ -193,7 +197,52 @@ class ZooKeeperGroup:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
 
+    # -- registry (--registry=replicated_log) ------------------------------------------------------
+    async def load_registry(self) -> JsonDict | None:
+        """The registry the leading master last wrote (None: none yet)."""
+        from kazoo.exceptions import NoNodeError
+
+        assert self._loop is not None and self._client is not None
+        path = f"{self.url.path}/{REGISTRY_NODE}"
+        if self._writer is not None:  # our own writes first
+            await self._loop.run_in_executor(self._writer, lambda: None)
+        try:
+            data, _ = await self._loop.run_in_executor(None, self._client.get, path)
+        except NoNodeError:
+            return None
+        loaded: JsonDict | None = json.loads(data) if data else None
+        return loaded
+
+    def save_registry(self, registry: JsonDict) -> None:
+        """Write the registry in the background (in order with earlier writes)."""
+        if self._client is None or self._stopped:
+            return
+        from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+
+        client = self._client
+        path = f"{self.url.path}/{REGISTRY_NODE}"
+        data = json.dumps(registry, sort_keys=True, separators=(",", ":")).encode()
+
+        def write() -> None:
+            try:
+                try:
+                    client.set(path, data)
+                except NoNodeError:
+                    try:
+                        client.create(path, data, acl=self._acl(), makepath=True)
+                    except NodeExistsError:
+                        client.set(path, data)
+            except KazooException as exc:
+                log.warning("writing the registry to %s failed: %s", self.url.masked(), exc)
+
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zk-registry")
+        self._writer.submit(write)
+
     def _close_client(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)  # a clean stop lands its last registry write
+            self._writer = None
         client = self._client
         if client is None:
             return
@@ -362,6 +411,9 @@ class ZooKeeperGroup:
         self._waiter = None
         self.on_change()
 
+    def registry_store(self) -> ZooKeeperRegistryStore:
+        return ZooKeeperRegistryStore(self)
+
     @staticmethod
     def _members(children: list[str]) -> list[tuple[int, str]]:
         """(sequence, child) of the group members, lowest first; other children ignored."""
@@ -377,3 +429,16 @@ class ZooKeeperGroup:
             "leading": self.leading,
             "session_losses": self.session_losses,
         }
+
+
+class ZooKeeperRegistryStore:
+    """``registry.RegistryStore`` in ZooKeeper, shared by every master of the cluster."""
+
+    def __init__(self, group: ZooKeeperGroup) -> None:
+        self.group = group
+
+    async def load(self) -> JsonDict | None:
+        return await self.group.load_registry()
+
+    def save(self, registry: JsonDict) -> None:
+        self.group.save_registry(registry)
