@@ -946,18 +946,16 @@ class Agent:
         assert run.process is not None
         pid = run.process.pid
         tree = containerizer.process_tree(pid)
-        shell = run.info.get("command", {}).get("shell", True)
-        targets = (_children(pid) if shell else []) or [pid]
-        for child in targets:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, sig)
+        target = containerizer.executor_process(pid, run.info.get("command", {}).get("shell", True))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
         return {
             "agent_id": self.agent_id,
             "agent": self.address,
             "framework_id": run.framework_id,
             "executor_id": run.executor_id,
-            "pid": pid,
-            "signalled": targets,
+            "pid": pid,  # the container's root (the shell, for a shell command)
+            "signalled": target,
             "tree": tree,
         }
 
@@ -1003,15 +1001,6 @@ def _event_task_ids(event: JsonDict) -> list[str]:
 
 def _event_has_task(event: JsonDict, task_id: str) -> bool:
     return task_id in _event_task_ids(event)
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (the executor under ``/bin/sh -c``)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:
-        return []
 
 
 async def _wait(future: asyncio.Future[None], timeout: float) -> None:

@@ -115,9 +115,41 @@ def processes() -> dict[int, ProcessEntry]:
     return table
 
 
-def process_tree(pid: int) -> list[int]:
-    """The pids ``destroy(pid)`` would signal now, without signalling anything."""
-    return sorted(_tree(pid, stop=False))
+def process_tree(pid: int) -> list[JsonDict]:
+    """What ``destroy(pid)`` would signal now (pid, parent, group, session of each process),
+    without signalling anything."""
+    table = processes()
+    return [
+        {"pid": p, "parent": e.parent, "group": e.group, "session": e.session}
+        for p in sorted(_tree(pid, stop=False))
+        if (e := table.get(p)) is not None
+    ]
+
+
+def executor_process(pid: int, shell: bool) -> int:
+    """The executor in a container whose root is ``pid``: under ``/bin/sh -c`` (which does not
+    exec the last command) the shell's newest child, the foreground command; else ``pid``."""
+    if not shell:
+        return pid
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            if handle.read().strip() not in ("sh", "dash", "bash"):
+                return pid  # the shell exec'ed the executor
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            children = [int(child) for child in handle.read().split()]
+    except OSError:
+        return pid
+    started = {child: _start_time(child) for child in children}
+    return max(children, key=lambda child: (started[child], child)) if children else pid
+
+
+def _start_time(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return -1
+    return int(data[data.rfind(b")") + 2 :].split()[19])
 
 
 def destroy(pid: int, sig: int = signal.SIGKILL) -> list[int]:

@@ -43,7 +43,8 @@ def unique_url(zookeeper: ZooKeeper) -> str:
     return zookeeper.url(f"/double-{uuid.uuid4().hex[:10]}/mesos")
 
 
-def contender(url: str, agents: int = 0, *extra: str) -> DoubleProcess:
+def contender(url: str, agents: int = 0, *extra: str, registry: str = "in_memory") -> DoubleProcess:
+    """A master process; in_memory registry by default, as recording 07 was made."""
     return DoubleProcess(
         "--zk",
         url,
@@ -51,6 +52,8 @@ def contender(url: str, agents: int = 0, *extra: str) -> DoubleProcess:
         str(SESSION),
         "--allocation-interval",
         "0.2",
+        "--registry",
+        registry,
         *extra,
         agents=agents,
     )
