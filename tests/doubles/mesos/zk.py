@@ -135,6 +135,9 @@ class ZooKeeperGroup:
         self._stopped = False
         self._leading_seen = False
         self._writer: ThreadPoolExecutor | None = None  # registry writes, one at a time, in order
+        # The registry znode's version this master read or last wrote (-1: no znode yet);
+        # None: it has not read the registry, so it may not write it.
+        self._registry_version: int | None = None
 
     # -- detector ----------------------------------------------------------------------------
     @property
@@ -204,34 +207,52 @@ class ZooKeeperGroup:
 
         assert self._loop is not None and self._client is not None
         path = f"{self.url.path}/{REGISTRY_NODE}"
-        if self._writer is not None:  # our own writes first
-            await self._loop.run_in_executor(self._writer, lambda: None)
+        await self.flush_registry()  # our own writes first
         try:
-            data, _ = await self._loop.run_in_executor(None, self._client.get, path)
+            data, stat = await self._loop.run_in_executor(None, self._client.get, path)
         except NoNodeError:
+            self._registry_version = -1
             return None
+        self._registry_version = stat.version
         loaded: JsonDict | None = json.loads(data) if data else None
         return loaded
 
+    async def flush_registry(self) -> None:
+        """Wait until the registry writes queued so far have landed (or failed)."""
+        if self._writer is not None and self._loop is not None:
+            await self._loop.run_in_executor(self._writer, lambda: None)
+
     def save_registry(self, registry: JsonDict) -> None:
-        """Write the registry in the background (in order with earlier writes)."""
+        """Write the registry in the background (in order with earlier writes).
+
+        Writes are conditional on the version this master read or wrote last, like the
+        replicated log refusing a deposed leader's writes: a master that lost leadership
+        without knowing it yet cannot overwrite its successor's registry.
+        """
         if self._client is None or self._stopped:
             return
-        from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+        from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError
 
         client = self._client
         path = f"{self.url.path}/{REGISTRY_NODE}"
         data = json.dumps(registry, sort_keys=True, separators=(",", ":")).encode()
 
         def write() -> None:
+            version = self._registry_version
+            if version is None:
+                return
             try:
-                try:
-                    client.set(path, data)
-                except NoNodeError:
-                    try:
-                        client.create(path, data, acl=self._acl(), makepath=True)
-                    except NodeExistsError:
-                        client.set(path, data)
+                if version < 0:
+                    client.create(path, data, acl=self._acl(), makepath=True)
+                    self._registry_version = 0
+                else:
+                    self._registry_version = client.set(path, data, version=version).version
+            except (BadVersionError, NodeExistsError):
+                self._registry_version = None
+                log.error(
+                    "the registry in %s was written by another master; this one no longer "
+                    "writes it", self.url.masked(),
+                )
             except KazooException as exc:
                 log.warning("writing the registry to %s failed: %s", self.url.masked(), exc)
 
