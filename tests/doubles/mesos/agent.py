@@ -167,7 +167,8 @@ class Agent:
         self._link_task: asyncio.Task[None] | None = None
         self._deferred_exits: list[tuple[ExecutorRun, int]] = []
         self.traffic: dict[str, FrameworkTraffic] = {}
-        self._orphans: list[int] = []  # executor pids of forgotten (uncheckpointed) containers
+        # Container roots of forgotten (uncheckpointed) frameworks, destroyed at recovery.
+        self._orphans: list[subprocess.Popen[bytes]] = []
         self.master_ping_timeout = DEFAULT_MASTER_PING_TIMEOUT
         self.ping_timeouts = 0
         self._last_ping = 0.0
@@ -227,10 +228,9 @@ class Agent:
         runs = self._runs()
         for run in runs:
             run.cancel_timers()
-            if run.pid is not None:
-                containerizer.destroy(run.pid)
-        for pid in self._orphans:
-            containerizer.destroy(pid)
+            _destroy(run.process)
+        for process in self._orphans:
+            _destroy(process)
         self._orphans.clear()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2.0
@@ -276,8 +276,8 @@ class Agent:
         self.state = "recovering"
         # Containers of frameworks the agent did not checkpoint are orphans: destroyed now.
         orphans, self._orphans = self._orphans, []
-        for pid in orphans:
-            containerizer.destroy(pid)
+        for process in orphans:
+            _destroy(process)
         await asyncio.sleep(self.config.executor_reregistration_timeout)
         if self.state != "recovering":
             return
@@ -291,8 +291,7 @@ class Agent:
                     "Executor did not reregister within "
                     + format_duration(self.config.executor_reregistration_timeout),
                 )
-                if run.pid is not None:
-                    containerizer.destroy(run.pid)
+                _destroy(run.process)
         await asyncio.sleep(0.05)  # let the kills be reaped before registering
         self.state = "running"
         deferred, self._deferred_exits = self._deferred_exits, []
@@ -306,8 +305,8 @@ class Agent:
                 continue
             for run in framework.executors.values():
                 run.cancel_timers()
-                if run.pid is not None:
-                    self._orphans.append(run.pid)
+                if run.process is not None:
+                    self._orphans.append(run.process)
                 run.state = "terminated"
             del self.frameworks[framework.id]
         self.sum.drop_uncheckpointed()
@@ -632,8 +631,7 @@ class Agent:
             "Executor did not register within "
             + format_duration(self.config.executor_registration_timeout),
         )
-        if run.pid is not None:
-            containerizer.destroy(run.pid)
+        _destroy(run.process)
 
     def _on_process_exit(self, run: ExecutorRun, status: int) -> None:
         if self.state != "running":
@@ -647,8 +645,7 @@ class Agent:
         run.state = "terminated"
         run.exit_status = status
         run.cancel_timers()
-        if run.pid is not None:
-            containerizer.destroy(run.pid)  # what is left of the container's group and session
+        _destroy(run.process)  # what is left of the container's group and session
         if run.stream is not None:
             run.stream.drop()
             run.stream = None
@@ -801,9 +798,9 @@ class Agent:
             return
         if run.stream is None or run.pid is None:
             run.state = "terminating"
-            if run.pid is not None:
-                containerizer.destroy(run.pid)
-            elif run.process is None:
+            if run.process is not None:
+                _destroy(run.process)
+            else:
                 self._executor_exited(run, None)
             return
         run.state = "terminating"
@@ -813,8 +810,7 @@ class Agent:
             grace_ns / 1e9 if grace_ns is not None else self.config.executor_shutdown_grace_period
         )
         loop = asyncio.get_running_loop()
-        pid = run.pid
-        run.timers.append(loop.call_later(grace, containerizer.destroy, pid))
+        run.timers.append(loop.call_later(grace, _destroy, run.process))
 
     def subscribe(self, run: ExecutorRun, stream: EventStream, call: JsonDict) -> None:
         """An executor (re-)subscribed: SUBSCRIBED, queued launches, pending acknowledgements."""
@@ -1001,6 +997,12 @@ def _event_task_ids(event: JsonDict) -> list[str]:
 
 def _event_has_task(event: JsonDict, task_id: str) -> bool:
     return task_id in _event_task_ids(event)
+
+
+def _destroy(process: subprocess.Popen[bytes] | None) -> None:
+    """Destroy the container whose root is ``process`` (``containerizer.destroy``)."""
+    if process is not None:
+        containerizer.destroy(process.pid, root_exited=process.poll() is not None)
 
 
 async def _wait(future: asyncio.Future[None], timeout: float) -> None:

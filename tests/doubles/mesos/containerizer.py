@@ -121,7 +121,7 @@ def process_tree(pid: int) -> list[JsonDict]:
     table = processes()
     return [
         {"pid": p, "parent": e.parent, "group": e.group, "session": e.session}
-        for p in sorted(_tree(pid, stop=False))
+        for p in sorted(_tree(pid, stop=False, root_exited=False))
         if (e := table.get(p)) is not None
     ]
 
@@ -152,12 +152,14 @@ def _start_time(pid: int) -> int:
     return int(data[data.rfind(b")") + 2 :].split()[19])
 
 
-def destroy(pid: int, sig: int = signal.SIGKILL) -> list[int]:
+def destroy(pid: int, sig: int = signal.SIGKILL, *, root_exited: bool = False) -> list[int]:
     """``os::killtree(pid, sig, groups=true, sessions=true)``: stop the tree, signal, continue.
 
-    Returns the pids signalled (empty when nothing of the container is left).
+    ``root_exited``: the root was reaped, so a process now holding ``pid`` is someone else's
+    (the kernel reuses a pid only once no group or session bears it); start from the group and
+    session the root led. Returns the pids signalled (empty when nothing of it is left).
     """
-    visited = _tree(pid, stop=True)
+    visited = _tree(pid, stop=True, root_exited=root_exited)
     for member in visited:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(member, sig)
@@ -167,11 +169,11 @@ def destroy(pid: int, sig: int = signal.SIGKILL) -> list[int]:
     return sorted(visited)
 
 
-def _tree(pid: int, *, stop: bool) -> set[int]:
+def _tree(pid: int, *, stop: bool, root_exited: bool) -> set[int]:
     """killtree's traversal, a round at a time: stop the new members, re-read the table once,
     and follow children, groups and sessions until nothing new turns up."""
     table = processes()
-    root = table.get(pid)
+    root = None if root_exited else table.get(pid)
     # Never "up the tree": our own group and session, and the root's parent's, are not followed.
     excluded_groups = {os.getpgrp()}
     excluded_sessions = {os.getsid(0)}
