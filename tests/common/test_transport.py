@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from mesobatch.executor.transport import Transport, TransportError
+from mesobatch.common.transport import Transport, TransportError
+from tests.executor.agent_endpoint import EXECUTOR_ID, FRAMEWORK_ID, AgentEndpoint
 from tests.services.tls import TlsFiles
-
-from .agent_endpoint import EXECUTOR_ID, FRAMEWORK_ID, AgentEndpoint
 
 IDS = {"framework_id": {"value": FRAMEWORK_ID}, "executor_id": {"value": EXECUTOR_ID}}
 MESSAGE = {"type": "MESSAGE", **IDS, "message": {"data": "aGk="}}
