@@ -80,15 +80,6 @@ def _watch_with_thread(
     threading.Thread(target=wait, daemon=True, name=f"wait-{process.pid}").start()
 
 
-def kill_group(pid: int, sig: int = signal.SIGKILL) -> bool:
-    """Signal the executor's whole process group (it runs in its own session)."""
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class ProcessEntry:
     """One line of the process table: ``/proc/<pid>/stat`` fields 1, 4, 5, 6."""

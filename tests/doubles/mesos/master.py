@@ -299,7 +299,7 @@ class Master:
         return traffic
 
     def warn(self, message: str) -> None:
-        log.warning(message)
+        log.warning("%s", message)
         self.warnings.append(message)
 
     @property
