@@ -56,6 +56,25 @@ if ! command -v kubectl >/dev/null; then
       apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null; }
 fi
 
+# Real Slurm 22.05 (tests/services/slurm.py starts it): controller, node daemon, clients,
+# munge, and slurmdbd with MariaDB for sacct. Never slurm-wlm-torque (it conflicts with
+# Grid Engine's clients).
+SLURM_PKGS="slurmctld slurmd slurm-client munge slurmdbd mariadb-server"
+slurm_missing=0
+for prog in /usr/sbin/slurmctld /usr/sbin/slurmd /usr/bin/sbatch /usr/sbin/munged \
+            /usr/sbin/slurmdbd /usr/sbin/mariadbd; do
+  [ -x "$prog" ] || slurm_missing=1
+done
+if [ "$slurm_missing" = 1 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "Slurm is not installed: run 'apt-get install $SLURM_PKGS' as root" >&2; exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $SLURM_PKGS >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $SLURM_PKGS >/dev/null; }
+fi
+
 echo "== ruff" && python3 -m ruff check .
 echo "== mypy" && python3 -m mypy
 echo "== pytest" && python3 -m pytest -n "${MESOBATCH_TEST_WORKERS:-2}" "$@"

@@ -1,4 +1,5 @@
-"""Fixtures for the batch-queue backends: the real Grid Engine, recorded command output."""
+"""Fixtures for the batch-queue backends: the real Grid Engine and Slurm (started on
+first use, shared by pytest workers), and recorded command output."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from pathlib import Path
 
 from mesobatch.integration.hpc.dialect import CommandResult
 from tests.services.gridengine import gridengine, gridengine_env  # noqa: F401 (fixtures)
+from tests.services.slurm_fixtures import (  # noqa: F401 (fixtures)
+    slurm_cluster,
+    slurm_cluster_noacct,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
