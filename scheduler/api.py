@@ -294,8 +294,8 @@ class BatchSystem:
                 maxWait, int | float) or math.isnan(maxWait)):
             raise ValueError(f"invalid maxWait {maxWait!r}: expected a number of seconds "
                              "or None")
-        maxWait = min(maxWait, _LONGEST_WAIT) if maxWait is not None else None
-        deadline = None if maxWait is None else time.monotonic() + max(0.0, maxWait)
+        wait = None if maxWait is None else min(max(0.0, maxWait), _LONGEST_WAIT)
+        deadline = None if wait is None else time.monotonic() + wait
         with self._results_lock:
             while not self._results:
                 left = None if deadline is None else deadline - time.monotonic()

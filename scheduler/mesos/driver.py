@@ -29,7 +29,6 @@ from ...executor.protocol import b64decode, b64encode
 from ..backend import Post
 from ..core.events import TaskStatus
 from ..core.states import TaskState
-from .interface import Message, Scheduler, SchedulerDriver
 from .event_checks import (
     clean_status,
     event_problem,
@@ -37,6 +36,7 @@ from .event_checks import (
     heartbeat_interval,
     is_id,
 )
+from .interface import Message, Scheduler, SchedulerDriver
 from .master import MasterDetector
 
 log = logging.getLogger(__name__)
@@ -498,10 +498,10 @@ class MesosSchedulerDriver(SchedulerDriver):
         elif kind == "FAILURE":
             f = event["failure"]
             if "executor_id" in f:
-                status, problem = failure_status(f)
+                code, problem = failure_status(f)
                 if problem:
                     self._skipped(problem, event)
-                self._safely(s.executorLost, f["executor_id"], f.get("agent_id"), status)
+                self._safely(s.executorLost, f["executor_id"], f.get("agent_id"), code)
             elif "agent_id" in f:
                 self._safely(s.slaveLost, f["agent_id"])
         elif kind == "INVERSE_OFFERS":

@@ -66,7 +66,7 @@ def test_job_environment_is_checked(make_bs: Factory, env: Any, why: str) -> Non
 def test_a_command_too_long_for_execve_is_refused_with_the_limit(make_bs: Factory) -> None:
     bs = make_bs()
     longest = "true " + "x" * (MAX_ARG_STRLEN - 6)  # with its NUL, exactly the limit
-    with pytest.raises(ValueError, match="131071 bytes.*MAX_ARG_STRLEN"):
+    with pytest.raises(ValueError, match=r"131071 bytes.*MAX_ARG_STRLEN"):
         bs.issueBatchJob(longest + "x", SMALL)
     with pytest.raises(ValueError, match="MAX_ARG_STRLEN"):
         bs.issueBatchJob("true", SMALL, {"BIG": "x" * MAX_ARG_STRLEN})
