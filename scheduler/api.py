@@ -8,6 +8,7 @@ lock is released, so a kill can never overtake the launch it cancels.
 from __future__ import annotations
 
 import argparse
+import atexit
 import itertools
 import logging
 import math
@@ -136,15 +137,31 @@ class BatchSystem:
         self._env: Mapping[str, str] = MappingProxyType({})
         self._closed = False
         self._issued_any = False  # setUserScript must come before
-        self._backend = cls(options, self._post, BackendContext(self.workflow_id, log_dir,
-                                                                config))
-        self._core = SchedulerCore(self._backend.core_config())
-        self._limits = self._backend.limits()
-        with self._lock:
-            self._dispatch(self._backend.start())
-        self._ticker = threading.Thread(target=self._tick_loop, name="mesobatch-ticker",
-                                        daemon=True)
-        self._ticker.start()
+        backend: Backend | None = None
+        try:
+            backend = self._backend = cls(options, self._post,
+                                          BackendContext(self.workflow_id, log_dir, config))
+            self._core = SchedulerCore(self._backend.core_config())
+            self._limits = self._backend.limits()
+            with self._lock:
+                self._dispatch(self._backend.start())
+            self._ticker = threading.Thread(target=self._tick_loop, name="mesobatch-ticker",
+                                            daemon=True)
+            self._ticker.start()
+        except BaseException:
+            # nothing of a batch system that never was may stay behind
+            self._closed = True
+            if backend is not None:
+                try:
+                    backend.shutdown()
+                except Exception:
+                    log.exception("cleaning up after a failed start")
+            if self._own_log_dir:
+                shutil.rmtree(self.log_dir, ignore_errors=True)
+            raise
+        # A caller that exits without shutdown() leaves no job running and no scratch
+        # directory behind.
+        atexit.register(self._at_exit)
 
     # ------------------------------------------------------------------ options
     @classmethod
@@ -358,10 +375,17 @@ class BatchSystem:
                 self._results_ready.notify_all()
             self._changed.notify_all()
             self._tick_stop.notify_all()
+        atexit.unregister(self._at_exit)
         self._backend.shutdown()
         self._ticker.join(timeout=5)
         if self._own_log_dir:
             shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def _at_exit(self) -> None:
+        try:
+            self.shutdown()
+        except Exception:
+            log.exception("shutting down %s at exit", type(self).__name__)
 
     def __enter__(self) -> BatchSystem:
         return self
