@@ -181,7 +181,8 @@ class EventStream:
                     return
                 for record in reader.feed(chunk):
                     yield json.loads(record)
-        except (OSError, http.client.HTTPException, ValueError) as e:
+        except (OSError, http.client.HTTPException, ValueError, RecursionError) as e:
+            # RecursionError: JSON nested too deep to decode; the stream is unusable
             raise TransportError(str(e) or type(e).__name__) from e
         except AttributeError as e:  # closed from another thread under the read
             if not self._closed:

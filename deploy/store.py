@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import BinaryIO, Protocol
 
 from ..executor.protocol import ResourceRef, is_result_id, is_sha256
 
@@ -30,6 +30,52 @@ class Readable(Protocol):
 
 class ResourceTooLarge(ValueError):
     """A blob or a result is over the store's size limit."""
+
+
+class UnexpectedResult(ValueError):
+    """A result under an id no call waits for (or one already received)."""
+
+
+class ResultUpload:
+    """One result being received into a temporary file; renamed into place by commit.
+    Used as a context manager: leaving it without commit discards the bytes and lets
+    the result be sent again."""
+
+    def __init__(self, store: ResourceStore, result_id: str, out: BinaryIO, tmp: str,
+                 path: str, length: int) -> None:
+        self._store, self.result_id, self._out = store, result_id, out
+        self._tmp, self._path, self.length = tmp, path, length
+        self.received = 0
+        self._done = False
+
+    def write(self, chunk: bytes) -> None:
+        if self.received + len(chunk) > self.length:
+            raise ValueError(f"result {self.result_id}: more than {self.length} bytes")
+        self._out.write(chunk)
+        self.received += len(chunk)
+
+    def commit(self) -> None:
+        if self.received != self.length:
+            raise EOFError(f"result {self.result_id} ended after {self.received} of "
+                           f"{self.length} bytes")
+        self._out.close()
+        os.replace(self._tmp, self._path)
+        self._done = True
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._out.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+        self._store._returned(self.result_id)
+
+    def __enter__(self) -> ResultUpload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
 
 
 class ResourceStore:
@@ -46,7 +92,10 @@ class ResourceStore:
         for d in (self.blob_dir, self.result_dir, self._tmp_dir):
             os.makedirs(d, exist_ok=True)
         self._public: set[str] = set()
+        self._expected: set[str] = set()  # result ids a call waits for
         self._lock = threading.Lock()
+        #: called with each sha256 deleted (the server forgets its transfer counts)
+        self.on_delete: list[Callable[[str], None]] = []
 
     # ------------------------------------------------------------------ blobs
     def put_bytes(self, data: bytes, kind: str = "obj", *, public: bool = False
@@ -106,6 +155,10 @@ class ResourceStore:
             if path is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
+            with self._lock:
+                self._public.discard(ref.sha256)
+            for listener in self.on_delete:
+                listener(ref.sha256)
 
     # ------------------------------------------------------------------ results
     def result_path(self, result_id: str) -> str:
@@ -113,29 +166,60 @@ class ResourceStore:
             raise ValueError(f"not a result id: {result_id!r}")
         return os.path.join(self.result_dir, result_id)
 
-    def write_result(self, result_id: str, body: Readable, length: int) -> None:
-        """Receive a result of ``length`` bytes; atomic, size-limited."""
+    def expect_result(self, result_id: str) -> None:
+        """A call's outcome will come back under this id: only such ids are received
+        (receive_result), each once, so nobody can fill the store with results no one
+        will collect."""
+        self.result_path(result_id)
+        with self._lock:
+            self._expected.add(result_id)
+
+    def forget_result(self, result_id: str) -> None:
+        """No one will collect this result (the call was cancelled): refuse it, drop it."""
+        with self._lock:
+            self._expected.discard(result_id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.result_path(result_id))
+
+    def receive_result(self, result_id: str, length: int) -> ResultUpload:
+        """Start receiving an expected result of ``length`` bytes (write, then commit).
+        Raises UnexpectedResult for an id nobody waits for (or one already received),
+        ResourceTooLarge over the size limit."""
         path = self.result_path(result_id)
         self._check_size(length, "result")
+        with self._lock:
+            if result_id not in self._expected:
+                raise UnexpectedResult(f"no result is expected under {result_id}")
+            self._expected.discard(result_id)  # once
         fd, tmp = tempfile.mkstemp(dir=self._tmp_dir)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                left = length
-                while left > 0:
-                    chunk = body.read(min(_CHUNK, left))
-                    if not chunk:
-                        raise EOFError(f"result {result_id} ended after {length - left} of "
-                                       f"{length} bytes")
-                    out.write(chunk)
-                    left -= len(chunk)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        return ResultUpload(self, result_id, os.fdopen(fd, "wb"), tmp, path, length)
+
+    def _returned(self, result_id: str) -> None:
+        """An upload did not complete: the result may be sent again."""
+        with self._lock:
+            self._expected.add(result_id)
+
+    def write_result(self, result_id: str, body: Readable, length: int) -> None:
+        """Receive an expected result of ``length`` bytes from ``body``; atomic,
+        size-limited."""
+        upload = self.receive_result(result_id, length)
+        with upload:
+            left = length
+            while left > 0:
+                chunk = body.read(min(_CHUNK, left))
+                if not chunk:
+                    raise EOFError(f"result {result_id} ended after {length - left} of "
+                                   f"{length} bytes")
+                upload.write(chunk)
+                left -= len(chunk)
+            upload.commit()
 
     def take_result(self, result_id: str) -> bytes | None:
-        """A result's bytes, removed from the store; None if none came."""
+        """A result's bytes, removed from the store; None if none came. Either way the
+        id is no longer expected."""
         path = self.result_path(result_id)
+        with self._lock:
+            self._expected.discard(result_id)
         try:
             with open(path, "rb") as f:
                 data = f.read()

@@ -41,6 +41,46 @@ def parse_duration(text: str | None, default: float) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("value"), str) and bool(
+        value["value"])
+
+
+def _is_task(value: Any) -> bool:
+    return isinstance(value, dict) and _is_id(value.get("task_id"))
+
+
+def event_problem(event: Any) -> str | None:
+    """What makes an executor event unusable, or None."""
+    if not isinstance(event, dict):
+        return f"not a JSON object but {type(event).__name__}"
+    kind = event.get("type")
+    raw = event.get(kind.lower()) if isinstance(kind, str) else None
+    if kind in ("SUBSCRIBED", "LAUNCH", "LAUNCH_GROUP", "KILL", "ACKNOWLEDGED", "MESSAGE") \
+            and not isinstance(raw, dict):
+        return f"{kind} without an object {kind.lower()!r}"
+    body: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    if kind == "LAUNCH" and not _is_task(body.get("task")):
+        return "LAUNCH without a task that has a task_id"
+    if kind == "LAUNCH_GROUP":
+        group = body.get("task_group")
+        tasks = group.get("tasks") if isinstance(group, dict) else None
+        if not isinstance(tasks, list) or not all(_is_task(t) for t in tasks):
+            return "LAUNCH_GROUP without a list of tasks that have task_ids"
+    if kind == "KILL" and not _is_id(body.get("task_id")):
+        return "KILL without a task_id"
+    if kind == "ACKNOWLEDGED" and not (isinstance(body.get("uuid"), str)
+                                       and _is_id(body.get("task_id"))):
+        return "ACKNOWLEDGED without a uuid and a task_id"
+    if kind == "MESSAGE":
+        data = body.get("data")
+        try:
+            b64decode(data if isinstance(data, str) else "\x00")
+        except ValueError:
+            return "MESSAGE whose data is not base64"
+    return None
+
+
 class AgentEnvironment:
     """What the agent tells its executor through the environment."""
 
@@ -192,17 +232,35 @@ class MesosExecutorDriver(ExecutorDriver):
             self._stopped.wait(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self.agent.backoff_max)
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
+    def _dispatch(self, event: Any) -> None:
+        """Hand one event to the executor. A malformed event is logged and skipped; an
+        exception from a callback never ends this thread (a launch that raised fails
+        only its own task)."""
+        problem = event_problem(event)
+        if problem is not None:
+            log.warning("skipping a malformed event from the agent (%s): %.300r", problem,
+                        event)
+            return
+        try:
+            self._handle(event)
+        except Exception as e:
+            log.exception("executor event %s not handled", event.get("type"))
+            if event.get("type") == "LAUNCH":
+                task_id = event["launch"]["task"]["task_id"]
+                self.sendStatusUpdate({"task_id": task_id, "state": "TASK_ERROR",
+                                       "message": f"the executor could not launch it: {e}"})
+
+    def _handle(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         ex = self.executor
         if kind == "SUBSCRIBED":
             body = event["subscribed"]
             if self._subscribed_once:
-                ex.reregistered(self, body.get("agent_info", {}))
+                ex.reregistered(self, body.get("agent_info") or {})
             else:
                 self._subscribed_once = True
-                ex.registered(self, body.get("executor_info", {}),
-                              body.get("framework_info", {}), body.get("agent_info", {}))
+                ex.registered(self, body.get("executor_info") or {},
+                              body.get("framework_info") or {}, body.get("agent_info") or {})
         elif kind == "LAUNCH":
             task = event["launch"]["task"]
             with self._lock:
@@ -212,7 +270,12 @@ class MesosExecutorDriver(ExecutorDriver):
             for task in event["launch_group"]["task_group"]["tasks"]:
                 with self._lock:
                     self._unacked_tasks[task["task_id"]["value"]] = task
-                ex.launchTask(self, task)
+                try:
+                    ex.launchTask(self, task)
+                except Exception as e:  # the group's other tasks still go
+                    log.exception("task %s not launched", task["task_id"]["value"])
+                    self.sendStatusUpdate({"task_id": task["task_id"], "state": "TASK_ERROR",
+                                           "message": f"the executor could not launch it: {e}"})
         elif kind == "KILL":
             ex.killTask(self, event["kill"]["task_id"])
         elif kind == "ACKNOWLEDGED":
@@ -225,11 +288,12 @@ class MesosExecutorDriver(ExecutorDriver):
         elif kind == "SHUTDOWN":
             ex.shutdown(self)
         elif kind == "ERROR":
-            ex.error(self, event.get("error", {}).get("message", ""))
+            error = event.get("error")
+            ex.error(self, str(error.get("message", "")) if isinstance(error, dict) else "")
         elif kind == "HEARTBEAT":
             pass
         else:
-            log.debug("ignoring executor event %r", kind)
+            log.debug("ignoring executor event %.100r", kind)
 
     # ------------------------------------------------------------------ sending
     def _send_loop(self, outbox: queue.Queue[dict[str, Any] | None]) -> None:

@@ -46,6 +46,23 @@ log = logging.getLogger(__name__)
 _PRIVATE = ("MESOS_EXECUTOR_AUTHENTICATION_TOKEN",)
 
 
+def kill_grace_of(task: dict[str, Any], default: float) -> float:
+    """The task's kill_policy grace period in seconds; ValueError if it is not one."""
+    grace: Any = task.get("kill_policy")
+    for key in ("grace_period", "nanoseconds"):
+        if grace is None:
+            return default
+        if not isinstance(grace, dict):
+            raise ValueError(f"the task's kill_policy is {grace!r}: expected an object")
+        grace = grace.get(key)
+    if grace is None:
+        return default
+    if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
+        raise ValueError(f"kill_policy.grace_period.nanoseconds is {grace!r}: expected a "
+                         "whole number >= 0")
+    return grace / 1e9
+
+
 class MesobatchExecutor(Executor):
     def __init__(self, *, report_interval: float = 30.0, kill_grace: float = 5.0,
                  sandbox: str | None = None) -> None:
@@ -85,14 +102,14 @@ class MesobatchExecutor(Executor):
         task_id = task["task_id"]["value"]
         try:
             payload = TaskPayload.decode(task.get("data", ""))
+            grace = kill_grace_of(task, self.kill_grace)
         except (ValueError, KeyError, TypeError) as e:
             self._terminal(task_id, "TASK_ERROR", f"cannot read the task's data: {e}")
             return
-        grace = task.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds")
         with self._lock:
             if task_id in self._live or task_id in self._done:
                 return  # a re-sent launch: it already runs or ran
-            self._live[task_id] = grace / 1e9 if grace is not None else self.kill_grace
+            self._live[task_id] = grace
         self._update(task_id, "TASK_STARTING")
         if ships(payload.env):  # fetching may take a while: not on the event thread
             threading.Thread(target=self._prepare_and_start, args=(task_id, payload),

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
+import types
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 
 def log_file_name(job_id: int, name: str) -> str:
@@ -39,11 +41,57 @@ def b64decode(text: str) -> bytes:
     return base64.b64decode(text)
 
 
+def _conforms(value: Any, hint: Any) -> bool:
+    """Is a decoded JSON value of the annotated type (the few types these formats use)?
+    Numbers must be finite: JSON from Python may hold NaN and Infinity."""
+    if hint is Any:
+        return True
+    args = get_args(hint)
+    if get_origin(hint) in (Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        number_types = (int, float) if hint is float else (int,)
+        return (isinstance(value, number_types) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if hint is str:
+        return isinstance(value, str)
+    if get_origin(hint) is dict:
+        return isinstance(value, dict) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
+    raise TypeError(f"no check for {hint!r}")  # pragma: no cover (a new field's type)
+
+
 def _from_dict(cls: type[Any], raw: Any) -> Any:
+    """An instance of dataclass ``cls`` from a decoded JSON object: unknown keys are
+    ignored, a missing required key or a value of the wrong type is a ValueError."""
     if not isinstance(raw, dict):
         raise ValueError(f"expected a JSON object for {cls.__name__}, got {type(raw).__name__}")
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in raw.items() if k in names})
+    hints = get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{cls.__name__} without {f.name!r}")
+            continue
+        value = raw[f.name]
+        if not _conforms(value, hints[f.name]):
+            raise ValueError(f"{cls.__name__}.{f.name} is {_short(value)}: expected "
+                             f"{_type_name(hints[f.name])}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + "..."
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("NoneType", "None")
 
 
 _T = TypeVar("_T", bound="_Base64Json")
@@ -58,8 +106,19 @@ class _Base64Json:
 
     @classmethod
     def decode(cls: type[_T], data: str) -> _T:
-        decoded: _T = _from_dict(cls, json.loads(b64decode(data)))
+        """Raises ValueError for anything but a well-formed instance."""
+        if not isinstance(data, str):
+            raise ValueError(f"expected base64 text, got {type(data).__name__}")
+        try:
+            raw = json.loads(b64decode(data))
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+        decoded: _T = _from_dict(cls, raw)
+        decoded.check()
         return decoded
+
+    def check(self) -> None:
+        """Raise ValueError for values of the right type that still make no sense."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +137,15 @@ class TaskPayload(_Base64Json):
     resource_url: str = ""
     #: bearer token for resource_url; per framework, never passed on to the task
     resource_token: str = ""
+
+    def check(self) -> None:
+        if not self.command.strip() or "\0" in self.command:
+            raise ValueError("the command is empty or holds a NUL character")
+        for name, value in self.env.items():
+            if not name or "=" in name or "\0" in name or "\0" in value:
+                raise ValueError(f"cannot put {_short(name)} into an environment")
+        if self.cores < 0 or (self.walltime is not None and self.walltime < 0):
+            raise ValueError("cores and walltime must not be negative")
 
 
 @dataclass(frozen=True)
@@ -108,7 +176,10 @@ class NodeReport:
 
     @classmethod
     def decode(cls, data: bytes) -> NodeReport:
-        raw = json.loads(data)
+        try:
+            raw = json.loads(data)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
         if not isinstance(raw, dict) or raw.get("kind") != "node_report":
             raise ValueError("not a node report")
         report: NodeReport = _from_dict(cls, raw)

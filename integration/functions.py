@@ -194,9 +194,11 @@ class _Engine:
         ref = ResourceRef("fn", hashlib.sha256(blob).hexdigest(), len(blob))
         with self.lock:
             self.uses[ref.sha256] = self.uses.get(ref.sha256, 0) + 1
+        rid = ""
         try:
             self.service.store.put_bytes(blob, "fn")
             rid = uuid.uuid4().hex
+            self.service.store.expect_result(rid)  # the resource server takes only these
             name = "fn-" + str(getattr(fn, "__qualname__", None) or type(fn).__name__)[:50]
             env = {SHIP_ENV: format_refs([ref, *sorted(set(objects))]), RESULT_ID_ENV: rid}
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -208,6 +210,8 @@ class _Engine:
         except BaseException:
             with self.lock:
                 self._release(ref)
+            if rid:
+                self.service.store.forget_result(rid)
             raise
         future.add_done_callback(functools.partial(self._done, job))
         return future
@@ -234,6 +238,8 @@ class _Engine:
             call = self.calls.pop(job, None)
             if call is not None:
                 self._release(call.ref)
+        if call is not None:
+            self.service.store.forget_result(call.result_id)
         if call is not None:  # killing may wait for the node: not in cancel()'s thread
             threading.Thread(target=self.bs.killBatchJobs, args=([job],),
                              name=f"cancel-{job}", daemon=True).start()
@@ -277,6 +283,7 @@ class _Engine:
             calls = list(self.calls.items())
             self.calls.clear()
         for job, call in calls:
+            self.service.store.forget_result(call.result_id)
             if call.future.set_running_or_notify_cancel():
                 call.future.set_exception(FunctionJobError(f"job {job}: {message}", job))
 

@@ -347,6 +347,8 @@ class LocalBackend(Backend):
 
     def _atexit(self) -> None:
         self.runner.close(grace=0.5, timeout=2.0)
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
         if self._service is not None:
             self._service.close()
 

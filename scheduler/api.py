@@ -8,8 +8,11 @@ lock is released, so a kill can never overtake the launch it cancels.
 from __future__ import annotations
 
 import argparse
+import atexit
 import itertools
 import logging
+import math
+import operator
 import os
 import shutil
 import tempfile
@@ -34,7 +37,7 @@ from .core.events import (
     UnignoreNode,
 )
 from .core.explain import explain
-from .core.jobs import JobSpec, build_spec, check_limits
+from .core.jobs import JobSpec, build_spec, check_limits, check_variable
 from .core.resources import MIB
 from .core.scheduler import SchedulerCore
 from .options import CommonOptions, add_arguments, default_config_path, load_config_file, resolve
@@ -43,6 +46,26 @@ if TYPE_CHECKING:
     from ..deploy.resources import ResourceService
 
 log = logging.getLogger(__name__)
+
+
+#: a wait longer than this is a wait without end (Condition.wait refuses huge timeouts)
+_LONGEST_WAIT = 365 * 86400.0
+
+
+def _job_ids(job_ids: Any) -> tuple[int, ...]:
+    """Job ids from an iterable of whole numbers; a string, a float or a lone number is
+    a mistake (a string "82" would be read as jobs 8 and 2)."""
+    if isinstance(job_ids, str | bytes) or not isinstance(job_ids, Iterable):
+        raise ValueError(f"invalid job ids {job_ids!r}: expected a list of job ids (ints)")
+    ids = []
+    for j in job_ids:
+        if isinstance(j, bool):
+            raise ValueError(f"invalid job id {j!r}: expected an int")
+        try:
+            ids.append(operator.index(j))
+        except TypeError:
+            raise ValueError(f"invalid job id {j!r}: expected an int") from None
+    return tuple(ids)
 
 
 def _scratch_dir() -> str | None:
@@ -114,15 +137,31 @@ class BatchSystem:
         self._env: Mapping[str, str] = MappingProxyType({})
         self._closed = False
         self._issued_any = False  # setUserScript must come before
-        self._backend = cls(options, self._post, BackendContext(self.workflow_id, log_dir,
-                                                                config))
-        self._core = SchedulerCore(self._backend.core_config())
-        self._limits = self._backend.limits()
-        with self._lock:
-            self._dispatch(self._backend.start())
-        self._ticker = threading.Thread(target=self._tick_loop, name="mesobatch-ticker",
-                                        daemon=True)
-        self._ticker.start()
+        backend: Backend | None = None
+        try:
+            backend = self._backend = cls(options, self._post,
+                                          BackendContext(self.workflow_id, log_dir, config))
+            self._core = SchedulerCore(self._backend.core_config())
+            self._limits = self._backend.limits()
+            with self._lock:
+                self._dispatch(self._backend.start())
+            self._ticker = threading.Thread(target=self._tick_loop, name="mesobatch-ticker",
+                                            daemon=True)
+            self._ticker.start()
+        except BaseException:
+            # nothing of a batch system that never was may stay behind
+            self._closed = True
+            if backend is not None:
+                try:
+                    backend.shutdown()
+                except Exception:
+                    log.exception("cleaning up after a failed start")
+            if self._own_log_dir:
+                shutil.rmtree(self.log_dir, ignore_errors=True)
+            raise
+        # A caller that exits without shutdown() leaves no job running and no scratch
+        # directory behind.
+        atexit.register(self._at_exit)
 
     # ------------------------------------------------------------------ options
     @classmethod
@@ -192,15 +231,17 @@ class BatchSystem:
         return self._closed
 
     def setEnv(self, name: str, value: str | None = None) -> None:
-        """Set a variable for jobs issued from now on; None reads it from os.environ."""
-        if value is None:
+        """Set a variable for jobs issued from now on; None reads it from os.environ.
+        Raises ValueError for a name or value no environment can hold."""
+        if value is None and isinstance(name, str):
             try:
                 value = os.environ[name]
             except KeyError:
                 raise RuntimeError(f"{name} does not exist in current environment") from None
+        check_variable(name, value)
         with self._lock:
             env = dict(self._env)
-            env[name] = str(value)
+            env[name] = value
             self._env = MappingProxyType(env)
 
     # ------------------------------------------------------------------ jobs
@@ -237,8 +278,8 @@ class BatchSystem:
         """Kill jobs; after return they are not running and will never be reported.
 
         Waits (bounded by the kill grace period plus a margin) for the backend to
-        confirm that running ones ended."""
-        ids = tuple(int(j) for j in jobIDs)
+        confirm that running ones ended. Raises ValueError for anything but job ids."""
+        ids = _job_ids(jobIDs)
         wanted = set(ids)
         deadline = time.monotonic() + self.options.kill_grace_period + 5.0
         with self._lock:
@@ -266,7 +307,12 @@ class BatchSystem:
 
     def getUpdatedBatchJob(self, maxWait: float | None) -> UpdatedBatchJobInfo | None:
         """The next finished job (each exactly once), waiting at most maxWait seconds."""
-        deadline = None if maxWait is None else time.monotonic() + max(0.0, maxWait)
+        if maxWait is not None and (isinstance(maxWait, bool) or not isinstance(
+                maxWait, int | float) or math.isnan(maxWait)):
+            raise ValueError(f"invalid maxWait {maxWait!r}: expected a number of seconds "
+                             "or None")
+        wait = None if maxWait is None else min(max(0.0, maxWait), _LONGEST_WAIT)
+        deadline = None if wait is None else time.monotonic() + wait
         with self._results_lock:
             while not self._results:
                 left = None if deadline is None else deadline - time.monotonic()
@@ -329,10 +375,17 @@ class BatchSystem:
                 self._results_ready.notify_all()
             self._changed.notify_all()
             self._tick_stop.notify_all()
+        atexit.unregister(self._at_exit)
         self._backend.shutdown()
         self._ticker.join(timeout=5)
         if self._own_log_dir:
             shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def _at_exit(self) -> None:
+        try:
+            self.shutdown()
+        except Exception:
+            log.exception("shutting down %s at exit", type(self).__name__)
 
     def __enter__(self) -> BatchSystem:
         return self

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .core.jobs import MAX_REQUEST, InvalidJob, check_command, check_environment
 from .options import SIZE_HELP, parse_size
 
 #: keys a JSON job line may have
@@ -76,14 +77,22 @@ def parse_jobs(text: str, where: str, defaults: Defaults, fmt: str = "auto") -> 
     if fmt not in ("lines", "jsonl"):
         raise JobFileError(f"invalid job file format {fmt!r}: expected auto, lines or jsonl")
     jobs = [_json_job(i, s, where, defaults) if fmt == "jsonl" else
-            _plain_job(i, s, defaults) for i, s in lines]
+            _plain_job(i, s, where, defaults) for i, s in lines]
     if not jobs:
         raise JobFileError(f"job file {where!r} has no jobs (one command per line, or JSON "
                            "Lines with a \"command\" key)")
     return jobs
 
 
-def _plain_job(line: int, command: str, d: Defaults) -> JobLine:
+def _checked_command(command: str, at: str) -> None:
+    try:
+        check_command(command)
+    except InvalidJob as e:
+        raise JobFileError(f"{at}: {e}") from None
+
+
+def _plain_job(line: int, command: str, where: str, d: Defaults) -> JobLine:
+    _checked_command(command, f"{where}:{line}")
     name = os.path.basename(command.split(maxsplit=1)[0])
     return JobLine(line, command, name, d.cores, d.memory, d.disk)
 
@@ -103,9 +112,10 @@ def _json_job(line: int, text: str, where: str, d: Defaults) -> JobLine:
     command = obj.get("command")
     if not isinstance(command, str) or not command.strip():
         raise JobFileError(f"{at}: invalid command {command!r}: expected a non-empty string")
+    _checked_command(command, at)
     cores = obj.get("cores", d.cores)
     if isinstance(cores, bool) or not isinstance(cores, int | float) or not (
-            math.isfinite(cores) and cores > 0):
+            (isinstance(cores, int) or math.isfinite(cores)) and 0 < cores <= MAX_REQUEST):
         raise JobFileError(f"{at}: invalid cores {cores!r}: expected a positive number")
     sizes = {}
     for key in ("memory", "disk"):
@@ -118,6 +128,10 @@ def _json_job(line: int, text: str, where: str, d: Defaults) -> JobLine:
     if not isinstance(env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise JobFileError(f"{at}: invalid env {env!r}: expected an object of strings")
+    try:
+        check_environment(env)
+    except InvalidJob as e:
+        raise JobFileError(f"{at}: {e}") from None
     preemptible = obj.get("preemptible", False)
     if not isinstance(preemptible, bool):
         raise JobFileError(f"{at}: invalid preemptible {preemptible!r}: expected true or false")

@@ -43,6 +43,8 @@ class OptionError(ValueError):
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5,
           "e": 1024**6}
+#: the largest size taken (8 PiB): beyond it sizes lose precision as floats
+MAX_SIZE = 2**53
 SIZE_HELP = "a size such as 512M or 2G (units B, K, M, G, T, P; binary: 1K = 1024 bytes)"
 
 
@@ -50,40 +52,57 @@ def parse_size(value: Any) -> int:
     """'2G' -> 2147483648. Plain numbers are bytes. Units are binary, as in Toil."""
     if isinstance(value, bool):
         raise ValueError(f"expected {SIZE_HELP}")
-    if isinstance(value, int | float):
-        if value < 0 or not math.isfinite(value):
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, float):
+        if not math.isfinite(value):
             raise ValueError(f"expected {SIZE_HELP}")
-        return int(value)
-    m = _SIZE.match(str(value))
-    if not m:
+        size = int(value)
+    elif isinstance(value, str) and (m := _SIZE.match(value)):
+        number = float(m.group(1)) * _UNITS[m.group(2).lower()]  # finite, or inf
+        size = int(number) if math.isfinite(number) else MAX_SIZE + 1
+    else:
         raise ValueError(f"expected {SIZE_HELP}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if size < 0:
+        raise ValueError(f"expected {SIZE_HELP}")
+    if size > MAX_SIZE:
+        raise ValueError(f"{_short(value)} is too large: expected at most 8 PiB (2**53 bytes)")
+    return size
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:30] + f"... ({len(text)} characters)"
 
 
 def parse_cores(value: Any) -> float:
     try:
         cores = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         cores = math.nan
-    if not math.isfinite(cores) or cores <= 0:
+    if not math.isfinite(cores) or cores <= 0 or cores > 2**53:
         raise ValueError("expected a positive number of cores, such as 1, 0.5 or 16")
     return cores
+
+
+#: ten years: a longer duration is a mistake, and timeouts refuse values far larger
+MAX_SECONDS = 10 * 365 * 86400.0
 
 
 def parse_seconds(value: Any) -> float:
     try:
         seconds = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         seconds = math.nan
-    if math.isnan(seconds) or seconds < 0:
-        raise ValueError("expected a number of seconds >= 0")
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+        raise ValueError("expected a number of seconds from 0 to 10 years")
     return seconds
 
 
 def parse_count(value: Any) -> int:
     try:
         n = int(value) if not isinstance(value, bool) else -1
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         n = -1
     if n < 0 or (isinstance(value, float) and value != n):
         raise ValueError("expected a whole number >= 0")
@@ -175,7 +194,7 @@ def _parse(meta: OptionMeta, value: Any, source: str) -> Any:
         return None
     try:
         return meta.parse(value)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise OptionError(
             f"invalid value {meta.show(value)} for --{meta.name}{source}: {e}") from None
 

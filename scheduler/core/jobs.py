@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,17 @@ from .resources import Resources, bytes_to_mib, cores_to_milli, format_cores, fo
 
 #: Accelerator kinds a job may ask for; anything else can never be satisfied.
 KNOWN_ACCELERATOR_KINDS = ("gpu",)
+
+#: Linux's MAX_ARG_STRLEN (32 pages of 4 KiB): the longest single string execve takes,
+#: its terminating NUL included. A job's command reaches execve as one argument
+#: (``sh -c COMMAND``) and each variable as one ``NAME=VALUE`` string; longer ones fail
+#: with E2BIG on the node. Larger pages allow more, so this is the portable bound.
+MAX_ARG_STRLEN = 128 * 1024
+
+#: The largest cores, memory or disk a job may ask for before it is nonsense: Mesos
+#: scalars are fixed-point int64 with three decimals, and our own arithmetic uses floats
+#: for messages. Anything near it could never be offered anyway.
+MAX_REQUEST = 2**53
 
 
 class InvalidJob(ValueError):
@@ -72,17 +83,75 @@ class Limits:
     gpus_option: str | None = None
 
 
-def _number(value: Any, what: str) -> float:
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:40] + f"... ({len(text)} characters)"
+
+
+def _number(value: Any, what: str, limit: float = MAX_REQUEST) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidJob(f"invalid {what} {value!r}: expected a number")
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise InvalidJob(f"invalid {what} {value!r}: expected a finite number >= 0")
+        raise InvalidJob(f"invalid {what} {_shown(value)}: expected a number")
+    # compared before any conversion: a huge int cannot become a float
+    if not (isinstance(value, int) or math.isfinite(value)) or not 0 <= value <= limit:
+        raise InvalidJob(f"invalid {what} {_shown(value)}: expected a finite number from 0 "
+                         f"to {limit:g}")
     return float(value)
+
+
+def check_command(command: Any) -> str:
+    """A job's command, or InvalidJob: a non-empty string that execve can take (no NUL,
+    which would silently cut it short; under MAX_ARG_STRLEN bytes)."""
+    if not isinstance(command, str) or not command.strip():
+        raise InvalidJob(f"invalid command {_shown(command)}: expected a non-empty string")
+    if "\0" in command:
+        raise InvalidJob(f"invalid command {_shown(command)}: it holds a NUL character, "
+                         "which would cut it short")
+    size = len(command.encode("utf-8", "surrogatepass"))
+    if size >= MAX_ARG_STRLEN:
+        raise InvalidJob(
+            f"command of {size} bytes is too long: a command is one argument to the "
+            f"shell, and Linux limits one argument to {MAX_ARG_STRLEN - 1} bytes "
+            "(MAX_ARG_STRLEN, 128 KiB with its NUL); put a long script in a file and run "
+            "that, or ship it with setUserScript")
+    return command
+
+
+def check_variable(name: Any, value: Any) -> None:
+    """Raise ValueError unless NAME=VALUE can go into a job's environment: strings, a
+    non-empty name without '=', no NUL, under MAX_ARG_STRLEN bytes together."""
+    if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+        raise InvalidJob(f"invalid environment variable name {_shown(name)}: expected a "
+                         "non-empty string without '=' or NUL")
+    if not isinstance(value, str):
+        raise InvalidJob(f"invalid value {_shown(value)} for environment variable {name}: "
+                         "expected a string")
+    if "\0" in value:
+        raise InvalidJob(f"invalid value {_shown(value)} for environment variable {name}: "
+                         "it holds a NUL character, which would cut it short")
+    size = len(name.encode("utf-8", "surrogatepass")) + 1 + len(
+        value.encode("utf-8", "surrogatepass"))
+    if size >= MAX_ARG_STRLEN:
+        raise InvalidJob(f"environment variable {name} of {size} bytes is too long: Linux "
+                         f"limits NAME=VALUE to {MAX_ARG_STRLEN - 1} bytes (MAX_ARG_STRLEN)")
+
+
+def check_environment(env: Any, what: str = "job_environment") -> dict[str, str]:
+    """A copy of a job's own variables, each checked (check_variable)."""
+    if not isinstance(env, Mapping):
+        raise InvalidJob(f"invalid {what} {_shown(env)}: expected a mapping of variable "
+                         "names to string values, or None")
+    for name, value in env.items():
+        check_variable(name, value)
+    return dict(env)
 
 
 def count_gpus(accelerators: Any, requester: str) -> int:
     """Sum the GPUs a job asks for; an unknown accelerator kind can never be satisfied."""
     total = 0
+    if isinstance(accelerators, str | bytes | Mapping) or not isinstance(
+            accelerators, Iterable | None):
+        raise InvalidJob(f"invalid accelerators {_shown(accelerators)}: expected a list of "
+                         "accelerator requests such as [{'kind': 'gpu', 'count': 1}]")
     for acc in accelerators or ():
         kind = acc.get("kind") if isinstance(acc, Mapping) else getattr(acc, "kind", None)
         count = acc.get("count", 1) if isinstance(acc, Mapping) else getattr(acc, "count", 1)
@@ -91,10 +160,12 @@ def count_gpus(accelerators: Any, requester: str) -> int:
                 requester, "accelerators", f"{count} accelerator(s) of kind {kind!r}",
                 "accelerators of kind " + ", ".join(repr(k) for k in KNOWN_ACCELERATOR_KINDS),
             )
-        n = _number(count, "accelerator count")
+        n = _number(count, "accelerator count", limit=2**31)
         if n != int(n):
             raise InvalidJob(f"invalid accelerator count {count!r}: expected a whole number")
         total += int(n)
+    if total > 2**31:
+        raise InvalidJob(f"invalid accelerators: {total} GPUs in all is more than any node has")
     return total
 
 
@@ -115,8 +186,7 @@ def build_spec(
     job_environment: Mapping[str, str] | None,
 ) -> JobSpec:
     """Validate a job description (ours or Toil's) and turn it into a JobSpec."""
-    if not isinstance(command, str) or not command.strip():
-        raise InvalidJob(f"invalid command {command!r}: expected a non-empty string")
+    check_command(command)
     name = str(job_attr(desc, "name", "jobName", default="") or f"job{job_id}")
     cores = _number(job_attr(desc, "cores", default=1.0), "cores")
     memory = _number(job_attr(desc, "memory", default=0), "memory")
@@ -134,7 +204,7 @@ def build_spec(
         disk=bytes_to_mib(int(disk)), gpus=gpus,
     )
     if job_environment is not None:
-        job_environment = {str(k): str(v) for k, v in job_environment.items()}
+        job_environment = check_environment(job_environment)
     return JobSpec(
         job_id=job_id, command=command, name=name, shape=Shape(preemptible, resources),
         cores=cores, memory=int(memory), disk=int(disk), walltime=walltime,

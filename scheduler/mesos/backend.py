@@ -128,7 +128,7 @@ class MesosBackend(Backend):
         if fatal:
             return f"Mesos ended this framework: {fatal}."
         if d.state is DriverState.SUBSCRIBED:
-            return None
+            return d.malformed_note()
         where = self.detector.describe()
         why = f" ({d.last_error})" if d.last_error else ""
         return f"Not connected to the Mesos master at {where}{why}."

@@ -29,6 +29,13 @@ from ...executor.protocol import b64decode, b64encode
 from ..backend import Post
 from ..core.events import TaskStatus
 from ..core.states import TaskState
+from .event_checks import (
+    clean_status,
+    event_problem,
+    failure_status,
+    heartbeat_interval,
+    is_id,
+)
 from .interface import Message, Scheduler, SchedulerDriver
 from .master import MasterDetector
 
@@ -39,6 +46,10 @@ API_PATH = "/api/v1/scheduler"
 
 class DriverError(Exception):
     """Mesos refused the framework for good (bad credentials, removed framework, ...)."""
+
+
+class MalformedEvent(Exception):
+    """An event that makes the stream unusable (a SUBSCRIBED we cannot read)."""
 
 
 class DriverState(enum.Enum):
@@ -111,6 +122,8 @@ class MesosSchedulerDriver(SchedulerDriver):
         self._state_lock = threading.Lock()  # a final state is never overwritten
         self.state = DriverState.CREATED
         self.last_error: str | None = None
+        self.malformed_events = 0  #: events skipped because they could not be read
+        self.last_malformed: str | None = None
         self._threads = [
             threading.Thread(target=self._subscribe_loop, name="mesos-stream", daemon=True),
             threading.Thread(target=self._send_loop, args=(self._control,),
@@ -214,6 +227,9 @@ class MesosSchedulerDriver(SchedulerDriver):
     def acknowledgeStatusUpdate(self, status: Message) -> None:
         if not status.get("uuid") or "agent_id" not in status:
             return  # master-generated updates carry no uuid and must not be acked
+        if not (isinstance(status["uuid"], str) and is_id(status["agent_id"])
+                and is_id(status.get("task_id"))):
+            return  # nothing Mesos could match an acknowledgement to
         self._acks.put({"type": "ACKNOWLEDGE", "acknowledge": {
             "agent_id": status["agent_id"], "task_id": status["task_id"],
             "uuid": status["uuid"]}})
@@ -348,6 +364,11 @@ class MesosSchedulerDriver(SchedulerDriver):
                             f"{e.__cause__.verify_message} (give the CA with --mesosCaBundle)"
                         ) from None
                     outcome = f"cannot reach {base}: {e}"
+                except DriverError:
+                    raise
+                except Exception as e:  # never the end of this thread: subscribe again
+                    log.exception("subscription to %s failed", base)
+                    outcome = f"subscription failed: {type(e).__name__}: {e}"
             except DriverError as e:
                 self._set_state(DriverState.FAILED, str(e))
                 self._safely(self.scheduler.error, str(e))
@@ -380,12 +401,20 @@ class MesosSchedulerDriver(SchedulerDriver):
         try:
             for event in stream.events():
                 self._last_event = time.monotonic()
-                subscribed = self._dispatch(event) or subscribed
+                try:
+                    subscribed = self._dispatch(event) or subscribed
+                except (DriverError, MalformedEvent):
+                    raise
+                except Exception as e:  # a shape no check foresaw: never the thread's end
+                    log.exception("event from the master not handled")
+                    self._skipped(f"{type(e).__name__}: {e}", event)
                 if self._stopped.is_set() or self._resubscribe.is_set():
                     break
             reason = "the master closed the stream"
         except TransportError as e:
             reason = f"stream broken: {e}"
+        except MalformedEvent as e:
+            reason = f"malformed event from the master: {e}"
         finally:
             self._stream = None
             self._stream_id = None
@@ -422,16 +451,26 @@ class MesosSchedulerDriver(SchedulerDriver):
         log.info("following the leading master to %s%s", self._redirect, self._path)
 
     # ------------------------------------------------------------------ events
-    def _dispatch(self, event: Message) -> bool:
-        """Hand one event to the scheduler; True for SUBSCRIBED."""
+    def _dispatch(self, event: Any) -> bool:
+        """Hand one event to the scheduler; True for SUBSCRIBED. A malformed event is
+        logged and skipped; a malformed SUBSCRIBED makes the stream unusable
+        (MalformedEvent: it is dropped and subscribed again)."""
+        problem = event_problem(event)
+        if problem is not None:
+            self._skipped(problem, event)
+            if isinstance(event, dict) and event.get("type") == "SUBSCRIBED":
+                raise MalformedEvent(problem)
+            return False
         kind = event.get("type")
         s = self.scheduler
         if kind == "SUBSCRIBED":
             body = event["subscribed"]
             self.framework_id = body["framework_id"]["value"]
-            self._heartbeat = float(body.get("heartbeat_interval_seconds", 15.0))
+            self._heartbeat, problem = heartbeat_interval(body)
+            if problem:
+                self._skipped(problem, event)
             self._set_state(DriverState.SUBSCRIBED)
-            master = body.get("master_info", {})
+            master = body.get("master_info") or {}
             if self._subscribed_before:
                 self._safely(s.reregistered, master)
             else:
@@ -439,9 +478,15 @@ class MesosSchedulerDriver(SchedulerDriver):
                 self._safely(s.registered, body["framework_id"], master)
             return True
         if kind == "OFFERS":
-            self._safely(s.resourceOffers, event["offers"].get("offers", []))
+            offers = event["offers"].get("offers") or []
+            good = [o for o in offers if isinstance(o, dict)]
+            if len(good) < len(offers):
+                self._skipped(f"{len(offers) - len(good)} offers that are not objects", event)
+            self._safely(s.resourceOffers, good)
         elif kind == "UPDATE":
-            status = event["update"]["status"]
+            status, problem = clean_status(event["update"]["status"])
+            if problem:
+                self._skipped(problem, event)
             self._safely(s.statusUpdate, status)
             self.acknowledgeStatusUpdate(status)  # processed: now acknowledge it
         elif kind == "RESCIND":
@@ -453,20 +498,40 @@ class MesosSchedulerDriver(SchedulerDriver):
         elif kind == "FAILURE":
             f = event["failure"]
             if "executor_id" in f:
-                self._safely(s.executorLost, f["executor_id"], f.get("agent_id"),
-                             int(f.get("status", 0)))
+                code, problem = failure_status(f)
+                if problem:
+                    self._skipped(problem, event)
+                self._safely(s.executorLost, f["executor_id"], f.get("agent_id"), code)
             elif "agent_id" in f:
                 self._safely(s.slaveLost, f["agent_id"])
         elif kind == "INVERSE_OFFERS":
-            self._safely(s.inverseOffers, event["inverse_offers"].get("inverse_offers", []))
+            self._safely(s.inverseOffers, event["inverse_offers"].get("inverse_offers") or [])
         elif kind == "ERROR":
-            message = event.get("error", {}).get("message", "") or event.get("message", "")
+            error = event.get("error")
+            message = (error.get("message", "") if isinstance(error, dict) else "") or \
+                event.get("message", "")
             raise DriverError(f"Mesos: {message}")
         elif kind in ("HEARTBEAT", "RESCIND_INVERSE_OFFER", "UPDATE_OPERATION_STATUS"):
             pass
         else:
-            log.debug("ignoring scheduler event %r", kind)
+            log.debug("ignoring scheduler event %.100r", kind)
         return False
+
+    def _skipped(self, problem: str, event: Any) -> None:
+        with self._state_lock:
+            self.malformed_events += 1
+            self.last_malformed = problem
+        log.warning("malformed event from the master (%s); what cannot be read is skipped: "
+                    "%.300r", problem, event)
+
+    def malformed_note(self) -> str | None:
+        """A sentence for the status message when the master sent events we skipped."""
+        with self._state_lock:
+            n, last = self.malformed_events, self.last_malformed
+        if not n:
+            return None
+        return (f"Skipped {n} malformed {'event' if n == 1 else 'events'} (or parts) from "
+                f"the Mesos master (last: {last}).")
 
     def _safely(self, callback: Callable[..., Any], *args: Any) -> None:
         try:

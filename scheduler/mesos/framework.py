@@ -62,7 +62,7 @@ class MesosFramework(Scheduler):
                 agent = raw["agent_id"]["value"]
                 parsed.append(parse_offer(raw, self.role, self.executors.on(agent),
                                           self.overhead))
-            except (KeyError, TypeError, ValueError) as e:
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
                 log.warning("ignoring an offer we cannot read (%s): %.300r", e, raw)
         if parsed:
             self.post(OffersReceived(tuple(parsed), time.time()))
@@ -81,7 +81,7 @@ class MesosFramework(Scheduler):
                   status.get("reason"), status.get("message"))
         try:
             event = parse_status(status, time.time())
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             log.warning("ignoring a status update we cannot read (%s): %.300r", e, status)
             return
         if event.state.terminal:

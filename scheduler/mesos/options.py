@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import stat
 from dataclasses import dataclass
 
 from ..options import (
@@ -35,12 +36,12 @@ def _master(value: object) -> str:
 
 
 def _show_master(value: object) -> str:
-    """A master address with any user:password@ masked."""
+    """A master address with any user:password@ masked (as parse_zk_url reads it:
+    credentials end at the last '@', so a password may hold '/')."""
     text = str(value)
     scheme, sep, rest = text.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest[rest.rfind("@", 0, rest.find("/") if "/" in rest else None) + 1:]
-        text = f"{scheme}://{rest}"
+    if sep and "@" in rest:
+        text = f"{scheme}://***@{rest[rest.rfind('@') + 1:]}"
     return repr(text)
 
 
@@ -48,6 +49,8 @@ def read_secret(path: str, option: str) -> str:
     """A secret from a file that only its owner may read; never echoed anywhere."""
     try:
         st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise OptionError(f"refusing --{option} {path}: not a regular file")
         if st.st_mode & 0o004:
             raise OptionError(f"refusing --{option} {path}: the file is readable by everyone "
                               f"(mode {st.st_mode & 0o777:o}); chmod 600 it")

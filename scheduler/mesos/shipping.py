@@ -29,6 +29,8 @@ def installed_executor_command() -> str:
 def master_address(endpoint: str) -> tuple[str, int]:
     """A host and port the master (or its ZooKeeper) answers on, from --mesosMaster."""
     rest = endpoint.split("://", 1)[-1]
+    if endpoint.startswith("zk://"):  # user:password@ ends at the last '@' ('/' may be in it)
+        rest = rest.rpartition("@")[2]
     hosts = rest.split("/", 1)[0].rpartition("@")[2]
     host, port = split_host_port(hosts.split(",")[0])
     return host or "localhost", port or 5050

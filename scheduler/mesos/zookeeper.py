@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..log_secrets import credential_parts, hide_in_logs
 from .master import MasterAddressError, MasterDetector
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,10 @@ class ZooKeeperMaster(MasterDetector):
 
         self._on_change = on_change
         auth = [("digest", self._credentials)] if self._credentials else None
+        # kazoo logs the digest Auth request, credentials included: its logger masks them
+        logger = hide_in_logs("kazoo.client", *credential_parts(self._credentials or ""))
         client = KazooClient(hosts=self.url.hosts, timeout=10.0, auth_data=auth,
-                             read_only=True, logger=logging.getLogger("kazoo.client"))
+                             read_only=True, logger=logger)
         try:
             client.start(timeout=self.timeout)
         except KazooTimeoutError:

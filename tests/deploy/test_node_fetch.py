@@ -69,6 +69,7 @@ def test_a_tampered_resource_fails_the_task_with_a_clear_message(
     assert blob is not None
     Path(blob).write_bytes(b"the evil call")  # same size, other content
     rid = "cd" * 16
+    store.expect_result(rid)
     update = launch(ex, driver, "1", {SHIP_ENV: format_refs([ref]), RESULT_ID_ENV: rid},
                     server)
     assert update["state"] == "TASK_FAILED"

@@ -85,10 +85,12 @@ def test_results_come_back_with_the_token_and_within_the_size_limit(
         served: tuple[ResourceStore, ResourceServer]) -> None:
     store, server = served
     rid = "ab" * 16
+    store.expect_result(rid)
     assert request(server, "PUT", f"/results/{rid}", token=None, body=b"v")[0] == 401
-    assert store.take_result(rid) is None
     assert request(server, "PUT", f"/results/{rid}", body=b"value")[0] == 201
+    assert request(server, "PUT", f"/results/{rid}", body=b"again")[0] == 404  # once
     assert store.take_result(rid) == b"value" and store.take_result(rid) is None
+    store.expect_result(rid)
     assert request(server, "PUT", f"/results/{rid}", body=b"x" * 2048)[0] == 413
     assert request(server, "PUT", "/results/not-an-id", body=b"v")[0] == 404
     with pytest.raises(ResourceTooLarge, match="maxResourceSize"):

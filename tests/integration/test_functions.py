@@ -76,6 +76,7 @@ def test_a_tampered_call_is_refused_and_the_caller_is_told(make_bs: Make) -> Non
         f.seek(len(call) - 2)
         f.write(b"\x00")
     rid = "ef" * 16
+    store.expect_result(rid)
     job = bs.issueBatchJob(ft.COMMAND, mesobatch.JobDescription(
         cores=1, memory=2**26, disk=2**26), {SHIP_ENV: format_refs([ref]), RESULT_ID_ENV: rid})
     info = bs.getUpdatedBatchJob(60)

@@ -328,6 +328,17 @@ class Cluster:
                 dropped.append(framework.id)
         return dropped
 
+    def send_event(self, event: object, framework_id: str | None = None) -> list[str]:
+        """Send ``event`` (any JSON value, however malformed) on subscription streams."""
+        sent = []
+        for framework in list(self.master.frameworks.values()):
+            if framework_id is not None and framework.id != framework_id:
+                continue
+            if framework.stream is not None and framework.stream.is_open:
+                framework.stream.send(event)  # type: ignore[arg-type]
+                sent.append(framework.id)
+        return sent
+
     async def restart_master(self, downtime: float = 0.0) -> None:
         if self.zk is None:
             await self.master.restart(downtime)

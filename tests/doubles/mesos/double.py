@@ -219,6 +219,12 @@ class MesosDouble:
         cluster = self._cluster()
         return self._sync(lambda: cluster.drop_subscription(framework_id))
 
+    def send_event(self, event: object, framework_id: str | None = None) -> list[str]:
+        """Send a raw event (any JSON value: for malformed-event tests) to subscribers;
+        the ids of the frameworks it went to."""
+        cluster = self._cluster()
+        return self._sync(lambda: cluster.send_event(event, framework_id))
+
     def restart_master(self, downtime: float = 0.0) -> None:
         """Master process restart: streams and agent links drop; the registry (by default)
         gives the new master its agents as recovered; they re-register after their ping
