@@ -50,11 +50,11 @@ def test_restarted_scheduler_runs_new_jobs_while_the_old_runs_task_still_dies(
     second = cluster.batch_system(mesosFrameworkId=framework_id)
     fresh = [second.issueBatchJob("true", job(0.25)) for _ in range(3)]  # ids 1, 2, 3 again
     infos = results(second, 3, timeout=30)
-    # the earlier run's task was told to die and is still dying: the runs overlapped
-    assert wait_for(lambda: double.tasks()[old_task] == "TASK_KILLING", timeout=10)
     assert sorted(i.jobID for i in infos) == sorted(fresh)
     assert all((i.exitStatus, i.exitReason) == (0, FINISHED) for i in infos), infos
     assert all(i.backing_id != old_task for i in infos)
+    # the earlier run's task was told to die and is still dying: the runs overlapped
+    assert wait_for(lambda: double.tasks()[old_task] == "TASK_KILLING", timeout=10)
     assert second.getUpdatedBatchJob(1) is None
 
 
