@@ -112,7 +112,9 @@ def test_the_executor_reserves_cpus_and_its_first_launch_takes_them(
         original(self, offer_ids, tasks, filters)
 
     monkeypatch.setattr(MesosSchedulerDriver, "launchTasks", spy)
-    cluster.start([AgentSpec("cpus:2.01;mem:4096;disk:10000")])
+    # a master that refuses executors under Mesos's minimum, as later releases will
+    double = cluster.start([AgentSpec("cpus:2.01;mem:4096;disk:10000")],
+                           refuse_small_executors=True)
     bs = cluster.batch_system()
     jobs = bs.issue_many([("sleep 1", job(1), None)] * 2)
     # both fit at once: 1 + 1 cores for the jobs, 0.01 for the executor, in one launch
@@ -125,7 +127,24 @@ def test_the_executor_reserves_cpus_and_its_first_launch_takes_them(
     tasks = sum(r["scalar"]["value"] for t in first for r in t["resources"]
                 if r["name"] == "cpus")
     assert tasks == 2.0
-    assert sorted(i.jobID for i in results(bs, 2)) == sorted(jobs)
+    infos = results(bs, 2)
+    assert sorted(i.jobID for i in infos) == sorted(jobs)
+    assert all(i.exitStatus == 0 for i in infos)
+    warnings = double.warnings()
+    assert (warnings["executor_cpus"], warnings["executor_mem"]) == (0, 0), warnings
+
+
+def test_without_executor_cpus_mesos_warns(cluster: Cluster) -> None:
+    # what the warning counter above would have seen: --mesosExecutorCpus 0 is allowed,
+    # and Mesos 1.11 (here the double) warns at every launch
+    double = cluster.start()
+    bs = cluster.batch_system(mesosExecutorCpus=0)
+    bs.issueBatchJob("true", job())
+    (info,) = results(bs, 1)
+    assert info.exitStatus == 0
+    warnings = double.warnings()
+    assert warnings["executor_cpus"] >= 1 and warnings["executor_mem"] == 0
+    assert "uses less CPUs (None) than the minimum required (0.01)" in warnings["recent"][0]
 
 
 def test_a_job_that_fits_only_without_the_executor_waits_and_says_why(
