@@ -47,7 +47,7 @@ def one_run(session_timeout: float) -> dict[str, float]:
         first = DoubleProcess(*common, agents=0).start()
         wait_for_leader([first])
         others = [DoubleProcess(*common, agents=0).start(),
-                  DoubleProcess(*common, "--agent-resources", "cpus:2;mem:4096;disk:10000",
+                  DoubleProcess(*common, "--agent-resources", "cpus:2.01;mem:4096;disk:10000",
                                 agents=2).start()]
         try:
             desc = mesobatch.JobDescription(cores=0.25, memory=2**25, disk=2**25)

@@ -50,7 +50,7 @@ def run(scenario: str) -> dict[str, float]:
 
     agents = 4 if scenario == "t4" else 1
     out: dict[str, float] = {}
-    with DoubleProcess("--agent-resources", "cpus:2;mem:4096;disk:10000",
+    with DoubleProcess("--agent-resources", "cpus:2.01;mem:4096;disk:10000",
                        agents=agents) as double:
         assert double.control is not None
         started = time.perf_counter()

@@ -39,7 +39,7 @@ def scenario_big() -> dict[str, float]:
     from tests.doubles.mesos import AgentSpec, MesosDouble
 
     agents = 4
-    spec = AgentSpec(resources="cpus:1;mem:1056;disk:4096")
+    spec = AgentSpec(resources="cpus:1.01;mem:1056;disk:4096")
     with MesosDouble(agents=[spec] * agents) as double:
         bs = mesobatch.batch_system("mesos", mesosMaster=double.master_address,
                                     maxCores=1, maxMemory="1G")
@@ -98,7 +98,7 @@ def scenario_rt_mesos() -> dict[str, float]:
     import mesobatch
     from tests.doubles.mesos import AgentSpec, MesosDouble
 
-    with MesosDouble(agents=[AgentSpec(resources="cpus:2;mem:2080;disk:4096")]) as double:
+    with MesosDouble(agents=[AgentSpec(resources="cpus:2.01;mem:2080;disk:4096")]) as double:
         bs = mesobatch.batch_system("mesos", mesosMaster=double.master_address,
                                     maxCores=2, maxMemory="2G")
         try:

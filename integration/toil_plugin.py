@@ -160,11 +160,17 @@ class ToilBatchSystem(BatchSystem):
                                    exitReason=reason, wallTime=info.wallTime,
                                    backing_id=info.backing_id)
 
-    def getNodes(self, preemptible: bool | None = None, timeout: float = 600) -> dict[str, Any]:
+    def getNodes(self, preemptible: bool | None = None, timeout: float | None = 600
+                 ) -> dict[str, Any]:
         from toil.batchSystems.abstractBatchSystem import NodeInfo  # noqa: PLC0415
 
-        return {address: NodeInfo(**info._asdict())
-                for address, info in super().getNodes(preemptible, timeout).items()}
+        out = {}
+        for address, info in super().getNodes(preemptible, timeout).items():
+            fields = info._asdict()
+            filtered = fields.pop("filtered")
+            out[address] = NodeInfo(**fields)
+            out[address].filtered = filtered  # rejected by nodeFilter: no new jobs there
+        return out
 
     def _toil_insufficient(self, requirer: Any, error: InsufficientSystemResources
                            ) -> Exception:
@@ -195,8 +201,10 @@ def toil_batch_system_class(backend: str) -> type[ToilBatchSystem]:
         )
 
         title = "".join(p.capitalize() for p in backend.split("_"))
-        cls = cast(type[ToilBatchSystem], type(f"Mesobatch{title}BatchSystem", (ToilBatchSystem,), {
-            "backend_class": load_backend(backend),
+        backend_class = load_backend(backend)
+        bases = (*backend_class.batch_system_extras, ToilBatchSystem)
+        cls = cast(type[ToilBatchSystem], type(f"Mesobatch{title}BatchSystem", bases, {
+            "backend_class": backend_class,
             "__module__": __name__,
             "__doc__": f"mesobatch's {backend} backend as Toil's --batchSystem "
                        f"{toil_name(backend)}",

@@ -6,7 +6,12 @@ Start here::
     with mesobatch.batch_system("local", maxCores=2, maxMemory="4G") as bs:
         job = bs.issueBatchJob("echo hello", mesobatch.JobDescription(cores=1, memory=2**30))
         print(bs.getUpdatedBatchJob(maxWait=10))
+
+``mesobatch.MesosBatchSystem`` is the mesos backend's class, constructed as Toil
+constructs its own: ``MesosBatchSystem(config, maxCores, maxMemory, maxDisk)``.
 """
+
+from typing import Any
 
 from .integration.functions import (
     CallResources,
@@ -23,6 +28,7 @@ from .scheduler.contract import (
     AcquisitionTimeoutException,
     BatchJobExitReason,
     DeadlockException,
+    ExecutorInfo,
     InsufficientSystemResources,
     JobDescription,
     NodeInfo,
@@ -49,11 +55,13 @@ __all__ = [
     "BatchSystem",
     "CallResources",
     "DeadlockException",
+    "ExecutorInfo",
     "FunctionExecutor",
     "FunctionJobError",
     "InsufficientSystemResources",
     "InvalidJob",
     "JobDescription",
+    "MesosBatchSystem",
     "NodeInfo",
     "NodeType",
     "OptionError",
@@ -68,3 +76,10 @@ __all__ = [
     "batch_system_class",
     "register_backend",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``MesosBatchSystem``, made on first use (the mesos backend loads only then)."""
+    if name == "MesosBatchSystem":
+        return batch_system_class("mesos")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import itertools
 import logging
 import math
@@ -20,18 +21,26 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from .backend import Backend, BackendContext
-from .contract import JobDescription, NodeInfo, UpdatedBatchJobInfo
+from .contract import (
+    BatchJobExitReason,
+    ExecutorInfo,
+    JobDescription,
+    NodeInfo,
+    UpdatedBatchJobInfo,
+)
 from .core.events import (
     Action,
     Event,
     IgnoreNode,
     JobsSubmitted,
     KillRequested,
+    NodesFiltered,
+    OffersReceived,
     Report,
     Tick,
     UnignoreNode,
@@ -46,6 +55,10 @@ if TYPE_CHECKING:
     from ..deploy.resources import ResourceService
 
 log = logging.getLogger(__name__)
+
+#: A node filter: called with a node's ExecutorInfo, true to let new jobs go there.
+NodeFilter = Callable[[ExecutorInfo], bool]
+_NodeView = ExecutorInfo  # the class attribute ExecutorInfo hides the name in the class
 
 
 #: a wait longer than this is a wait without end (Condition.wait refuses huge timeouts)
@@ -96,6 +109,8 @@ class BatchSystem:
 
     backend_class: ClassVar[type[Backend]]
     TICK_SECONDS: ClassVar[float] = 0.1
+    #: what nodeFilter callables are given (Toil's MesosBatchSystem.ExecutorInfo)
+    ExecutorInfo: ClassVar[type[ExecutorInfo]] = ExecutorInfo
 
     def __init__(
         self,
@@ -137,6 +152,9 @@ class BatchSystem:
         self._env: Mapping[str, str] = MappingProxyType({})
         self._closed = False
         self._issued_any = False  # setUserScript must come before
+        #: what setUserScript was given (Toil's attribute), None before
+        self.userScript: Any = None
+        self._node_filter: list[NodeFilter] = []
         backend: Backend | None = None
         try:
             backend = self._backend = cls(options, self._post,
@@ -215,6 +233,7 @@ class BatchSystem:
         with self._lock:
             check()
             self._env = MappingProxyType({**self._env, **env})
+            self.userScript = userScript
 
     def resource_service(self) -> ResourceService:
         """The backend's resource store and how its nodes fetch from it (made on first
@@ -334,11 +353,96 @@ class BatchSystem:
             return explain(self._core, time.time(), self._backend.status_note())
 
     # ------------------------------------------------------------------ nodes
-    def getNodes(self, preemptible: bool | None = None, timeout: float = 600
+    def getNodes(self, preemptible: bool | None = None, timeout: float | None = 600
                  ) -> dict[str, NodeInfo]:
+        """Address -> NodeInfo of the nodes seen in the last ``timeout`` seconds (None:
+        ever) and not lost; preemptible ones only, or others only, if asked. A node the
+        nodeFilter rejects is listed with ``filtered=True``."""
         with self._lock:
             self._dispatch(self._backend.poll_nodes())
-            return self._core.nodes.node_infos(preemptible, timeout, time.time())
+            entries = [(address, info, ExecutorInfo(address, node.agent_id, info,
+                                                    node.last_seen))
+                       for address, info, node in self._core.nodes.node_entries(
+                           preemptible, timeout, time.time())]
+        filters = list(self._node_filter)  # the user's code runs without our lock
+        return {address: info if self._node_allowed(executor, filters)
+                else info._replace(filtered=True) for address, info, executor in entries}
+
+    @property
+    def nodeFilter(self) -> list[NodeFilter]:
+        """Callables that restrict which nodes get new jobs (Toil's attribute): each is
+        given a node's ExecutorInfo, and a node gets new jobs only while every one of
+        them returns true (an exception counts as false). Offers of other nodes are
+        declined, running jobs there go on, and getNodes flags those nodes
+        (``filtered``).
+
+        The callables run in this process, in the thread that receives the offers
+        (or that calls getNodes or sets this attribute), never under the batch system's
+        lock: they may call back into it. A node is asked again at each of its offers;
+        assign a new list (or use ``nodeFiltering``) to have every known node asked at
+        once."""
+        return self._node_filter
+
+    @nodeFilter.setter
+    def nodeFilter(self, filters: Iterable[NodeFilter] | None) -> None:
+        self._node_filter = list(filters or ())
+        self._judge_known_nodes()
+
+    @contextlib.contextmanager
+    def nodeFiltering(self, nodeFilter: NodeFilter | None) -> Iterator[None]:
+        """Within the block, only nodes ``nodeFilter`` accepts get new jobs (Toil's
+        autoscaler uses this while it picks nodes to terminate); None: no filter."""
+        before = self._node_filter
+        self.nodeFilter = [nodeFilter] if nodeFilter is not None else []
+        try:
+            yield
+        finally:
+            self.nodeFilter = before
+
+    @staticmethod
+    def _node_allowed(executor: _NodeView, filters: Sequence[NodeFilter]) -> bool:
+        for node_filter in filters:
+            try:
+                if not node_filter(executor):
+                    return False
+            except Exception as e:
+                log.warning("nodeFilter %r failed on node %s (%s); no new jobs go there",
+                            node_filter, executor.nodeAddress, e)
+                return False
+        return True
+
+    def _judge_known_nodes(self) -> None:
+        """Ask the node filter about every node known (after it changed)."""
+        with self._lock:
+            if self._closed:
+                return
+            now = time.time()
+            known = [ExecutorInfo(address, node.agent_id, info, node.last_seen)
+                     for address, info, node in self._core.nodes.node_entries(None, None, now)]
+        filters = list(self._node_filter)
+        verdicts = tuple((e.agentId, self._node_allowed(e, filters)) for e in known)
+        with self._lock:
+            if not self._closed:
+                self._dispatch([NodesFiltered(verdicts, time.time())])
+
+    def _judge_offers(self, events: Sequence[Event], filters: Sequence[NodeFilter]
+                      ) -> NodesFiltered:
+        """The node filter's verdicts on the nodes that make these offers."""
+        offers = {o.agent_id: o for e in events if isinstance(e, OffersReceived)
+                  for o in e.offers}
+        now = time.time()
+        with self._lock:
+            nodes = self._core.nodes.nodes
+            known = {a: self._core.nodes.info(nodes[a]) for a in offers if a in nodes}
+        verdicts = []
+        for agent_id, offer in offers.items():
+            info = known.get(agent_id)
+            if info is None:  # first seen: what its offer tells
+                info = NodeInfo(0.0, 0.0, offer.resources.cores, offer.resources.mem * MIB,
+                                0.0, 0, 0)
+            executor = ExecutorInfo(offer.ip or offer.hostname, agent_id, info, now)
+            verdicts.append((agent_id, self._node_allowed(executor, filters)))
+        return NodesFiltered(tuple(verdicts), now)
 
     def nodeInUse(self, nodeIP: str) -> bool:
         with self._lock:
@@ -399,7 +503,10 @@ class BatchSystem:
             raise RuntimeError("this batch system has been shut down")
 
     def _post(self, *events: Event) -> None:
-        """Events from the backend's own threads."""
+        """Events from the backend's own threads (never called with our lock held)."""
+        filters = list(self._node_filter)
+        if filters and any(isinstance(e, OffersReceived) for e in events):
+            events = (self._judge_offers(events, filters), *events)
         with self._lock:
             self._dispatch(events)
         self._backend.flush()
@@ -414,6 +521,9 @@ class BatchSystem:
             for action in actions:
                 if isinstance(action, Report):
                     reports.append(action.info)
+                    if action.info.exitReason == BatchJobExitReason.ERROR and action.message:
+                        log.warning("job %d could not be started: %s", action.info.jobID,
+                                    action.message)
                 else:
                     todo.append(action)
             if reports:  # published before the backend acts on what came with them

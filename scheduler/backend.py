@@ -44,6 +44,9 @@ class Backend(abc.ABC):
     options_class: ClassVar[type[CommonOptions]]
     #: nodes remove the per-workflow work directory after their last job
     cleans_workers: ClassVar[bool] = False
+    #: classes mixed into this backend's batch-system class, for names its users expect
+    #: (e.g. Toil's MesosBatchSystem's)
+    batch_system_extras: ClassVar[tuple[type, ...]] = ()
 
     def __init__(self, options: Any, post: Post, context: BackendContext) -> None:
         self.options = options

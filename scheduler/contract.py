@@ -52,6 +52,21 @@ class NodeInfo(NamedTuple):
     requestedCores: float
     requestedMemory: int
     workers: int
+    #: the batch system's nodeFilter rejects this node: no new jobs go there
+    filtered: bool = False
+
+
+class ExecutorInfo(NamedTuple):
+    """A node as ``nodeFilter`` callables see it (the names of Toil's Mesos backend).
+
+    ``nodeAddress`` is the node's IP (its hostname if no IP is known), ``agentId`` its
+    Mesos agent id (the node's name on other backends), ``nodeInfo`` what getNodes says of
+    it, ``lastSeen`` the epoch seconds of its last offer or load report."""
+
+    nodeAddress: str
+    agentId: str
+    nodeInfo: NodeInfo | None
+    lastSeen: float
 
 
 class InsufficientSystemResources(Exception):

@@ -90,7 +90,7 @@ def batch_system_class(name: str) -> type[BatchSystem]:
 
         backend = load_backend(entry.name)
         title = "".join(p.capitalize() for p in entry.name.split("_"))
-        cls = type(f"{title}BatchSystem", (BatchSystem,), {
+        cls = type(f"{title}BatchSystem", (*backend.batch_system_extras, BatchSystem), {
             "backend_class": backend,
             "__doc__": f"mesobatch batch system on the {entry.name} backend: {entry.summary}",
             "__module__": "mesobatch",

@@ -28,7 +28,7 @@ class Systems:
         self.systems.append(bs)
         return bs
 
-    def double(self, agents: int = 1, resources: str = "cpus:2;mem:2080;disk:4096"
+    def double(self, agents: int = 1, resources: str = "cpus:2.01;mem:2080;disk:4096"
                ) -> MesosDouble:
         double = MesosDouble(agents=[AgentSpec(resources=resources)
                                      for _ in range(agents)]).start()

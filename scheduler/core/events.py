@@ -84,8 +84,15 @@ class TaskStatus:
     #: overrides the exit reason derived from ``state`` (e.g. MEMLIMIT, MAXJOBDURATION)
     exit_reason: BatchJobExitReason | None = None
     #: the task never ran if it has not reported anything yet (launched on a stale
-    #: offer, or a launch its agent never got): then its job is queued again
+    #: offer, a launch its agent never got, an id still taken): then its job is queued again
     never_started: bool = False
+    #: with never_started: the launch was refused for a reason that would come again (the
+    #: task itself is invalid, the agent cannot start our executor), so the job is tried
+    #: again only a bounded number of times (CoreConfig.launch_refusals_max)
+    launch_refused: bool = False
+    #: Mesos refused the launch because another task holds its id (an earlier run's):
+    #: whatever reported under this id was that task, and this one never ran
+    id_taken: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +137,17 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class NodesFiltered:
+    """The node filter's verdicts (agent id, allowed): no new jobs go to rejected nodes.
+
+    Computed outside the core (the filter is the user's code); the core keeps the last
+    verdict per node and applies it to every offer until a new one comes."""
+
+    verdicts: tuple[tuple[str, bool], ...]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class IgnoreNode:
     address: str
     now: float
@@ -143,7 +161,7 @@ class UnignoreNode:
 
 Event = (
     JobsSubmitted | KillRequested | OffersReceived | OfferRescinded | TaskStatus | NodeStats
-    | AgentLost | Connected | Disconnected | Tick | IgnoreNode | UnignoreNode
+    | AgentLost | Connected | Disconnected | Tick | IgnoreNode | UnignoreNode | NodesFiltered
 )
 
 # ---------------------------------------------------------------------------- outputs
@@ -202,9 +220,10 @@ class Reconcile:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A job's one and only result."""
+    """A job's one and only result, with what the backend said of its end."""
 
     info: UpdatedBatchJobInfo
+    message: str = ""
 
 
 Action = Launch | Decline | KillTask | Suppress | Revive | Reconcile | Report

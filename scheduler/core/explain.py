@@ -34,11 +34,13 @@ def _shortfall(core: SchedulerCore, shape: Shape, now: float) -> str | None:
             node = core.nodes.nodes.get(agent_id)
             where = f"agent {agent_id}" + (f" ({node.hostname})" if node and node.hostname
                                            and node.hostname != agent_id else "")
-            return (f"need {fmt(need)} {label}" if label in ("memory", "disk")
-                    else f"need {fmt(need)}") + (
+            unit = f" {label}" if label in ("memory", "disk") else ""
+            kept = 0 if node is None else (getattr(node.largest_offer, attr)
+                                           - getattr(node.largest_usable, attr))
+            why = f" for jobs (and {fmt(kept)}{unit} for the executor)" if kept > 0 else ""
+            return f"need {fmt(need)}{unit}" + (
                 f"; the largest offer in the last {core.nodes.RECENT_SECONDS:g} s had "
-                f"{fmt(getattr(res, attr))}" + (f" {label}" if label in ("memory", "disk")
-                                                  else "") + f" on {where}")
+                f"{fmt(getattr(res, attr))}{unit}{why} on {where}")
     return None
 
 
@@ -61,7 +63,8 @@ def explain(core: SchedulerCore, now: float, note: str | None = None) -> str | N
             lines.append(f"{who}: only preemptible nodes are known, and these jobs are not "
                          "preemptible.")
             continue
-        big_enough = [n for n in eligible if shape.resources.fits_in(n.largest_offer)]
+        big_enough = [n for n in eligible if shape.resources.fits_in(n.largest_usable)
+                      and n.agent_id not in core.nodes.filtered]
         if big_enough:
             lines.append(f"{who}: waiting for resources to free up on "
                          f"{_plural(len(big_enough), 'node')} large enough.")
@@ -69,11 +72,18 @@ def explain(core: SchedulerCore, now: float, note: str | None = None) -> str | N
         ignored_fit = [n for n in core.nodes.nodes.values()
                        if not n.lost and core.nodes.is_ignored(n.agent_id, n.hostname, n.ip)
                        and (shape.preemptible or not n.preemptible)
-                       and shape.resources.fits_in(n.largest_offer)]
+                       and shape.resources.fits_in(n.largest_usable)]
         if ignored_fit:
             lines.append(f"{who}: the only nodes large enough are ignored ("
                          + ", ".join(sorted(n.hostname or n.agent_id for n in ignored_fit))
                          + ").")
+            continue
+        filtered_fit = [n for n in eligible if n.agent_id in core.nodes.filtered
+                        and shape.resources.fits_in(n.largest_usable)]
+        if filtered_fit:
+            lines.append(f"{who}: the only nodes large enough are rejected by the node "
+                         "filter (" + ", ".join(sorted(n.hostname or n.agent_id
+                                                       for n in filtered_fit)) + ").")
             continue
         short = _shortfall(core, shape, now)
         if short:

@@ -18,6 +18,8 @@ class Node:
     preemptible: bool = False
     #: largest resources seen free at once (a lower bound of the node's size)
     largest_offer: Resources = EMPTY
+    #: the same, less what our executor takes before it runs there: what jobs can get
+    largest_usable: Resources = EMPTY
     load: NodeLoad | None = None
     last_seen: float = 0.0
     #: epoch seconds of announced maintenance, if any
@@ -40,6 +42,8 @@ class NodeRegistry:
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self.ignored: set[str] = set()
+        #: agent ids the node filter rejects (its last verdict on each)
+        self.filtered: set[str] = set()
         # per agent: the largest offer (per resource) in each 10 s bucket of the window
         self._recent: dict[str, deque[tuple[int, Resources]]] = {}
 
@@ -48,14 +52,16 @@ class NodeRegistry:
         node = self._node(offer.agent_id, offer.hostname, offer.ip, now)
         node.preemptible = offer.preemptible
         node.largest_offer = node.largest_offer.max(offer.resources)
+        usable = (offer.resources - offer.executor_overhead).max(EMPTY)
+        node.largest_usable = node.largest_usable.max(usable)
         node.unavailable_at = offer.unavailable_at
         node.lost = False
         bucket = int(now // self.BUCKET_SECONDS)
         buckets = self._recent.setdefault(offer.agent_id, deque())
         if buckets and buckets[-1][0] == bucket:
-            buckets[-1] = (bucket, buckets[-1][1].max(offer.resources))
+            buckets[-1] = (bucket, buckets[-1][1].max(usable))
         else:
-            buckets.append((bucket, offer.resources))
+            buckets.append((bucket, usable))
             while buckets[0][0] * self.BUCKET_SECONDS < now - self.RECENT_SECONDS - \
                     self.BUCKET_SECONDS:
                 buckets.popleft()
@@ -116,7 +122,8 @@ class NodeRegistry:
         return any(n.running for n in self.matching(address))
 
     def recent_offers(self, now: float) -> list[tuple[str, Resources]]:
-        """(agent id, largest resources offered) per agent in the recent window."""
+        """(agent id, largest resources offered for jobs) per agent in the recent window
+        (what our executor takes on a node it does not yet run on left out)."""
         oldest = int((now - self.RECENT_SECONDS) // self.BUCKET_SECONDS)
         out: list[tuple[str, Resources]] = []
         for agent_id, buckets in self._recent.items():
@@ -128,27 +135,40 @@ class NodeRegistry:
                 out.append((agent_id, top))
         return out
 
-    def node_infos(self, preemptible: bool | None, timeout: float,
+    def node_infos(self, preemptible: bool | None, timeout: float | None,
                    now: float) -> dict[str, NodeInfo]:
-        out: dict[str, NodeInfo] = {}
+        """getNodes: address -> NodeInfo of the nodes seen within ``timeout`` seconds
+        (None: ever) and not lost."""
+        return {address: info for address, info, _ in self.node_entries(preemptible, timeout,
+                                                                          now)}
+
+    def node_entries(self, preemptible: bool | None, timeout: float | None,
+                     now: float) -> list[tuple[str, NodeInfo, Node]]:
+        """(address, NodeInfo, Node) of the nodes node_infos lists."""
+        out: list[tuple[str, NodeInfo, Node]] = []
         for node in self.nodes.values():
-            if node.lost or now - node.last_seen > timeout:
+            if node.lost or (timeout is not None and now - node.last_seen > timeout):
                 continue
             if preemptible is not None and node.preemptible != preemptible:
                 continue
-            requested = Resources()
-            for res in node.running.values():
-                requested = requested + res
-            load = node.load
-            cores_total = load.cores_total if load else node.largest_offer.cores
-            mem_total = load.mem_total if load else node.largest_offer.mem * MIB
-            out[node.ip or node.hostname] = NodeInfo(
-                coresUsed=load.cpu_load if load else 0.0,
-                memoryUsed=(load.mem_used / load.mem_total) if load and load.mem_total else 0.0,
-                coresTotal=cores_total,
-                memoryTotal=mem_total,
-                requestedCores=requested.cores,
-                requestedMemory=requested.mem * MIB,
-                workers=len(node.running),
-            )
+            out.append((node.ip or node.hostname, self.info(node), node))
         return out
+
+    @staticmethod
+    def info(node: Node) -> NodeInfo:
+        """What getNodes says of one node."""
+        requested = Resources()
+        for res in node.running.values():
+            requested = requested + res
+        load = node.load
+        cores_total = load.cores_total if load else node.largest_offer.cores
+        mem_total = load.mem_total if load else node.largest_offer.mem * MIB
+        return NodeInfo(
+            coresUsed=load.cpu_load if load else 0.0,
+            memoryUsed=(load.mem_used / load.mem_total) if load and load.mem_total else 0.0,
+            coresTotal=cores_total,
+            memoryTotal=mem_total,
+            requestedCores=requested.cores,
+            requestedMemory=requested.mem * MIB,
+            workers=len(node.running),
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from ..contract import EXIT_STATUS_UNAVAILABLE, BatchJobExitReason, UpdatedBatchJobInfo
@@ -25,6 +25,7 @@ from .events import (
     KillRequested,
     KillTask,
     Launch,
+    NodesFiltered,
     NodeStats,
     Offer,
     OfferRescinded,
@@ -79,8 +80,15 @@ class CoreConfig:
     reconcile_backoff_max: float = 60.0
     #: re-send a kill not yet confirmed after this long
     kill_retry_seconds: float = 30.0
-    #: report a task unreachable for this long as LOST (PARTITION) and kill it
-    unreachable_timeout: float = 900.0
+    #: report a task unreachable for this long as LOST (PARTITION) and kill it should it
+    #: come back; 0: as soon as it is unreachable
+    unreachable_timeout: float = 0.0
+    #: a job whose launch is refused for its own sake (launch_refused) this many times is
+    #: reported as ERROR; launches that failed for transient reasons are retried freely
+    launch_refusals_max: int = 3
+    #: appended to task ids ("<job>.<attempt>-<tag>"), so that they never repeat across
+    #: runs that share a framework id
+    run_tag: str = ""
 
 
 @dataclass(slots=True)
@@ -93,6 +101,7 @@ class TaskRecord:
     running_since: float | None = None
     state_since: float = 0.0
     killed_at: float | None = None
+    refusals: int = 0
 
 
 @dataclass(slots=True)
@@ -117,7 +126,9 @@ class SchedulerCore:
         self._want_revive = False
         self._awaiting: dict[str, _Await] = {}  # task id -> next reconciliation
         self._next_reconcile: float | None = None
-        self._orphans_killed: set[str] = set()
+        # live tasks nobody here owns (an earlier run's, or reported and given up) -> when
+        # we last asked for their kill
+        self._orphans_killed: dict[str, float] = {}
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, event: Event) -> list[Action]:
@@ -223,6 +234,9 @@ class SchedulerCore:
                 rec.state_since = event.now
             if state is TaskState.RUNNING and rec.running_since is None:
                 rec.running_since = event.now
+            if (state is TaskState.UNREACHABLE and rec.killed_at is None
+                    and self.config.unreachable_timeout <= 0):
+                self._give_up(event.task_id, rec, event.now, out)
             return
         del self.tasks[event.task_id]
         self.nodes.task_ended(rec.agent_id, rec.job.job_id)
@@ -231,15 +245,24 @@ class SchedulerCore:
         if rec.killed_at is not None:
             del self.jobs[rec.job.job_id]
             return
-        if event.never_started and rec.state is TaskState.LAUNCHING:
-            # e.g. launched on a stale offer: the job is untouched, so try again
-            rec.state = TaskState.QUEUED
-            rec.state_since = event.now
-            rec.task_id = None
-            rec.agent_id = None
-            rec.attempt += 1
-            self.queue.push_front(rec.job)
-            self._want_revive = True
+        if event.id_taken or (event.never_started and rec.state is TaskState.LAUNCHING):
+            # The job is untouched (e.g. launched on a stale offer): try again, unless the
+            # launch was refused for its own sake too often.
+            if event.launch_refused:
+                rec.refusals += 1
+            if event.launch_refused and rec.refusals >= self.config.launch_refusals_max:
+                self._report(rec, replace(
+                    event, exit_reason=BatchJobExitReason.ERROR,
+                    message=f"launch refused {rec.refusals} times: {event.message}"), out)
+            else:
+                rec.state = TaskState.QUEUED
+                rec.state_since = event.now
+                rec.task_id = None
+                rec.agent_id = None
+                rec.running_since = None
+                rec.attempt += 1
+                self.queue.push_front(rec.job)
+                self._want_revive = True
         else:
             self._report(rec, event, out)
         self._match_held(event.now, out)
@@ -259,16 +282,21 @@ class SchedulerCore:
             exitReason=event.exit_reason or _EXIT_REASONS[state],
             wallTime=wall,
             backing_id=event.task_id,
-        )))
+        ), event.message))
 
     def _unknown_task(self, event: TaskStatus, out: list[Action]) -> None:
         """An update for a task we do not track: a duplicate, a stale re-send, or an orphan."""
-        if event.state.terminal or event.state in (TaskState.UNKNOWN, TaskState.UNREACHABLE):
+        if event.state.terminal:
+            self._orphans_killed.pop(event.task_id, None)
             return
-        # A live task nobody here owns (left from an earlier run of this framework,
-        # or a stale RUNNING re-sent after its end): make sure it does not run on.
-        if event.task_id not in self._orphans_killed:
-            self._orphans_killed.add(event.task_id)
+        if event.state in (TaskState.UNKNOWN, TaskState.UNREACHABLE):
+            return
+        # A live task nobody here owns (left from an earlier run of this framework, one
+        # given up as unreachable whose agent came back, or a stale RUNNING re-sent after
+        # its end): make sure it does not run on. Said again if it still lives later.
+        last = self._orphans_killed.get(event.task_id)
+        if last is None or event.now - last >= self.config.kill_retry_seconds:
+            self._orphans_killed[event.task_id] = event.now
             out.append(KillTask(event.task_id, event.agent_id))
 
     def _agent_lost(self, event: AgentLost, out: list[Action]) -> None:
@@ -287,6 +315,20 @@ class SchedulerCore:
     def _node_stats(self, event: NodeStats, out: list[Action]) -> None:
         self.nodes.observe_load(event.agent_id, event.hostname, event.ip, event.load,
                                 event.now)
+
+    def _nodes_filtered(self, event: NodesFiltered, out: list[Action]) -> None:
+        rejected = self.nodes.filtered
+        allowed_again = False
+        for agent_id, allowed in event.verdicts:
+            if allowed:
+                if agent_id in rejected:
+                    rejected.discard(agent_id)
+                    allowed_again = True
+            else:
+                rejected.add(agent_id)
+        self._decline_unusable(event.now, out)
+        if allowed_again:
+            self._want_revive = True  # its offers were declined: ask for them again
 
     def _ignore(self, event: IgnoreNode, out: list[Action]) -> None:
         self.nodes.ignore(event.address)
@@ -359,11 +401,16 @@ class SchedulerCore:
         for task_id, rec in list(self.tasks.items()):
             if (rec.state is TaskState.UNREACHABLE and rec.killed_at is None
                     and now - rec.state_since >= timeout):
-                self._status(TaskStatus(
-                    task_id, TaskState.LOST, now, agent_id=rec.agent_id,
-                    message=f"unreachable for {timeout:g} s",
-                    exit_reason=BatchJobExitReason.PARTITION), out)
-                out.append(KillTask(task_id, rec.agent_id))
+                self._give_up(task_id, rec, now, out)
+
+    def _give_up(self, task_id: str, rec: TaskRecord, now: float, out: list[Action]) -> None:
+        """Report an unreachable task LOST (PARTITION) and forget it. Should its agent come
+        back, its next live update makes it an orphan, killed then (_unknown_task)."""
+        self._status(TaskStatus(
+            task_id, TaskState.LOST, now, agent_id=rec.agent_id,
+            message=f"its agent has been unreachable for {now - rec.state_since:.3g} s",
+            exit_reason=BatchJobExitReason.PARTITION), out)
+        out.append(KillTask(task_id, rec.agent_id))
 
     def _reconcile_due(self, now: float, out: list[Action]) -> None:
         """Ask again about unanswered tasks (with backoff), and about all periodically."""
@@ -392,12 +439,20 @@ class SchedulerCore:
         return not self.nodes.is_draining(node, now, self.config.drain_window_seconds)
 
     def _decline_unusable(self, now: float, out: list[Action]) -> None:
-        """Offers from ignored or draining nodes go straight back, with a long filter."""
+        """Offers from ignored or draining nodes go straight back, with a long filter;
+        those of nodes the node filter rejects with the usual one (its verdict may
+        change at any time, and is asked again at each offer)."""
         refused: list[str] = []
-        for agent_id in [a for a in self.held if not self._usable(a, now)]:
-            refused.extend(o.offer_id for o, _ in self.held.pop(agent_id))
+        filtered: list[str] = []
+        for agent_id in list(self.held):
+            if not self._usable(agent_id, now):
+                refused.extend(o.offer_id for o, _ in self.held.pop(agent_id))
+            elif agent_id in self.nodes.filtered:
+                filtered.extend(o.offer_id for o, _ in self.held.pop(agent_id))
         if refused:
             out.append(Decline(tuple(refused), self.config.ignored_refuse_seconds))
+        if filtered:
+            out.append(Decline(tuple(filtered), self.config.decline_refuse_seconds))
 
     def _match_held(self, now: float, out: list[Action]) -> None:
         if not self.queue or not self.held:
@@ -430,6 +485,8 @@ class SchedulerCore:
         for spec in chosen:
             rec = self.jobs[spec.job_id]
             task_id = f"{spec.job_id}.{rec.attempt}"
+            if self.config.run_tag:
+                task_id = f"{task_id}-{self.config.run_tag}"
             rec.state = TaskState.LAUNCHING
             rec.state_since = now
             rec.task_id = task_id
@@ -489,4 +546,5 @@ class SchedulerCore:
         AgentLost: _agent_lost,
         IgnoreNode: _ignore,
         UnignoreNode: _unignore,
+        NodesFiltered: _nodes_filtered,
     }

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -26,7 +27,7 @@ from ..core.events import (
     Suppress,
     TaskStatus,
 )
-from ..core.resources import MIB, Resources
+from ..core.resources import MIB, Resources, cores_to_milli
 from ..core.scheduler import CoreConfig
 from ..core.states import TaskState
 from .driver import DriverState, MesosSchedulerDriver
@@ -43,16 +44,30 @@ from .messages import (
     take,
     task_info,
 )
+from .names import MesosNames
 from .options import MesosOptions, read_secret
 from .shipping import executor_launch, start_resource_service
 
 log = logging.getLogger(__name__)
+
+_TAG_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_run_tag(length: int = 6) -> str:
+    """A random tag for one run of the scheduler (36**6, about 2.2e9, values): task and
+    executor ids carry it, so a scheduler restarted with the same framework id never
+    names a task or executor as the earlier run did while the earlier one may still
+    live (Mesos refuses duplicate task ids). Should two runs draw the same tag, the
+    refusal (TASK_ERROR "Task has duplicate ID") puts the job back in the queue under
+    a new id."""
+    return "".join(secrets.choice(_TAG_ALPHABET) for _ in range(length))
 
 
 class MesosBackend(Backend):
     name = "mesos"
     cleans_workers = True  # the executor removes the workflow's directory at SHUTDOWN
     options_class = MesosOptions
+    batch_system_extras = (MesosNames,)
     options: MesosOptions
 
     def __init__(self, options: MesosOptions, post: Post,
@@ -60,8 +75,11 @@ class MesosBackend(Backend):
         super().__init__(options, post, context)
         self._service: HttpResourceService | None = None
         self._service_lock = threading.Lock()
-        self.executor_resources = Resources(mem=-(-options.mesos_executor_memory // MIB))
-        self.executors = Executors(context.workflow_id)
+        self.executor_resources = Resources(
+            cpus=cores_to_milli(options.mesos_executor_cpus),
+            mem=-(-options.mesos_executor_memory // MIB))
+        self.run_tag = new_run_tag()
+        self.executors = Executors(f"{context.workflow_id}-{self.run_tag}")
         self.framework = MesosFramework(post, self.executors, options.mesos_role,
                                         self.executor_resources)
         self.framework_info = framework_info(
@@ -112,7 +130,8 @@ class MesosBackend(Backend):
         o = self.options
         return CoreConfig(offer_hold_seconds=o.mesos_offer_hold,
                           decline_refuse_seconds=o.mesos_decline_filter,
-                          unreachable_timeout=o.mesos_unreachable_timeout)
+                          unreachable_timeout=o.mesos_unreachable_timeout,
+                          run_tag=self.run_tag)
 
     def start(self) -> list[Event]:
         self.driver.start()
@@ -159,13 +178,13 @@ class MesosBackend(Backend):
         entries = offer_entries(action.offers)
         executor_id = self.executors.for_launch(action.agent_id)
         if not all(executor_runs(o) for o in action.offers):
-            # its first launch there takes its memory from the offer
+            # its first launch there takes its cpus and memory from the offer
             with contextlib.suppress(ValueError):
                 take(entries, self.executor_resources)
         # Mesos wants every launch on one executor to carry the same ExecutorInfo, byte
         # for byte, resources included, whether the executor runs already or not.
         executor = executor_info(executor_id, None, self.executor_command, self.executor_env,
-                                 [scalar("mem", float(self.executor_resources.mem))],
+                                 self.executor_resource_entries(),
                                  uris=self.executor_uris,
                                  grace=self.options.kill_grace_period + 5)
         service = self._service  # tasks fetch shipped code there, with its token
@@ -187,6 +206,13 @@ class MesosBackend(Backend):
         self.driver.launchTasks(list(action.offer_ids), tasks,
                                 {"refuse_seconds": action.refuse_seconds})
         return events
+
+    def executor_resource_entries(self) -> list[Message]:
+        """The ExecutorInfo's resources (no cpus entry with --mesosExecutorCpus 0: Mesos
+        takes no zero-valued resource)."""
+        r = self.executor_resources
+        cpus = [scalar("cpus", r.cpus / 1000)] if r.cpus else []
+        return [*cpus, scalar("mem", float(r.mem))]
 
     def _undelivered(self, *events: Event) -> None:
         """The driver's events for launches that never reached Mesos (its own thread):

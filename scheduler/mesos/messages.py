@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...executor.protocol import TaskPayload, TaskResult
 from ..contract import BatchJobExitReason
@@ -215,11 +215,63 @@ _REASON_OVERRIDES = {
     "REASON_MAX_COMPLETION_TIME_REACHED": BatchJobExitReason.MAXJOBDURATION,
 }
 
+#: TASK_ERROR reasons of a launch the master (or agent) refused after validating or
+#: authorizing it: it never reached an executor (recording 06, surprise 20)
+_INVALID_REASONS = frozenset({"REASON_TASK_INVALID", "REASON_TASK_UNAUTHORIZED",
+                              "REASON_TASK_GROUP_INVALID", "REASON_TASK_GROUP_UNAUTHORIZED"})
+#: ...of which these messages are about the task id alone: a task of an earlier run with
+#: that id still lives (or is unreachable), so a launch under a new id will do
+_ID_TAKEN = ("Task has duplicate ID", "reuses the ID of an unreachable task")
+#: TASK_FAILED reasons with which an agent gives up on starting our executor, before it
+#: could be handed any task
+_EXECUTOR_NEVER_RAN = frozenset({"REASON_CONTAINER_LAUNCH_FAILED",
+                                 "REASON_EXECUTOR_REGISTRATION_TIMEOUT"})
+
+
+class LaunchOutcome(NamedTuple):
+    """What a Mesos status says of a launch (the fields of the core's TaskStatus)."""
+
+    #: the task never ran (its job goes back to the queue if it reported nothing else)
+    never_started: bool = False
+    #: ... and a launch made the same way would be refused again (tried a bounded number
+    #: of times)
+    launch_refused: bool = False
+    #: ... because an earlier run's task holds its id (whatever reported under that id
+    #: was that task)
+    id_taken: bool = False
+
+
+def launch_outcome(state: str, reason: str, source: str, message: str) -> LaunchOutcome:
+    """Whether a Mesos status says a launch never ran, and why.
+
+    - TASK_DROPPED: by definition a launch that failed for a transient reason before the
+      executor ran (stale offer, agent gone or disconnected at launch time).
+    - TASK_LOST with REASON_INVALID_OFFERS (frameworks that are not partition aware) or
+      REASON_RECONCILIATION (the agent does not know the task).
+    - TASK_ERROR from the master or agent for an invalid or unauthorized task: refused
+      for its own content, unless only its id was taken (an earlier run's live task).
+      A TASK_ERROR our executor sends is its verdict on the job itself: reported.
+    - TASK_FAILED because the agent could not start our executor.
+    """
+    if state == "TASK_DROPPED":
+        return LaunchOutcome(never_started=True)
+    if state == "TASK_LOST":
+        return LaunchOutcome(reason in ("REASON_INVALID_OFFERS", "REASON_RECONCILIATION"))
+    if state == "TASK_ERROR" and reason in _INVALID_REASONS and source != "SOURCE_EXECUTOR":
+        if any(m in message for m in _ID_TAKEN):
+            return LaunchOutcome(never_started=True, id_taken=True)
+        return LaunchOutcome(never_started=True, launch_refused=True)
+    if state == "TASK_FAILED" and reason in _EXECUTOR_NEVER_RAN:
+        return LaunchOutcome(never_started=True, launch_refused=True)
+    return LaunchOutcome()
+
 
 def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
     """A Mesos TaskStatus as the core's TaskStatus."""
-    state = from_mesos(str(raw.get("state", "")))
+    mesos_state = str(raw.get("state", ""))
+    state = from_mesos(mesos_state)
     reason = str(raw.get("reason", ""))
+    message = str(raw.get("message", ""))
     exit_code = wall = None
     result = None
     if raw.get("data") and state.terminal:
@@ -235,13 +287,12 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
     if state is TaskState.FAILED and reason == "REASON_EXECUTOR_TERMINATED":
         # the executor died under the task: the node's fault, not the job's
         state = TaskState.LOST
-    # A stale offer (INVALID_OFFERS), or reconciliation saying the agent does not know
-    # the task: for a task that never reported (the core checks), it never ran.
-    never_started = state is TaskState.LOST and reason in ("REASON_INVALID_OFFERS",
-                                                             "REASON_RECONCILIATION")
+    # for a task that never reported anything else (the core checks)
+    outcome = launch_outcome(mesos_state, reason, str(raw.get("source", "")), message)
     return TaskStatus(
         task_id=raw["task_id"]["value"], state=state, now=now, exit_code=exit_code,
-        wall_time=wall, message=str(raw.get("message", "")),
+        wall_time=wall, message=message,
         agent_id=(raw.get("agent_id") or {}).get("value"), exit_reason=exit_reason,
-        never_started=never_started,
+        never_started=outcome.never_started, launch_refused=outcome.launch_refused,
+        id_taken=outcome.id_taken,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import math
 import os
 import stat
 from dataclasses import dataclass
@@ -76,6 +78,21 @@ def _role(value: object) -> str:
 
 
 DEPLOY_MODES = ("auto", "bundle", "installed")
+
+#: the least cpus Mesos accepts for an executor without a warning (MIN_CPUS in Mesos 1.11;
+#: "... will be mandatory in future releases")
+EXECUTOR_MIN_CPUS = 0.01
+
+
+def _executor_cpus(value: object) -> float:
+    cpus = math.nan
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            cpus = float(value)
+    if not math.isfinite(cpus) or (cpus != 0 and cpus < EXECUTOR_MIN_CPUS):
+        raise ValueError(f"expected 0 or a number of cores >= {EXECUTOR_MIN_CPUS:g} (Mesos's "
+                         "minimum for an executor)")
+    return cpus
 
 
 def _deploy_mode(value: object) -> str:
@@ -166,9 +183,10 @@ class MesosOptions(CommonOptions):
         help="file holding user:password for ZooKeeper digest auth (instead of putting "
              "them in the zk:// URL)")
     mesos_unreachable_timeout: float = opt(
-        "mesosUnreachableTimeout", parse=parse_seconds, default=900.0, metavar="SECONDS",
-        help="report a job whose agent has been unreachable this long as lost (PARTITION) "
-             "and kill it should the agent come back")
+        "mesosUnreachableTimeout", parse=parse_seconds, default=0.0, metavar="SECONDS",
+        help="report a job whose agent Mesos has declared unreachable as lost (PARTITION) "
+             "after this many more seconds (0: at once), and kill it should the agent "
+             "come back")
     executor_command: str | None = opt(
         "executorCommand", parse=parse_str, metavar="COMMAND",
         help="the command agents run to start our executor, for sites that install "
@@ -194,6 +212,10 @@ class MesosOptions(CommonOptions):
     mesos_executor_memory: int = opt(
         "mesosExecutorMemory", parse=parse_size, default=32 * 1024**2, metavar="SIZE",
         help="memory reserved for the executor on each agent")
+    mesos_executor_cpus: float = opt(
+        "mesosExecutorCpus", parse=_executor_cpus, default=EXECUTOR_MIN_CPUS, metavar="CORES",
+        help=f"cores reserved for the executor on each agent ({EXECUTOR_MIN_CPUS:g}, Mesos's "
+             "minimum, or more; 0 reserves none, and Mesos warns at every launch)")
     mesos_node_report_interval: float = opt(
         "mesosNodeReportInterval", parse=parse_seconds, default=30.0, metavar="SECONDS",
         help="how often each executor reports its node's load")

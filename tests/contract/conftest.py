@@ -29,9 +29,9 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
-            # the executor's 32 MiB come on top of the 4 GiB the jobs may use
-            double = MesosDouble(agents=[AgentSpec(resources=f"cpus:{cores};mem:4160;"
-                                                             "disk:10240")]).start()
+            # the executor's 0.01 cpus and 32 MiB come on top of what the jobs may use
+            double = MesosDouble(agents=[AgentSpec(resources=f"cpus:{cores + 0.01:g};"
+                                                             "mem:4160;disk:10240")]).start()
             doubles.append(double)
             bs = mesobatch.batch_system("mesos", mesosMaster=double.master_address,
                                         **limits, **options)

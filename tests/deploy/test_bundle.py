@@ -58,7 +58,7 @@ def test_the_bundle_is_reproducible_and_self_contained(built: Path) -> None:
 
 def test_the_bundle_runs_from_a_bare_venv_against_mesos(
         systems: Systems, bare_python: Path, built: Path, tmp_path: Path) -> None:
-    double = systems.double(agents=2, resources="cpus:1;mem:1056;disk:2048")
+    double = systems.double(agents=2, resources="cpus:1.01;mem:1056;disk:2048")
     bs = systems.mesos(double, executorDeploy="bundle", executorBundle=str(built),
                        executorPython=str(bare_python), maxCores=1, maxMemory="1G")
     marker = tmp_path / "ran"

@@ -18,6 +18,7 @@ from mesobatch.scheduler.api import BatchSystem, NodeType
 from mesobatch.scheduler.backend import Backend, BackendContext, Post
 from mesobatch.scheduler.contract import (
     BatchJobExitReason,
+    ExecutorInfo,
     InsufficientSystemResources,
     JobDescription,
     UpdatedBatchJobInfo,
@@ -332,3 +333,77 @@ def test_class_hooks_for_toil() -> None:
     assert not RecorderBatchSystem.supportsWorkerCleanup()
     assert RecorderBatchSystem.getWaitDuration() == 1
     assert RecorderBatchSystem.getRescueBatchJobFrequency() > 0
+
+
+# ---------------------------------------------------------------- nodeFilter (Toil's names)
+
+
+def test_node_filter_declines_rejected_nodes_and_get_nodes_flags_them(make: Any) -> None:
+    bs, backend = make()
+    seen: list[ExecutorInfo] = []
+
+    def only_a2(node: ExecutorInfo) -> bool:
+        seen.append(node)
+        bs.getIssuedBatchJobIDs()  # user code may call back: no lock is held
+        return node.agentId == "a2"
+
+    bs.nodeFilter = [only_a2]
+    assert bs.nodeFilter == [only_a2]
+    job = bs.issueBatchJob("sleep 60", SMALL)
+    before = time.time()
+    backend.post(OffersReceived((offer("o1", "a1", ip="10.0.0.1"),
+                                 offer("o2", "a2", ip="10.0.0.2")), time.time()))
+    (launch,) = backend.of(Launch)
+    assert launch.agent_id == "a2" and [t.job.job_id for t in launch.tasks] == [job]
+    (decline,) = backend.of(Decline)
+    assert decline.offer_ids == ("o1",)
+    assert decline.refuse_seconds == CoreConfig().decline_refuse_seconds  # asked again soon
+    first = {n.agentId: n for n in seen}["a1"]
+    assert isinstance(first, BatchSystem.ExecutorInfo)
+    assert (first.nodeAddress, first.agentId) == ("10.0.0.1", "a1")
+    assert first.nodeInfo is not None and first.nodeInfo.coresTotal == 2.0
+    assert first.lastSeen >= before
+    nodes = bs.getNodes(timeout=None)
+    assert nodes["10.0.0.1"].filtered and not nodes["10.0.0.2"].filtered
+    assert nodes["10.0.0.2"].workers == 1
+
+
+def test_node_filtering_applies_within_the_block_and_known_nodes_are_asked_at_once(
+        make: Any) -> None:
+    bs, backend = make()
+    backend.post(OffersReceived((offer("o1", "a1"),), time.time()))  # held, no job yet
+    with bs.nodeFiltering(lambda node: node.agentId != "a1"):
+        assert backend.of(Decline)[0].offer_ids == ("o1",)  # went back at once
+        bs.issueBatchJob("true", SMALL)
+        backend.post(OffersReceived((offer("o2", "a1"),), time.time()))
+        assert backend.of(Launch) == []
+    assert bs.nodeFilter == []
+    revives = len(backend.of(Revive))
+    assert wait_for(lambda: len(backend.of(Revive)) > revives)  # a1 is wanted again
+    backend.post(OffersReceived((offer("o3", "a1"),), time.time()))
+    (launch,) = backend.of(Launch)
+    assert launch.agent_id == "a1"
+
+
+def test_a_node_filter_that_raises_rejects_the_node(make: Any,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    bs, backend = make()
+
+    def broken(node: ExecutorInfo) -> bool:
+        raise RuntimeError("no such key")
+
+    bs.nodeFilter = [broken]
+    bs.issueBatchJob("true", SMALL)
+    backend.post(OffersReceived((offer(),), time.time()))
+    assert backend.of(Launch) == [] and backend.of(Decline)[0].offer_ids == ("o1",)
+    assert "no such key" in caplog.text and "no new jobs go there" in caplog.text
+    assert bs.getNodes()["10.0.0.1"].filtered
+
+
+def test_get_nodes_timeout_none_lists_every_node_ever_seen(make: Any) -> None:
+    bs, backend = make()
+    backend.post(OffersReceived((offer("o1", "a1", ip="10.0.0.1"),), time.time() - 3600))
+    backend.post(OffersReceived((offer("o2", "a2", ip="10.0.0.2"),), time.time()))
+    assert set(bs.getNodes()) == {"10.0.0.2"}  # seen within the default 600 s
+    assert set(bs.getNodes(timeout=None)) == {"10.0.0.1", "10.0.0.2"}
+    assert set(bs.getNodes(None, None)) == {"10.0.0.1", "10.0.0.2"}

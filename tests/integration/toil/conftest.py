@@ -22,8 +22,9 @@ from tests.doubles.mesos import AgentSpec, MesosDouble
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 
-#: one agent of the size Toil's generic tests assume (numCores = 2)
-AGENT = "cpus:2;mem:4096;disk:10000"
+#: one agent of the size Toil's generic tests assume (numCores = 2), plus the 0.01 cpus
+#: mesobatch's executor reserves
+AGENT = "cpus:2.01;mem:4096;disk:10000"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -35,7 +35,7 @@ from mesobatch.integration.toil_plugin import (
     worker_search_path,
 )
 
-from .conftest import REPO, explain, run
+from .conftest import REPO, explain, run, start_double
 
 # Run in a fresh interpreter: Toil must find the plugin by itself, as installed.
 CONFIG_CHECK = """
@@ -216,3 +216,46 @@ def test_the_distribution_ships_the_plugin_module(tmp_path: Path) -> None:
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "Provides-Extra: toil" in text and "toil>=9.0; extra == \"toil\"" in text
+
+
+def test_mesobatch_mesos_batch_system_takes_toils_config_and_arguments() -> None:
+    import mesobatch
+
+    double = start_double()
+    try:
+        config = toil_config(mesos_endpoint=double.master_address, mesos_name="toil-config")
+        bs = mesobatch.MesosBatchSystem(config=config, maxCores=2, maxMemory=1e9,
+                                        maxDisk=2**30)
+        try:
+            job = bs.issueBatchJob("true", toil_job())
+            info = bs.getUpdatedBatchJob(maxWait=60)
+            assert (info.jobID, info.exitStatus) == (job, 0)
+            assert bs.workflow_id == config.workflowID
+            (framework,) = double.state()["frameworks"].values()
+            assert framework["name"] == "toil-config"
+        finally:
+            bs.shutdown()
+    finally:
+        double.stop()
+
+
+def test_toils_mesos_class_has_toils_mesos_names() -> None:
+    from toil.batchSystems.registry import get_batch_system
+
+    cls = get_batch_system("mesos")
+    for name in ("get_default_mesos_endpoint", "registered", "reregistered",
+                 "resourceOffers", "statusUpdate", "frameworkMessage", "executorLost",
+                 "nodeFilter", "nodeFiltering", "ExecutorInfo", "getNodes"):
+        assert hasattr(cls, name), name
+    assert isinstance(cls.get_default_mesos_endpoint(), str)
+
+
+def test_get_nodes_gives_toils_node_info_flagged_by_the_node_filter(local_bs: Any) -> None:
+    from toil.batchSystems.abstractBatchSystem import NodeInfo as ToilNodeInfo
+
+    nodes = local_bs.getNodes(preemptible=None, timeout=None)
+    ((address, node),) = nodes.items()
+    assert isinstance(node, ToilNodeInfo) and node.filtered is False
+    local_bs.nodeFilter = [lambda executor: executor.nodeAddress != address]
+    ((_, node),) = local_bs.getNodes().items()
+    assert node.filtered is True and node.coresTotal > 0

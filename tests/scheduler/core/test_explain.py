@@ -61,3 +61,28 @@ def test_no_offers_yet() -> None:
     msg = explain(c, T0, "not connected to the Mesos master at m1:5050")
     assert msg is not None
     assert "no node has offered resources yet" in msg and "not connected" in msg
+
+
+def test_a_job_that_fits_only_without_the_executors_share_says_so() -> None:
+    from mesobatch.scheduler.core.resources import Resources
+
+    c = SchedulerCore()
+    c.handle(OffersReceived((offer(1, 4, hostname="tiny",
+                                   executor_overhead=Resources(cpus=10, mem=32)),), T0))
+    c.handle(JobsSubmitted((job(1, GIB),), T0))
+    msg = explain(c, T0 + 1)
+    assert msg is not None and "waiting for resources to free up" not in msg
+    assert "need 1 cores; the largest offer in the last 60 s had 0.99 cores for jobs (and " \
+           "0.01 cores for the executor) on agent a1 (tiny)" in msg
+
+
+def test_jobs_that_fit_only_nodes_the_node_filter_rejects() -> None:
+    from mesobatch.scheduler.core.events import NodesFiltered
+
+    c = SchedulerCore()
+    c.handle(OffersReceived((offer(8, 32, hostname="big"), offer(1, 2, agent="a2")), T0))
+    c.handle(NodesFiltered((("a1", False),), T0))
+    c.handle(JobsSubmitted((job(4, GIB),), T0))
+    msg = explain(c, T0)
+    assert msg is not None
+    assert "the only nodes large enough are rejected by the node filter (big)" in msg

@@ -18,6 +18,7 @@ from mesobatch.scheduler.core.events import (
     KillRequested,
     KillTask,
     Launch,
+    NodesFiltered,
     OfferRescinded,
     OffersReceived,
     Reconcile,
@@ -321,7 +322,7 @@ def test_unreachable_waits_then_is_reported_once_as_partition() -> None:
 
 
 def test_unreachable_task_that_comes_back_finishes_normally() -> None:
-    c = core()
+    c = core(unreachable_timeout=100)
     j = job()
     c.handle(JobsSubmitted((j,), T0))
     c.handle(OffersReceived((offer(),), T0))
@@ -449,3 +450,131 @@ def test_every_event_type_has_a_handler() -> None:
 def test_an_event_of_no_known_type_is_refused() -> None:
     with pytest.raises(TypeError, match="unknown event"):
         core().handle(object())  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- issue 10
+
+
+def test_run_tag_makes_task_ids_of_another_run_differ() -> None:
+    j = job()
+    ids = []
+    for tag in ("k3f9a2", "zz0001"):
+        c = core(run_tag=tag)
+        c.handle(JobsSubmitted((j,), T0))
+        ids += launched(c.handle(OffersReceived((offer(),), T0)))
+    assert ids == [f"{j.job_id}.0-k3f9a2", f"{j.job_id}.0-zz0001"]
+
+
+def test_launch_refused_for_a_transient_reason_is_retried_without_bound() -> None:
+    c = core(launch_refusals_max=3)
+    j = job()
+    c.handle(JobsSubmitted((j,), T0))
+    task = launched(c.handle(OffersReceived((offer(),), T0)))[0]
+    for attempt in range(1, 11):  # e.g. "Task has duplicate ID", stale offers
+        out = c.handle(TaskStatus(task, TaskState.ERROR, T0 + attempt, never_started=True,
+                                  id_taken=True, message=f"Task has duplicate ID: {task}"))
+        assert of_type(out, Report) == [] and j.job_id in c.queue
+        (task,) = launched(c.handle(OffersReceived((offer(),), T0 + attempt)))
+        assert task == f"{j.job_id}.{attempt}"
+
+
+def test_launch_refused_for_its_content_fails_after_bounded_tries_with_the_message() -> None:
+    c = core(launch_refusals_max=3)
+    j = job()
+    c.handle(JobsSubmitted((j,), T0))
+    task = launched(c.handle(OffersReceived((offer(),), T0)))[0]
+    why = "Total resources cpus(allocated: *):100.1 required by task ... more than available"
+    reports = []
+    for attempt in range(1, 4):
+        reports = of_type(c.handle(TaskStatus(
+            task, TaskState.ERROR, T0 + attempt, never_started=True, launch_refused=True,
+            message=why)), Report)
+        if attempt < 3:
+            assert reports == [] and j.job_id in c.queue
+            (task,) = launched(c.handle(OffersReceived((offer(),), T0 + attempt)))
+    (report,) = reports
+    assert report.info.jobID == j.job_id
+    assert report.info.exitReason is BatchJobExitReason.ERROR
+    assert report.info.exitStatus == 255 and why in report.message
+    assert "3 times" in report.message
+    assert c.issued() == [] and j.job_id not in c.queue
+
+
+def test_refusal_of_a_task_that_reported_is_reported_not_requeued() -> None:
+    c = core()
+    j = job()
+    c.handle(JobsSubmitted((j,), T0))
+    (task,) = launched(c.handle(OffersReceived((offer(),), T0)))
+    c.handle(TaskStatus(task, TaskState.RUNNING, T0 + 1))
+    (report,) = of_type(c.handle(TaskStatus(task, TaskState.ERROR, T0 + 2,
+                                             never_started=True)), Report)
+    assert report.info.exitReason is BatchJobExitReason.ERROR
+
+
+def test_default_reports_an_unreachable_task_at_once_and_kills_it_when_it_returns() -> None:
+    c = core(kill_retry_seconds=30)  # default unreachable_timeout: 0
+    j = job()
+    c.handle(JobsSubmitted((j,), T0))
+    c.handle(OffersReceived((offer(),), T0))
+    task = f"{j.job_id}.0"
+    c.handle(TaskStatus(task, TaskState.RUNNING, T0))
+    out = c.handle(TaskStatus(task, TaskState.UNREACHABLE, T0 + 75, agent_id="a1"))
+    (report,) = of_type(out, Report)
+    assert report.info.exitReason is BatchJobExitReason.PARTITION
+    assert KillTask(task, "a1") in out and c.issued() == []
+    # the master answers kills of unreachable tasks with TASK_UNREACHABLE: nothing to do
+    assert c.handle(TaskStatus(task, TaskState.UNREACHABLE, T0 + 76, agent_id="a1")) == []
+    # the agent comes back with the task running: killed, never reported again
+    out = c.handle(TaskStatus(task, TaskState.RUNNING, T0 + 300, agent_id="a1"))
+    assert out[:1] == [KillTask(task, "a1")] and of_type(out, Report) == []
+    assert of_type(c.handle(TaskStatus(task, TaskState.RUNNING, T0 + 301)), KillTask) == []
+    # still alive later (the kill got lost): asked again
+    out = c.handle(TaskStatus(task, TaskState.RUNNING, T0 + 340, agent_id="a1"))
+    assert of_type(out, KillTask) == [KillTask(task, "a1")]
+    assert of_type(c.handle(TaskStatus(task, TaskState.KILLED, T0 + 341)), Report) == []
+    assert of_type(finish(c, task, T0 + 342), Report) == []
+
+
+def test_node_filter_verdicts_decline_rejected_nodes_and_revive_when_allowed() -> None:
+    c = core(decline_refuse_seconds=5, ignored_refuse_seconds=600)
+    c.handle(NodesFiltered((("a1", False),), T0))
+    j = job()
+    c.handle(JobsSubmitted((j,), T0))
+    bad, good = offer(agent="a1"), offer(agent="a2")
+    out = c.handle(OffersReceived((bad, good), T0))
+    assert Decline((bad.offer_id,), 5) in out  # asked again at its next offer
+    (launch,) = of_type(out, Launch)
+    assert launch.agent_id == "a2"
+    k = job()
+    c.handle(JobsSubmitted((k,), T0 + 1))
+    out = c.handle(NodesFiltered((("a1", True),), T0 + 2))
+    assert of_type(out, Revive) != [] and c.nodes.filtered == set()
+    assert of_type(c.handle(OffersReceived((offer(agent="a1"),), T0 + 3)), Launch) != []
+
+
+def test_node_filter_rejecting_a_held_offer_declines_it() -> None:
+    c = core(decline_refuse_seconds=5)
+    held = offer(agent="a1")
+    c.handle(OffersReceived((held,), T0))
+    out = c.handle(NodesFiltered((("a1", False),), T0 + 1))
+    assert of_type(out, Decline) == [Decline((held.offer_id,), 5)]
+
+
+def test_updates_of_the_task_that_holds_our_id_do_not_make_our_refused_launch_a_result(
+        ) -> None:
+    c = core()
+    j = job()
+    c.handle(JobsSubmitted((j,), T0))
+    (task,) = launched(c.handle(OffersReceived((offer(),), T0)))
+    # an earlier run's live task with the same id answers reconciliation first ...
+    c.handle(TaskStatus(task, TaskState.RUNNING, T0 + 1))
+    # ... then Mesos refuses our launch: ours never ran, whatever said RUNNING
+    out = c.handle(TaskStatus(task, TaskState.ERROR, T0 + 2, never_started=True,
+                              id_taken=True, message=f"Task has duplicate ID: {task}"))
+    assert of_type(out, Report) == [] and j.job_id in c.queue
+    assert c.running(T0 + 2) == {}
+    # the other task's later updates make it an orphan, killed
+    out = c.handle(TaskStatus(task, TaskState.RUNNING, T0 + 3, agent_id="a1"))
+    assert of_type(out, KillTask) == [KillTask(task, "a1")]
+    (again,) = launched(c.handle(OffersReceived((offer(),), T0 + 4)))
+    assert again == f"{j.job_id}.1"

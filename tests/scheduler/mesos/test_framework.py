@@ -33,11 +33,11 @@ def results(bs: Any, n: int, timeout: float = 60) -> list[Any]:
 def test_preemptible_attribute_any_case_and_placement(cluster: Cluster,
                                                       tmp_path: Path) -> None:
     double = cluster.start([
-        AgentSpec(resources="cpus:1;mem:2048;disk:4096", attributes="preemptible:True",
+        AgentSpec(resources="cpus:1.01;mem:2048;disk:4096", attributes="preemptible:True",
                   hostname="spot"),
-        AgentSpec(resources="cpus:1;mem:2048;disk:4096", attributes="preemptible:false",
+        AgentSpec(resources="cpus:1.01;mem:2048;disk:4096", attributes="preemptible:false",
                   hostname="firm1"),
-        AgentSpec(resources="cpus:1;mem:2048;disk:4096", hostname="firm2"),
+        AgentSpec(resources="cpus:1.01;mem:2048;disk:4096", hostname="firm2"),
     ])
     spot = double.agent_ids[0]
     bs = cluster.batch_system()
@@ -127,7 +127,9 @@ def test_executor_killed_mid_task_gives_one_lost_result(cluster: Cluster) -> Non
 
 def test_lost_agent_waits_while_unreachable_then_reports_partition_once(
         cluster: Cluster, tmp_path: Path) -> None:
-    double = cluster.start([AgentSpec(hostname="doomed"), AgentSpec(hostname="spare")],
+    whole = "cpus:2.01;mem:4096;disk:10000"  # 2 cores for a job, 0.01 for the executor
+    double = cluster.start([AgentSpec(whole, hostname="doomed"),
+                            AgentSpec(whole, hostname="spare")],
                            agent_removal_timeout=1.0)
     bs = cluster.batch_system(mesosUnreachableTimeout=3)
     jobs = {bs.issueBatchJob(where(tmp_path, str(i), "sleep 60"), job(2)): str(i)
@@ -158,8 +160,8 @@ def test_agent_restart_redelivers_updates_and_each_job_is_reported_once(
 
 
 def test_drain_by_ignoring_a_busy_node(cluster: Cluster, tmp_path: Path) -> None:
-    double = cluster.start([AgentSpec(resources="cpus:1;mem:2048;disk:4096", hostname="old"),
-                            AgentSpec(resources="cpus:1;mem:2048;disk:4096", hostname="new")])
+    double = cluster.start([AgentSpec(resources="cpus:1.01;mem:2048;disk:4096", hostname="old"),
+                            AgentSpec(resources="cpus:1.01;mem:2048;disk:4096", hostname="new")])
     bs = cluster.batch_system()
     busy = [bs.issueBatchJob("sleep 1.5", job(1)) for _ in range(2)]
     assert wait_for(lambda: set(bs.getRunningBatchJobIDs()) == set(busy))
@@ -229,17 +231,19 @@ def test_reattach_with_framework_id_kills_orphans(cluster: Cluster) -> None:
     first = cluster.batch_system(mesosFailoverTimeout=60)
     orphan = first.issueBatchJob("sleep 60", job())
     assert wait_for(lambda: orphan in first.getRunningBatchJobIDs())
+    (task,) = double.tasks()
     framework_id = first._backend.driver.framework_id  # type: ignore[attr-defined]
     first._backend.driver.stop(failover=True)  # type: ignore[attr-defined]  # a crash
     second = cluster.batch_system(mesosFrameworkId=framework_id)
     # the new scheduler does not know the task: it must not run on unwatched
-    assert wait_for(lambda: double.tasks().get(f"{orphan}.0") == "TASK_KILLED", timeout=30)
+    assert wait_for(lambda: double.tasks().get(task) == "TASK_KILLED", timeout=30)
     fresh = second.issueBatchJob("true", job())
     assert [i.jobID for i in results(second, 1)] == [fresh]
 
 
 def test_command_line_run_on_mesos(cluster: Cluster, tmp_path: Path) -> None:
-    double = cluster.start()
+    # the examples hold a 2-core job: 2 cpus for it and 0.01 for the executor
+    double = cluster.start([AgentSpec("cpus:2.01;mem:4096;disk:10000")])
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESOBATCH_")}
     r = subprocess.run(
         [sys.executable, "-m", "mesobatch", "run", str(ROOT / "examples" / "jobs.jsonl"),

@@ -302,3 +302,67 @@ def test_a_status_without_task_id_is_refused() -> None:
         parse_status({"state": "TASK_RUNNING"}, 1.0)
     bare = parse_status({"task_id": {"value": "1.0"}}, 1.0)
     assert bare.state is TaskState.UNKNOWN and bare.agent_id is None
+
+
+# ----------------------------------------------------------------------------- launches refused
+
+def _recorded_updates() -> list[Message]:
+    """The UPDATEs a real Mesos 1.11 master sent for invalid launches (recording 06)."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "mesos-wire" / \
+        "06_invalid_launches.json"
+    recording = json.loads(path.read_text())
+    out = []
+    for stream in recording["streams"]:
+        events = stream.get("events") or stream["response"]["events"]
+        out += [e["event"]["update"]["status"] for e in events
+                if e["event"]["type"] == "UPDATE"]
+    return out
+
+
+def test_recorded_invalid_launches_never_started_and_which_would_come_again() -> None:
+    seen = {}
+    for raw in _recorded_updates():
+        event = parse_status(raw, 1.0)
+        if raw["state"] in ("TASK_RUNNING", "TASK_FINISHED"):
+            assert not event.never_started  # the first copy of a duplicate ran
+            continue
+        assert raw["source"] == "SOURCE_MASTER" and event.never_started, raw
+        seen[raw["task_id"]["value"]] = event.launch_refused
+        assert event.id_taken == raw["task_id"]["value"].endswith("-dup")
+    assert seen == {
+        # refused for what the task is: would be refused again
+        "A-toobig": True, "B-toobig": True, "A-with/slash": True, "B-with/slash": True,
+        "A-nocmd": True, "B-nocmd": True,
+        # stale or unknown offers (TASK_DROPPED, or TASK_LOST without PARTITION_AWARE), and
+        # an id taken by a task that still lives: a new launch will do
+        "A-reuse": False, "B-reuse": False, "A-bogus-offer": False, "B-bogus-offer": False,
+        "A-dup": False, "B-dup": False,
+    }
+
+
+@pytest.mark.parametrize(("state", "reason", "source", "never_started", "refused"), [
+    ("TASK_DROPPED", "REASON_AGENT_REMOVED", "SOURCE_MASTER", True, False),
+    ("TASK_DROPPED", "REASON_GC_ERROR", "SOURCE_AGENT", True, False),
+    ("TASK_ERROR", "REASON_TASK_UNAUTHORIZED", "SOURCE_MASTER", True, True),
+    ("TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED", "SOURCE_AGENT", True, True),
+    ("TASK_FAILED", "REASON_EXECUTOR_REGISTRATION_TIMEOUT", "SOURCE_AGENT", True, True),
+    # our executor's verdict on the job itself, and ends that may follow a real start
+    ("TASK_ERROR", "REASON_TASK_INVALID", "SOURCE_EXECUTOR", False, False),
+    ("TASK_FAILED", "REASON_EXECUTOR_TERMINATED", "SOURCE_AGENT", False, False),
+    ("TASK_LOST", "REASON_AGENT_REMOVED", "SOURCE_MASTER", False, False),
+    ("TASK_GONE", "REASON_RECONCILIATION", "SOURCE_MASTER", False, False),
+])
+def test_which_launch_failures_mean_never_started(state: str, reason: str, source: str,
+                                                  never_started: bool, refused: bool) -> None:
+    event = parse_status(status(state, reason=reason, source=source), 1.0)
+    assert (event.never_started, event.launch_refused) == (never_started, refused)
+
+
+def test_unreachable_id_reuse_is_not_the_tasks_fault() -> None:
+    event = parse_status(status("TASK_ERROR", reason="REASON_TASK_INVALID",
+                                source="SOURCE_MASTER",
+                                message="Task reuses the ID of an unreachable task: 7.0"), 1.0)
+    assert event.never_started and event.id_taken and not event.launch_refused
