@@ -97,8 +97,9 @@ class BatchSystem:
         self.config = config
         self.workflow_id = str(getattr(config, "workflowID", None) or uuid.uuid4().hex[:12])
         self._own_log_dir = options.log_dir is None
-        log_dir = options.log_dir or tempfile.mkdtemp(prefix=f"mesobatch-{self.workflow_id}-",
-                                                      dir=_scratch_dir())
+        log_dir = options.log_dir or tempfile.mkdtemp(
+            prefix=f"mesobatch-{self.workflow_id}-",
+            dir=os.getcwd() if cls.shared_log_dir else _scratch_dir())
         os.makedirs(log_dir, exist_ok=True)
         self.log_dir = log_dir
         self._lock = threading.Lock()
@@ -290,21 +291,27 @@ class BatchSystem:
     # ------------------------------------------------------------------ nodes
     def getNodes(self, preemptible: bool | None = None, timeout: float = 600
                  ) -> dict[str, NodeInfo]:
+        infos = self._backend.node_infos(preemptible, timeout)  # may run a command
+        if infos is not None:
+            return infos
         with self._lock:
             self._dispatch(self._backend.poll_nodes())
             return self._core.nodes.node_infos(preemptible, timeout, time.time())
 
     def nodeInUse(self, nodeIP: str) -> bool:
         with self._lock:
-            return self._core.nodes.in_use(nodeIP)
+            in_use = self._backend.node_in_use(nodeIP)
+            return self._core.nodes.in_use(nodeIP) if in_use is None else in_use
 
     def ignoreNode(self, nodeAddress: str) -> None:
         """No new jobs go to this node (hostname, IP or agent id); running ones finish."""
         with self._lock:
+            self._backend.node_ignored(nodeAddress, True)
             self._dispatch([IgnoreNode(nodeAddress, time.time())])
 
     def unignoreNode(self, nodeAddress: str) -> None:
         with self._lock:
+            self._backend.node_ignored(nodeAddress, False)
             self._dispatch([UnignoreNode(nodeAddress, time.time())])
 
     def nodeTypes(self) -> set[NodeType]:

@@ -28,6 +28,9 @@ class Offer:
     unavailable_at: float | None = None
     #: resources our executor takes on this node before it runs there
     executor_overhead: Resources = EMPTY
+    #: at most this many tasks may be launched on it (an emulated job-count limit,
+    #: such as a batch queue's --maxJobs); None: as many as fit
+    max_tasks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
