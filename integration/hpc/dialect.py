@@ -61,6 +61,7 @@ class NativeStatus:
     message: str = ""  #: the system's words: reason, hold reason, failure text
     node: str | None = None  #: where it runs or ran
     pending_reason: str | None = None  #: why it waits, in the system's own words
+    wall_time: float | None = None  #: seconds it ran, when the system says (accounting)
 
 
 @dataclass(frozen=True, slots=True)
