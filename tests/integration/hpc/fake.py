@@ -141,6 +141,7 @@ class FakeBatchSystem(BatchSystem):
 def fake_batch_system(state: str, **options: Any) -> FakeBatchSystem:
     """A batch system on fakeq whose state lives in ``state``."""
     options.setdefault("pollInterval", 0.2)
+    options.setdefault("maxPollInterval", 1.0)  # fakeq is a slow Python; keep tests short
     options.setdefault("killGracePeriod", 1)
     return FakeBatchSystem(options=resolve(FakeOptions, {"fakeState": state, **options},
                                            environ={}))
