@@ -1,8 +1,9 @@
 """The executor bundle: one self-contained zipapp an agent runs with nothing but python3.
 
 It holds mesobatch's executor (mesobatch/executor/, standard library only; psutil is
-optional there and absent here, so node statistics come from /proc), cloudpickle (pure
-Python, for function jobs) and ``__main__.py`` (executor/bundle_main.py). Built
+optional there and absent here, so node statistics come from /proc) with the code it
+shares with the scheduler (mesobatch/common/), cloudpickle (pure Python, for function
+jobs) and ``__main__.py`` (executor/bundle_main.py). Built
 deterministically (sorted entries, fixed timestamps) from this installation, so the
 same code gives the same sha256, which names it in its URI: the Mesos fetcher caches it
 per (user, URI), so each agent downloads each version once.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import mesobatch
 
+from .. import common
 from ..executor import bundle_main
 
 FILE_NAME = "mesobatch-executor.pyz"
@@ -50,15 +52,17 @@ def _package_sources(name: str) -> Path:
 
 
 def _files() -> list[tuple[str, bytes]]:
-    executor_dir = Path(bundle_main.__file__).resolve().parent
     files = [
         ("__main__.py", Path(bundle_main.__file__).read_bytes()),
         ("mesobatch/__init__.py",
-         (f'"""mesobatch\'s executor bundle: only mesobatch.executor is in it."""\n\n'
-          f'__version__ = "{mesobatch.__version__}"\n').encode()),
+         (f'"""mesobatch\'s executor bundle: only mesobatch.executor and mesobatch.common '
+          f'are in it."""\n\n__version__ = "{mesobatch.__version__}"\n').encode()),
     ]
-    for path in sorted(executor_dir.glob("*.py")):
-        files.append((f"mesobatch/executor/{path.name}", path.read_bytes()))
+    # the executor never imports the scheduler, so these two folders are all it needs
+    folders = {"executor": Path(bundle_main.__file__), "common": Path(common.__file__)}
+    for name, member in folders.items():
+        for path in sorted(member.resolve().parent.glob("*.py")):
+            files.append((f"mesobatch/{name}/{path.name}", path.read_bytes()))
     cloudpickle_dir = _package_sources("cloudpickle")
     for path in sorted(cloudpickle_dir.rglob("*.py")):
         files.append((f"cloudpickle/{path.relative_to(cloudpickle_dir).as_posix()}",

@@ -19,10 +19,17 @@ def add_parser(sub: Any) -> None:
     bundle.add_argument("-o", "--output", default=".", metavar="PATH",
                         help="file or directory to write it to (default: "
                              "./mesobatch-executor.pyz)")
-    # listed for --help; the command itself goes straight to executor/check_agent.py
+    # listed for --help; the command itself is check_agent() below (own options)
     what.add_parser("check-agent", add_help=False,
                     help="check that this machine can run the executor bundle "
                          "(--scheduler URL, --master HOST:PORT, --work-dir DIR)")
+
+
+def check_agent(argv: list[str]) -> int:
+    """``mesobatch deploy check-agent ARGS``: the bundle's own check, run from here."""
+    from ..executor.check_agent import main  # noqa: PLC0415
+
+    return main(argv)
 
 
 def run(args: argparse.Namespace, rest: list[str]) -> int:

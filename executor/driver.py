@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from ..common.transport import EventStream, Transport, TransportError
 from .interface import Executor, ExecutorDriver
 from .protocol import b64decode, b64encode
-from .transport import EventStream, Transport, TransportError
 
 log = logging.getLogger(__name__)
 

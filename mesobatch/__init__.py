@@ -8,7 +8,7 @@ Start here::
         print(bs.getUpdatedBatchJob(maxWait=10))
 """
 
-from .deploy.functions import (
+from .integration.functions import (
     CallResources,
     FunctionExecutor,
     FunctionJobError,

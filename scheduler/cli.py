@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     if argv[:2] == ["deploy", "check-agent"]:  # its options are its own (as in the bundle)
-        from ..executor.check_agent import main as check_agent  # noqa: PLC0415
+        from ..deploy.cli import check_agent  # noqa: PLC0415
 
         return check_agent(argv[2:])
     parser = _base_parser()

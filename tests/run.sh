@@ -27,6 +27,35 @@ if [ ! -e /usr/share/java/zookeeper.jar ]; then
     { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends zookeeper >/dev/null; }
 fi
 
+# Grid Engine (Debian's Son of Grid Engine 8.1.9); tests/services/gridengine.py starts it.
+# The preseed makes the packages create the cell "default" with this host as master.
+if [ ! -e /var/lib/gridengine/default/common/bootstrap ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "Grid Engine is not installed: run tests/run.sh as root once" >&2; exit 1
+  fi
+  for p in gridengine-common gridengine-master gridengine-exec gridengine-client; do
+    printf '%s shared/gridengineconfig boolean true\n%s shared/gridenginecell string default\n%s shared/gridenginemaster string %s\n' \
+      "$p" "$p" "$p" "$(hostname)"
+  done | debconf-set-selections
+  ge="gridengine-master gridengine-exec gridengine-client"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends $ge >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $ge >/dev/null; }
+fi
+
+# kubectl checks the Kubernetes double's JSON (tests/doubles/kubernetes/tests/test_kubectl.py):
+# Debian's kubernetes-client, unless a kubectl is already installed (Google's SDK package ships
+# one at /usr/bin/kubectl, which Debian's package would conflict with).
+if ! command -v kubectl >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "kubectl is not installed: run 'apt-get install kubernetes-client' as root" >&2; exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null &&
+      apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null; }
+fi
+
 echo "== ruff" && python3 -m ruff check .
 echo "== mypy" && python3 -m mypy
 echo "== pytest" && python3 -m pytest -n "${MESOBATCH_TEST_WORKERS:-2}" "$@"

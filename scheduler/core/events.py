@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..contract import BatchJobExitReason, UpdatedBatchJobInfo
 from .jobs import JobSpec
@@ -31,6 +32,10 @@ class Offer:
     #: at most this many tasks may be launched on it (an emulated job-count limit,
     #: such as a batch queue's --maxJobs); None: as many as fit
     max_tasks: int | None = None
+    #: the backend's own record of this offer (e.g. Mesos resource entries), opaque to
+    #: the core: kept while the core holds the offer, handed back in Launch, and gone
+    #: with the offer otherwise; never compared
+    native: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +160,18 @@ class TaskLaunch:
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """Start ``tasks`` on one node using ``offer_ids``; unused parts are declined."""
+    """Start ``tasks`` on one node using ``offers`` (the held offers, with their native
+    records); unused parts are declined."""
 
     agent_id: str
     hostname: str
-    offer_ids: tuple[str, ...]
+    offers: tuple[Offer, ...]
     tasks: tuple[TaskLaunch, ...]
     refuse_seconds: float
+
+    @property
+    def offer_ids(self) -> tuple[str, ...]:
+        return tuple(o.offer_id for o in self.offers)
 
 
 @dataclass(frozen=True, slots=True)

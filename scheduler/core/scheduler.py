@@ -8,7 +8,9 @@ yields none. Time comes in with the events (``now``), so tests drive it directly
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from ..contract import EXIT_STATUS_UNAVAILABLE, BatchJobExitReason, UpdatedBatchJobInfo
 from .events import (
@@ -88,7 +90,6 @@ class TaskRecord:
     task_id: str | None = None
     attempt: int = 0
     agent_id: str | None = None
-    launched_at: float | None = None
     running_since: float | None = None
     state_since: float = 0.0
     killed_at: float | None = None
@@ -120,40 +121,12 @@ class SchedulerCore:
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, event: Event) -> list[Action]:
-        out: list[Action] = []
-        if isinstance(event, JobsSubmitted):
-            self._submit(event, out)
-        elif isinstance(event, TaskStatus):
-            self._status(event, out)
-        elif isinstance(event, OffersReceived):
-            self._offers(event, out)
-        elif isinstance(event, KillRequested):
-            self._kill(event, out)
-        elif isinstance(event, Tick):
-            self._tick(event.now, out)
-        elif isinstance(event, OfferRescinded):
-            self._rescind(event.offer_id)
-        elif isinstance(event, NodeStats):
-            self.nodes.observe_load(event.agent_id, event.hostname, event.ip, event.load,
-                                    event.now)
-        elif isinstance(event, Connected):
-            self._connected(event.now, out)
-        elif isinstance(event, Disconnected):
-            self.held.clear()
-            self.connected = False
-            self._revive_sent_at = None
-        elif isinstance(event, AgentLost):
-            self._agent_lost(event, out)
-        elif isinstance(event, IgnoreNode):
-            self.nodes.ignore(event.address)
-            self._decline_unusable(event.now, out)
-        elif isinstance(event, UnignoreNode):
-            self.nodes.unignore(event.address)
-            # its offers were declined with a long filter: ask for them again
-            self._want_revive = True
-            self._revive_sent_at = None
-        else:  # pragma: no cover - every Event type is handled above
+        """Take one event; return the actions it calls for, in order."""
+        handler = self._HANDLERS.get(type(event))
+        if handler is None:
             raise TypeError(f"unknown event {event!r}")
+        out: list[Action] = []
+        handler(self, event, out)
         self._policy(event.now, out)
         return out
 
@@ -210,9 +183,9 @@ class SchedulerCore:
         self._decline_unusable(event.now, out)
         self._match_held(event.now, out)
 
-    def _rescind(self, offer_id: str) -> None:
+    def _rescind(self, event: OfferRescinded, out: list[Action]) -> None:
         for agent_id, offers in list(self.held.items()):
-            kept = [(o, t) for o, t in offers if o.offer_id != offer_id]
+            kept = [(o, t) for o, t in offers if o.offer_id != event.offer_id]
             if len(kept) != len(offers):
                 if kept:
                     self.held[agent_id] = kept
@@ -311,7 +284,27 @@ class SchedulerCore:
                                     message="node lost", agent_id=event.agent_id), out)
         self.nodes.mark_lost(event.agent_id)
 
-    def _connected(self, now: float, out: list[Action]) -> None:
+    def _node_stats(self, event: NodeStats, out: list[Action]) -> None:
+        self.nodes.observe_load(event.agent_id, event.hostname, event.ip, event.load,
+                                event.now)
+
+    def _ignore(self, event: IgnoreNode, out: list[Action]) -> None:
+        self.nodes.ignore(event.address)
+        self._decline_unusable(event.now, out)
+
+    def _unignore(self, event: UnignoreNode, out: list[Action]) -> None:
+        self.nodes.unignore(event.address)
+        # its offers were declined with a long filter: ask for them again
+        self._want_revive = True
+        self._revive_sent_at = None
+
+    def _disconnected(self, event: Disconnected, out: list[Action]) -> None:
+        self.held.clear()
+        self.connected = False
+        self._revive_sent_at = None
+
+    def _connected(self, event: Connected, out: list[Action]) -> None:
+        now = event.now
         self.held.clear()
         self.connected = True
         self.suppressed = False
@@ -333,34 +326,48 @@ class SchedulerCore:
         backoff = self.config.reconcile_backoff_initial if a is None else a.backoff
         self._awaiting[task_id] = _Await(now + backoff, backoff)
 
-    def _tick(self, now: float, out: list[Action]) -> None:
-        cfg = self.config
-        # held offers nobody used within the hold time go back
+    def _tick(self, event: Tick, out: list[Action]) -> None:
+        self._expire_held(event.now, out)
+        self._retry_kills(event.now, out)
+        self._give_up_unreachable(event.now, out)
+        self._reconcile_due(event.now, out)
+
+    def _expire_held(self, now: float, out: list[Action]) -> None:
+        """Held offers nobody used within the hold time go back."""
+        hold = self.config.offer_hold_seconds
         expired: list[str] = []
         for agent_id, offers in list(self.held.items()):
-            keep = [(o, t) for o, t in offers if now - t < cfg.offer_hold_seconds]
-            expired.extend(o.offer_id for o, t in offers if now - t >= cfg.offer_hold_seconds)
+            keep = [(o, t) for o, t in offers if now - t < hold]
+            expired.extend(o.offer_id for o, t in offers if now - t >= hold)
             if keep:
                 self.held[agent_id] = keep
             else:
                 del self.held[agent_id]
         if expired:
-            out.append(Decline(tuple(expired), cfg.decline_refuse_seconds))
-        # kills not confirmed: say it again
+            out.append(Decline(tuple(expired), self.config.decline_refuse_seconds))
+
+    def _retry_kills(self, now: float, out: list[Action]) -> None:
+        """Kills not yet confirmed: say them again."""
         for task_id, rec in self.tasks.items():
-            if rec.killed_at is not None and now - rec.killed_at >= cfg.kill_retry_seconds:
+            if rec.killed_at is not None and now - rec.killed_at >= self.config.kill_retry_seconds:
                 rec.killed_at = now
                 out.append(KillTask(task_id, rec.agent_id))
-        # tasks cut off too long: give up on them (and kill them should they return)
+
+    def _give_up_unreachable(self, now: float, out: list[Action]) -> None:
+        """Tasks cut off too long are LOST (PARTITION), and killed should they return."""
+        timeout = self.config.unreachable_timeout
         for task_id, rec in list(self.tasks.items()):
             if (rec.state is TaskState.UNREACHABLE and rec.killed_at is None
-                    and now - rec.state_since >= cfg.unreachable_timeout):
+                    and now - rec.state_since >= timeout):
                 self._status(TaskStatus(
                     task_id, TaskState.LOST, now, agent_id=rec.agent_id,
-                    message=f"unreachable for {cfg.unreachable_timeout:g} s",
+                    message=f"unreachable for {timeout:g} s",
                     exit_reason=BatchJobExitReason.PARTITION), out)
                 out.append(KillTask(task_id, rec.agent_id))
-        # reconciliation: unanswered tasks with backoff, everything periodically
+
+    def _reconcile_due(self, now: float, out: list[Action]) -> None:
+        """Ask again about unanswered tasks (with backoff), and about all periodically."""
+        cfg = self.config
         due = [t for t, a in self._awaiting.items() if a.next_at <= now and t in self.tasks]
         for t in [t for t in self._awaiting if t not in self.tasks]:
             del self._awaiting[t]
@@ -429,7 +436,6 @@ class SchedulerCore:
             rec.state_since = now
             rec.task_id = task_id
             rec.agent_id = agent_id
-            rec.launched_at = now
             self.tasks[task_id] = rec
             self.nodes.task_started(agent_id, spec.job_id, spec.resources)
             launches.append(TaskLaunch(task_id, spec))
@@ -439,7 +445,8 @@ class SchedulerCore:
             self.held[agent_id] = kept
         else:
             self.held.pop(agent_id, None)
-        out.append(Launch(agent_id, offers[0].hostname, tuple(sorted(used)), tuple(launches),
+        out.append(Launch(agent_id, offers[0].hostname,
+                          tuple(sorted(offers, key=lambda o: o.offer_id)), tuple(launches),
                           self.config.accept_refuse_seconds))
 
     def _policy(self, now: float, out: list[Action]) -> None:
@@ -469,3 +476,19 @@ class SchedulerCore:
         self._want_revive = False
         self._revive_sent_at = now
         out.append(Revive())
+
+    #: each event type's handler: handler(core, event, actions out)
+    _HANDLERS: ClassVar[dict[type[Any], Callable[[SchedulerCore, Any, list[Action]], None]]] = {
+        JobsSubmitted: _submit,
+        TaskStatus: _status,
+        OffersReceived: _offers,
+        KillRequested: _kill,
+        Tick: _tick,
+        OfferRescinded: _rescind,
+        NodeStats: _node_stats,
+        Connected: _connected,
+        Disconnected: _disconnected,
+        AgentLost: _agent_lost,
+        IgnoreNode: _ignore,
+        UnignoreNode: _unignore,
+    }

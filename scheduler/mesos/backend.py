@@ -17,6 +17,7 @@ from ..backend import Backend, BackendContext, Post
 from ..core.events import (
     Action,
     Decline,
+    Disconnected,
     Event,
     KillTask,
     Launch,
@@ -28,11 +29,20 @@ from ..core.events import (
 from ..core.resources import MIB, Resources
 from ..core.scheduler import CoreConfig
 from ..core.states import TaskState
-from .driver import MesosSchedulerDriver
-from .framework import FrameworkState, MesosFramework
+from .driver import DriverState, MesosSchedulerDriver
+from .executors import Executors
+from .framework import MesosFramework
 from .interface import Message
 from .master import detector_for
-from .messages import executor_info, framework_info, scalar, take, task_info
+from .messages import (
+    executor_info,
+    executor_runs,
+    framework_info,
+    offer_entries,
+    scalar,
+    take,
+    task_info,
+)
 from .options import MesosOptions, read_secret
 from .shipping import executor_launch, start_resource_service
 
@@ -50,9 +60,10 @@ class MesosBackend(Backend):
         super().__init__(options, post, context)
         self._service: HttpResourceService | None = None
         self._service_lock = threading.Lock()
-        self.state = FrameworkState(context.workflow_id)
-        self.framework = MesosFramework(post, self.state, options.mesos_role,
-                                        Resources(mem=-(-options.mesos_executor_memory // MIB)))
+        self.executor_resources = Resources(mem=-(-options.mesos_executor_memory // MIB))
+        self.executors = Executors(context.workflow_id)
+        self.framework = MesosFramework(post, self.executors, options.mesos_role,
+                                        self.executor_resources)
         self.framework_info = framework_info(
             user=options.mesos_user or "nobody", name=options.mesos_name,
             role=options.mesos_role, failover_timeout=options.mesos_failover_timeout,
@@ -71,7 +82,8 @@ class MesosBackend(Backend):
             authorization = f"Basic {token}"
         self.driver = MesosSchedulerDriver(
             self.framework, self.framework_info, self.detector, authorization=authorization,
-            ca_bundle=options.mesos_ca_bundle, verify=options.mesos_tls_verify)
+            ca_bundle=options.mesos_ca_bundle, verify=options.mesos_tls_verify,
+            post=self._undelivered)
         # The bundle is offered from the resource server, so that starts now with it.
         try:
             launch = executor_launch(options, self.resource_service()
@@ -87,7 +99,6 @@ class MesosBackend(Backend):
             "MESOBATCH_KILL_GRACE": f"{options.kill_grace_period:g}",
         }
         self._roles = [options.mesos_role] if options.mesos_role else None
-        self.executor_resources = Resources(mem=-(-options.mesos_executor_memory // MIB))
 
     def resource_service(self) -> HttpResourceService:
         """The resource server agents fetch shipped code from (started on first use)."""
@@ -104,19 +115,19 @@ class MesosBackend(Backend):
                           unreachable_timeout=o.mesos_unreachable_timeout)
 
     def start(self) -> list[Event]:
-        from ..core.events import Disconnected  # noqa: PLC0415
-
         self.driver.start()
         return [Disconnected(time.time(), "not yet subscribed")]
 
     def fatal_error(self) -> str | None:
-        return self.state.fatal
+        d = self.driver
+        return d.last_error if d.state is DriverState.FAILED else None
 
     def status_note(self) -> str | None:
         d = self.driver
-        if self.state.fatal:
-            return f"Mesos ended this framework: {self.state.fatal}."
-        if d.state == "subscribed":
+        fatal = self.fatal_error()
+        if fatal:
+            return f"Mesos ended this framework: {fatal}."
+        if d.state is DriverState.SUBSCRIBED:
             return None
         where = self.detector.describe()
         why = f" ({d.last_error})" if d.last_error else ""
@@ -129,9 +140,6 @@ class MesosBackend(Backend):
             if isinstance(action, Launch):
                 events.extend(self._launch(action))
             elif isinstance(action, Decline):
-                with self.state.lock:
-                    for oid in action.offer_ids:
-                        self.state.offers.pop(oid, None)
                 self.driver.declineOffer(list(action.offer_ids),
                                          {"refuse_seconds": action.refuse_seconds})
             elif isinstance(action, KillTask):
@@ -148,15 +156,10 @@ class MesosBackend(Backend):
         return events
 
     def _launch(self, action: Launch) -> list[Event]:
-        entries: list[Message] = []
-        executor_running = True
-        with self.state.lock:
-            for oid in action.offer_ids:
-                _, offer_entries, ours = self.state.offers.pop(oid, ("", [], True))
-                entries.extend(offer_entries)
-                executor_running = executor_running and ours
-        executor_id = self.state.executor_for(action.agent_id)
-        if not executor_running:  # its first launch there takes its memory from the offer
+        entries = offer_entries(action.offers)
+        executor_id = self.executors.for_launch(action.agent_id)
+        if not all(executor_runs(o) for o in action.offers):
+            # its first launch there takes its memory from the offer
             with contextlib.suppress(ValueError):
                 take(entries, self.executor_resources)
         # Mesos wants every launch on one executor to carry the same ExecutorInfo, byte
@@ -180,10 +183,18 @@ class MesosBackend(Backend):
                                    self.context.workflow_id, self.options.kill_grace_period,
                                    resource_url=service.location if service else "",
                                    resource_token=service.token if service else ""))
-        self.state.launched(executor_id, [t["task_id"]["value"] for t in tasks])
+        self.executors.launched(executor_id, [t["task_id"]["value"] for t in tasks])
         self.driver.launchTasks(list(action.offer_ids), tasks,
                                 {"refuse_seconds": action.refuse_seconds})
         return events
+
+    def _undelivered(self, *events: Event) -> None:
+        """The driver's events for launches that never reached Mesos (its own thread):
+        those tasks never ran on our executor."""
+        for event in events:
+            if isinstance(event, TaskStatus):
+                self.executors.ended(event.task_id)
+        self.post(*events)
 
     def shutdown(self) -> None:
         self.driver.stop(failover=False)

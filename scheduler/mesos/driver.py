@@ -14,6 +14,7 @@ revives and reconciliation of its own accord.
 
 from __future__ import annotations
 
+import enum
 import logging
 import queue
 import random
@@ -23,8 +24,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ...common.transport import EventStream, Transport, TransportError
 from ...executor.protocol import b64decode, b64encode
-from ...executor.transport import EventStream, Transport, TransportError
+from ..backend import Post
+from ..core.events import TaskStatus
+from ..core.states import TaskState
 from .interface import Message, Scheduler, SchedulerDriver
 from .master import MasterDetector
 
@@ -37,6 +41,23 @@ class DriverError(Exception):
     """Mesos refused the framework for good (bad credentials, removed framework, ...)."""
 
 
+class DriverState(enum.Enum):
+    """Where the driver stands; the last three are final."""
+
+    CREATED = "created"  #: not started yet
+    NO_LEADER = "no-leader"  #: no leading master to subscribe to (yet)
+    SUBSCRIBING = "subscribing"
+    SUBSCRIBED = "subscribed"
+    DISCONNECTED = "disconnected"  #: between subscriptions; subscribing again soon
+    STOPPED = "stopped"  #: stop() was called
+    ABORTED = "aborted"  #: abort() was called
+    FAILED = "failed"  #: Mesos refused this framework for good (see last_error)
+
+    @property
+    def final(self) -> bool:
+        return self in (DriverState.STOPPED, DriverState.ABORTED, DriverState.FAILED)
+
+
 def _ids(values: Any) -> list[Message]:
     """pymesos accepts one id or a list of ids; each an {"value": ...} dict or a string."""
     if isinstance(values, dict | str):
@@ -45,7 +66,10 @@ def _ids(values: Any) -> list[Message]:
 
 
 class MesosSchedulerDriver(SchedulerDriver):
-    """Drives a Scheduler over the v1 scheduler HTTP API."""
+    """Drives a Scheduler over the v1 scheduler HTTP API.
+
+    ``post`` takes the core's events for launches that never reached Mesos
+    (TaskStatus LOST, never started: the core queues their jobs again)."""
 
     #: consecutive heartbeats that may be missed before the stream counts as dead
     MISSED_HEARTBEATS = 5
@@ -61,9 +85,10 @@ class MesosSchedulerDriver(SchedulerDriver):
         verify: bool = True,
         ack_senders: int = 2,
         backoff_max: float = 15.0,
-        on_state: Callable[[str], None] | None = None,
+        post: Post | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self._post_events = post  # for launches that never reached Mesos
         self.framework = dict(framework)
         self.framework_id: str | None = (framework.get("id") or {}).get("value")
         self.detector = master
@@ -74,7 +99,6 @@ class MesosSchedulerDriver(SchedulerDriver):
         self._base: str | None = None  # scheme://host:port of the master we talk to
         self._path = API_PATH
         self._redirect: str | None = None
-        self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._resubscribe = threading.Event()
         self._control: queue.Queue[Message | None] = queue.Queue()
@@ -84,8 +108,8 @@ class MesosSchedulerDriver(SchedulerDriver):
         self._backoff_max = backoff_max
         self._subscribed_before = False
         self._closing = False
-        self._on_state = on_state or (lambda state: None)
-        self.state = "disconnected"
+        self._state_lock = threading.Lock()  # a final state is never overwritten
+        self.state = DriverState.CREATED
         self.last_error: str | None = None
         self._threads = [
             threading.Thread(target=self._subscribe_loop, name="mesos-stream", daemon=True),
@@ -97,22 +121,20 @@ class MesosSchedulerDriver(SchedulerDriver):
               for i in range(ack_senders)),
         ]
         self._ack_senders = ack_senders
-        self.status = "created"
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self.detector.start(self._leader_changed)
         for t in self._threads:
             t.start()
-        self.status = "running"
 
-    def run(self) -> str:
+    def run(self) -> DriverState:
         self.start()
         return self.join()
 
-    def join(self) -> str:
+    def join(self) -> DriverState:
         self._stopped.wait()
-        return self.status
+        return self.state
 
     def stop(self, failover: bool = False) -> None:
         """Stop. Without ``failover`` the framework is torn down: Mesos kills its tasks."""
@@ -126,13 +148,13 @@ class MesosSchedulerDriver(SchedulerDriver):
             self._control.put({"type": "TEARDOWN", "_done": done})
             if not done.wait(10):
                 log.warning("TEARDOWN not answered within 10 s")
-        self._halt("stopped")
+        self._halt(DriverState.STOPPED)
 
     def abort(self) -> None:
-        self._halt("aborted")
+        self._halt(DriverState.ABORTED)
 
-    def _halt(self, status: str) -> None:
-        self.status = status
+    def _halt(self, state: DriverState) -> None:
+        self._set_state(state)
         self._stopped.set()
         self._resubscribe.set()
         self._control.put(None)
@@ -251,16 +273,27 @@ class MesosSchedulerDriver(SchedulerDriver):
                 self._undelivered(call, f"HTTP {answer.status} {answer.text}")
 
     def _undelivered(self, call: Message, why: str) -> None:
-        """A launch that never reached Mesos: its tasks never started (the core requeues
-        them). Other calls are repeated by the core or void after a new subscription."""
+        """A launch that never reached Mesos: its tasks never started, and the core
+        requeues them. Other calls are repeated by the core or void after a new
+        subscription."""
         if call["type"] != "ACCEPT":
             return
-        for op in call["accept"].get("operations", []):
-            for task in op.get("launch", {}).get("task_infos", []):
-                self._safely(self.scheduler.statusUpdate, {
-                    "task_id": task["task_id"], "agent_id": task.get("agent_id"),
-                    "state": "TASK_DROPPED", "reason": "REASON_INVALID_OFFERS",
-                    "source": "SOURCE_MASTER", "message": f"launch not delivered: {why}"})
+        now = time.time()
+        events = [TaskStatus(task["task_id"]["value"], TaskState.LOST, now,
+                             message=f"launch not delivered: {why}",
+                             agent_id=(task.get("agent_id") or {}).get("value"),
+                             never_started=True)
+                  for op in call["accept"].get("operations", [])
+                  for task in op.get("launch", {}).get("task_infos", [])]
+        if not events:
+            return
+        if self._post_events is None:
+            log.warning("%d launched tasks never reached Mesos (%s)", len(events), why)
+            return
+        try:
+            self._post_events(*events)
+        except Exception:
+            log.exception("could not hand on %d undelivered launches", len(events))
 
     # ------------------------------------------------------------------ subscription
     def _leader_changed(self) -> None:
@@ -282,11 +315,13 @@ class MesosSchedulerDriver(SchedulerDriver):
             body["framework_id"] = {"value": self.framework_id}
         return body
 
-    def _set_state(self, state: str, error: str | None = None) -> None:
-        self.state = state
-        if error is not None:
-            self.last_error = error
-        self._on_state(state)
+    def _set_state(self, state: DriverState, error: str | None = None) -> None:
+        with self._state_lock:
+            if self.state.final:
+                return
+            self.state = state
+            if error is not None:
+                self.last_error = error
 
     def _subscribe_loop(self) -> None:
         backoff = 0.5
@@ -298,7 +333,8 @@ class MesosSchedulerDriver(SchedulerDriver):
             first = False
             base = self._redirect or self.detector.leader()
             if base is None:
-                self._set_state("no-leader", self.detector.describe() + ": no leading master")
+                self._set_state(DriverState.NO_LEADER,
+                                f"{self.detector.describe()}: no leading master")
                 self._resubscribe.wait(0.5)
                 continue
             self._base = base
@@ -313,9 +349,9 @@ class MesosSchedulerDriver(SchedulerDriver):
                         ) from None
                     outcome = f"cannot reach {base}: {e}"
             except DriverError as e:
-                self._set_state("failed", str(e))
+                self._set_state(DriverState.FAILED, str(e))
                 self._safely(self.scheduler.error, str(e))
-                self._halt("aborted")
+                self._halt(DriverState.FAILED)
                 return
             if outcome == "redirect":
                 first = True  # straight to the leader
@@ -325,13 +361,13 @@ class MesosSchedulerDriver(SchedulerDriver):
             if outcome == "subscribed":
                 backoff = 0.5  # the stream broke after working: start over quickly
             else:
-                self._set_state("disconnected", outcome)
+                self._set_state(DriverState.DISCONNECTED, outcome)
                 log.info("subscription failed (%s); retrying in %.1f s", outcome, backoff)
                 self._resubscribe.wait(backoff)
                 backoff = min(backoff * 2, self._backoff_max)
 
     def _subscribe_once(self) -> str:
-        self._set_state("subscribing")
+        self._set_state(DriverState.SUBSCRIBING)
         stream = self._http.stream(self._url(), self._subscribe_body(),
                                    read_timeout=self._heartbeat * self.MISSED_HEARTBEATS)
         answer = stream.answer
@@ -355,7 +391,7 @@ class MesosSchedulerDriver(SchedulerDriver):
             self._stream_id = None
             stream.close()
         if subscribed and not self._stopped.is_set() and not self._closing:
-            self._set_state("disconnected", reason)
+            self._set_state(DriverState.DISCONNECTED, reason)
             self._safely(self.scheduler.disconnected)
         return "subscribed" if subscribed else reason
 
@@ -394,7 +430,7 @@ class MesosSchedulerDriver(SchedulerDriver):
             body = event["subscribed"]
             self.framework_id = body["framework_id"]["value"]
             self._heartbeat = float(body.get("heartbeat_interval_seconds", 15.0))
-            self._set_state("subscribed")
+            self._set_state(DriverState.SUBSCRIBED)
             master = body.get("master_info", {})
             if self._subscribed_before:
                 self._safely(s.reregistered, master)

@@ -15,9 +15,9 @@ from ...executor.protocol import TaskPayload, TaskResult
 from ..contract import BatchJobExitReason
 from ..core.events import Offer, TaskLaunch, TaskStatus
 from ..core.resources import Resources, offered_cpus_to_milli, offered_mb_to_mib
-from ..core.states import TaskState, from_mesos
-
-Message = dict[str, Any]
+from ..core.states import TaskState
+from .interface import Message
+from .states import from_mesos
 
 SCALARS = ("cpus", "mem", "disk", "gpus")
 TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
@@ -100,8 +100,9 @@ def total(entries: Iterable[Mapping[str, Any]]) -> Resources:
 
 
 def parse_offer(raw: Mapping[str, Any], role: str | None, executor_id: str | None,
-                executor_overhead: Resources) -> tuple[Offer, list[Message]]:
-    """The core's Offer and the resource entries we may launch from."""
+                executor_overhead: Resources) -> Offer:
+    """The core's Offer; its ``native`` record holds the resource entries we may launch
+    from (see offer_entries). ``executor_id`` is our executor's on that agent, if any."""
     entries = [e for e in raw.get("resources", []) if usable(e, role)]
     address = (raw.get("url") or {}).get("address") or {}
     running = {e.get("value") for e in raw.get("executor_ids", [])}
@@ -116,8 +117,20 @@ def parse_offer(raw: Mapping[str, Any], role: str | None, executor_id: str | Non
         role=(raw.get("allocation_info") or {}).get("role", "*"),
         unavailable_at=unavailable_at,
         executor_overhead=Resources() if executor_id in running else executor_overhead,
+        native=tuple(dict(e) for e in entries),
     )
-    return offer, [dict(e) for e in entries]
+    return offer
+
+
+def offer_entries(offers: Iterable[Offer]) -> list[Message]:
+    """Fresh copies of the resource entries of offers parse_offer made, to cut launches
+    from with take() (which changes them in place)."""
+    return [dict(e) for o in offers for e in (o.native or ())]
+
+
+def executor_runs(offer: Offer) -> bool:
+    """Our executor already runs on the offer's agent (it was offered no overhead)."""
+    return not (offer.executor_overhead.cpus or offer.executor_overhead.mem)
 
 
 def take(entries: list[Message], need: Resources) -> list[Message]:

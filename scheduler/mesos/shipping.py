@@ -12,13 +12,11 @@ from __future__ import annotations
 import shlex
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 from ...deploy import bundle
 from ...deploy.resources import HttpResourceService, address_towards, scratch_store
+from .interface import Message
 from .options import MesosOptions, split_host_port
-
-Message = dict[str, Any]
 
 
 def installed_executor_command() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -16,6 +17,8 @@ from mesobatch.deploy import bundle
 from .conftest import Systems
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the environment of runs by the bare Python: no PYTHONPATH leading to a checkout
+BARE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,7 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = venv / "bin" / "python"
     for module in ("mesobatch", "cloudpickle", "psutil"):
         found = subprocess.run([str(python), "-c", f"import {module}"], check=False,
-                               capture_output=True, cwd="/", timeout=60)
+                               capture_output=True, cwd="/", timeout=60, env=BARE_ENV)
         assert found.returncode != 0, f"{module} should not be importable in {venv}"
     return python
 
@@ -48,6 +51,7 @@ def test_the_bundle_is_reproducible_and_self_contained(built: Path) -> None:
     assert built.read_bytes() == bundle.build().data  # same code, same bytes, same hash
     names = zipfile.ZipFile(built).namelist()
     assert "__main__.py" in names and "mesobatch/executor/driver.py" in names
+    assert "mesobatch/common/transport.py" in names  # the executor's HTTP client
     assert "cloudpickle/__init__.py" in names
     assert not [n for n in names if n.startswith(("mesobatch/scheduler", "psutil"))]
 
@@ -85,7 +89,8 @@ def test_the_bundle_runs_from_a_bare_venv_against_mesos(
     # check-agent, as an operator would run it on the agent
     check = subprocess.run([str(bare_python), str(built), "check-agent", "--scheduler",
                             bs.resource_service().location, "--work-dir", str(tmp_path)],
-                           check=False, capture_output=True, text=True, timeout=60, cwd="/")
+                           check=False, capture_output=True, text=True, timeout=60, cwd="/",
+                           env=BARE_ENV)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "ok    scheduler" in check.stdout and "node stats  from /proc" in check.stdout
 
@@ -93,7 +98,8 @@ def test_the_bundle_runs_from_a_bare_venv_against_mesos(
 def test_check_agent_says_what_is_wrong(bare_python: Path, built: Path) -> None:
     check = subprocess.run([str(bare_python), str(built), "check-agent", "--scheduler",
                             "http://127.0.0.1:9", "--work-dir", "/proc/forbidden"],
-                           check=False, capture_output=True, text=True, timeout=60, cwd="/")
+                           check=False, capture_output=True, text=True, timeout=60, cwd="/",
+                           env=BARE_ENV)
     assert check.returncode == 1
     assert "FAIL  sandbox" in check.stdout and "FAIL  scheduler" in check.stdout
     assert "cannot run" in check.stdout

@@ -6,7 +6,7 @@ import os
 import pickle
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,12 @@ from mesobatch.executor.shipping import runner_argv
 @pytest.fixture
 def runner() -> Iterator[tuple[TaskRunner, queue.Queue[TaskExit]]]:
     exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5)
+
+    def on_exit(batch: list[TaskExit]) -> None:
+        for ex in batch:
+            exits.put(ex)
+
+    r = TaskRunner(on_exit, kill_grace=0.5)
     yield r, exits
     r.close(grace=0.1)
 
@@ -39,7 +44,7 @@ def call_spec(task_id: str, tmp: Path, fn: Any, *args: Any, walltime: float | No
 
 def forked(r: TaskRunner) -> bool:
     """Is the fork server up (so the next call is forked, not started cold)?"""
-    server = r._servers.get("function")
+    server = r._warm.server("function")
     return server is not None and server.is_ready()
 
 
@@ -56,7 +61,9 @@ def test_calls_are_forked_warm_with_their_own_log_and_exit_status(
     while not forked(r) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert forked(r)
-    server_pid = r._servers["function"].pid
+    server = r._warm.server("function")
+    assert server is not None
+    server_pid = server.pid
     r.launch(call_spec("warm", tmp_path, print, "hello from a fork"))
     ex = exits.get(timeout=30)
     assert (ex.task_id, ex.exit_code) == ("warm", 0)
@@ -77,9 +84,11 @@ def test_forked_calls_are_killed_with_their_children_and_timed_out(
     deadline = time.monotonic() + 30
     while not forked(r) and time.monotonic() < deadline:
         time.sleep(0.05)
-    server_pid = r._servers["function"].pid
+    server = r._warm.server("function")
+    assert server is not None
+    server_pid = server.pid
     r.launch(call_spec("sleeper", tmp_path, os.system, "sleep 77.5 & sleep 60"))
-    time.sleep(0.5)
+    wait_until(stray_sleepers)  # the call has started its children
     assert r.kill("sleeper", grace=0.2)
     ex = exits.get(timeout=30)
     assert ex.task_id == "sleeper" and ex.killed and ex.exit_code == 128 + 15
@@ -87,9 +96,19 @@ def test_forked_calls_are_killed_with_their_children_and_timed_out(
     ex = exits.get(timeout=30)
     assert ex.task_id == "slow" and ex.walltime_exceeded
     r.close(grace=0.1)
-    time.sleep(0.2)
-    left = [p for p in psutil.process_iter(["cmdline"])
-            if "77.5" in (p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
-    assert not left
+    wait_until(lambda: not stray_sleepers())  # killed with its group: gone in a moment
     assert not psutil.pid_exists(server_pid) or (
         psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE)
+
+
+def stray_sleepers() -> list[psutil.Process]:
+    """Live processes of the `sleep 77.5` a call above starts in the background."""
+    return [p for p in psutil.process_iter(["cmdline", "status"])
+            if "77.5" in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +17,49 @@ from mesobatch.executor.executor import MesobatchExecutor
 from mesobatch.executor.interface import ExecutorDriver
 from mesobatch.executor.protocol import NodeReport, TaskPayload, TaskResult
 
+TERMINAL = ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR")
+
 
 class RecordingDriver(ExecutorDriver):
     def __init__(self) -> None:
         self.updates: list[dict[str, Any]] = []
         self.messages: list[bytes] = []
         self.stopped = False
+        self._changed = threading.Condition()
 
     def sendStatusUpdate(self, status: dict[str, Any]) -> None:
-        self.updates.append(status)
+        with self._changed:
+            self.updates.append(status)
+            self._changed.notify_all()
 
     def sendFrameworkMessage(self, message: bytes) -> None:
-        self.messages.append(message)
+        with self._changed:
+            self.messages.append(message)
+            self._changed.notify_all()
 
     def stop(self) -> None:
         self.stopped = True
 
     def states(self, task: str) -> list[str]:
-        return [u["state"] for u in self.updates if u["task_id"]["value"] == task]
+        with self._changed:
+            return [u["state"] for u in self.updates if u["task_id"]["value"] == task]
 
     def wait_terminal(self, task: str, timeout: float = 10) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for u in self.updates:
-                if u["task_id"]["value"] == task and u["state"] in (
-                        "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR"):
-                    return u
-            time.sleep(0.02)
-        raise AssertionError(f"no terminal update for {task}: {self.updates}")
+        def terminal() -> dict[str, Any] | None:
+            return next((u for u in self.updates if u["task_id"]["value"] == task
+                         and u["state"] in TERMINAL), None)
+
+        with self._changed:
+            assert self._changed.wait_for(terminal, timeout), \
+                f"no terminal update for {task}: {self.updates}"
+            found = terminal()
+            assert found is not None
+            return found
+
+    def wait_message(self, timeout: float = 10) -> bytes:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.messages, timeout), "no message"
+            return self.messages[0]
 
 
 def task(task_id: str, command: str, **payload: Any) -> dict[str, Any]:
@@ -52,8 +69,11 @@ def task(task_id: str, command: str, **payload: Any) -> dict[str, Any]:
             "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}}}
 
 
+Running = tuple[MesobatchExecutor, RecordingDriver]
+
+
 @pytest.fixture
-def executor(tmp_path: Path):  # type: ignore[no-untyped-def]
+def executor(tmp_path: Path) -> Iterator[tuple[MesobatchExecutor, RecordingDriver]]:
     ex = MesobatchExecutor(report_interval=0.1, kill_grace=1, sandbox=str(tmp_path))
     driver = RecordingDriver()
     ex.registered(driver, {}, {}, {"hostname": "agent-host"})
@@ -62,7 +82,8 @@ def executor(tmp_path: Path):  # type: ignore[no-untyped-def]
     ex.runner.close(grace=0.1)
 
 
-def test_starting_running_then_exactly_one_terminal_update(executor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_starting_running_then_exactly_one_terminal_update(executor: Running,
+                                                           tmp_path: Path) -> None:
     ex, driver = executor
     ex.launchTask(driver, task("1.0", "echo $OMP_NUM_THREADS $MESOBATCH_WORK_DIR; exit 4",
                                cores=2))
@@ -72,12 +93,14 @@ def test_starting_running_then_exactly_one_terminal_update(executor, tmp_path: P
     assert result.exit_code == 4 and result.wall_time > 0
     log = (tmp_path / "1-t.log").read_text().split()
     assert log[0] == "2" and log[1].endswith("mesobatch-wf")
-    ex.launchTask(driver, task("1.0", "true"))  # a re-sent launch changes nothing
-    time.sleep(0.2)
+    # A re-sent launch changes nothing: a launch sends TASK_STARTING before it returns
+    # and starts the task (or a thread that fetches first) on the way.
+    ex.launchTask(driver, task("1.0", "true"))
     assert driver.states("1.0") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FAILED"]
+    assert ex.runner.running() == []
 
 
-def test_kill_sends_killing_then_killed(executor) -> None:  # type: ignore[no-untyped-def]
+def test_kill_sends_killing_then_killed(executor: Running) -> None:
     ex, driver = executor
     ex.launchTask(driver, task("2.0", "sleep 30"))
     ex.killTask(driver, {"value": "2.0"})
@@ -90,28 +113,25 @@ def test_kill_sends_killing_then_killed(executor) -> None:  # type: ignore[no-un
     assert driver.states("9.0") == ["TASK_KILLED"]
 
 
-def test_unreadable_task_data_is_a_task_error(executor) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_task_data_is_a_task_error(executor: Running) -> None:
     ex, driver = executor
     ex.launchTask(driver, {"task_id": {"value": "3.0"},
                            "data": base64.b64encode(b"not json").decode()})
     assert driver.states("3.0") == ["TASK_ERROR"]
 
 
-def test_walltime_and_node_reports(executor) -> None:  # type: ignore[no-untyped-def]
+def test_walltime_and_node_reports(executor: Running) -> None:
     ex, driver = executor
     ex.launchTask(driver, task("4.0", "sleep 30", walltime=0.3))
     final = driver.wait_terminal("4.0")
     assert final["state"] == "TASK_FAILED"
     assert final["reason"] == "REASON_MAX_COMPLETION_TIME_REACHED"
     assert TaskResult.decode(final["data"]).walltime_exceeded
-    deadline = time.monotonic() + 5
-    while not driver.messages and time.monotonic() < deadline:
-        time.sleep(0.05)
-    report = NodeReport.decode(driver.messages[0])
+    report = NodeReport.decode(driver.wait_message())
     assert report.hostname == "agent-host" and report.mem_total > 0 and report.cores_total >= 1
 
 
-def test_shutdown_kills_everything_cleans_up_and_stops(executor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_shutdown_kills_everything_cleans_up_and_stops(executor: Running, tmp_path: Path) -> None:
     ex, driver = executor
     for i in (5, 6):
         ex.launchTask(driver, task(f"{i}.0", "trap '' TERM; sleep 30"))

@@ -6,11 +6,14 @@ import os
 import queue
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from mesobatch.executor.cold_start import ColdStart
 from mesobatch.executor.runner import (
     LaunchError,
     ProcessSpec,
@@ -21,20 +24,29 @@ from mesobatch.executor.runner import (
 )
 
 
+class QueuedRunner(TaskRunner):
+    """A runner whose exits go to a queue, one by one."""
+
+    def __init__(self, **options: Any) -> None:
+        self.exits: queue.Queue[TaskExit] = queue.Queue()
+        super().__init__(self._put, **options)
+
+    def _put(self, batch: list[TaskExit]) -> None:
+        for ex in batch:
+            self.exits.put(ex)
+
+
 @pytest.fixture
-def runner():  # type: ignore[no-untyped-def]
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=1.0)
-    r.exits = exits  # type: ignore[attr-defined]
+def runner() -> Iterator[QueuedRunner]:
+    r = QueuedRunner(kill_grace=1.0)
     yield r
     r.close(grace=0.1)
 
 
-def spec(task_id: str, command: str, tmp: Path, **kw: object) -> ProcessSpec:
+def spec(task_id: str, command: str, tmp: Path, **kw: Any) -> ProcessSpec:
     kw.setdefault("stdout", str(tmp / f"{task_id}.out"))
     kw.setdefault("stderr", str(tmp / f"{task_id}.err"))
-    return ProcessSpec(task_id, command, env={"PATH": os.environ["PATH"]},
-                       **kw)  # type: ignore[arg-type]
+    return ProcessSpec(task_id, command, env={"PATH": os.environ["PATH"]}, **kw)
 
 
 def marker_processes(marker: str) -> list[psutil.Process]:
@@ -44,7 +56,7 @@ def marker_processes(marker: str) -> list[psutil.Process]:
             and p.info["status"] != psutil.STATUS_ZOMBIE]
 
 
-def test_exit_code_wall_time_and_logs(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_exit_code_wall_time_and_logs(runner: QueuedRunner, tmp_path: Path) -> None:
     runner.launch(spec("t1", "echo out; echo err >&2; sleep 0.3; exit 4", tmp_path))
     ex = runner.exits.get(timeout=10)
     assert ex.task_id == "t1" and ex.exit_code == 4 and not ex.killed
@@ -61,9 +73,18 @@ def test_environment_layers() -> None:
     assert [omp_threads(c) for c in (0.1, 1, 1.5, 2)] == ["1", "1", "2", "2"]
 
 
-def test_kill_uses_sigterm_then_sigkill_after_grace(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    runner.launch(spec("stubborn", "trap '' TERM; sleep 30", tmp_path))
-    time.sleep(0.2)
+def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
+    """Bounded poll until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_kill_uses_sigterm_then_sigkill_after_grace(runner: QueuedRunner, tmp_path: Path) -> None:
+    out = tmp_path / "stubborn.out"
+    runner.launch(spec("stubborn", "trap '' TERM; echo trapped; sleep 30", tmp_path))
+    wait_for(lambda: out.exists() and out.read_text() == "trapped\n")
     started = time.monotonic()
     assert runner.kill("stubborn", grace=0.5)
     ex = runner.exits.get(timeout=10)
@@ -72,15 +93,15 @@ def test_kill_uses_sigterm_then_sigkill_after_grace(runner, tmp_path: Path) -> N
     assert not runner.kill("unknown-task")
 
 
-def test_polite_task_dies_on_sigterm(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_polite_task_dies_on_sigterm(runner: QueuedRunner, tmp_path: Path) -> None:
     runner.launch(spec("polite", "exec sleep 30", tmp_path))
-    time.sleep(0.1)
     runner.kill("polite", grace=10)
     ex = runner.exits.get(timeout=5)
     assert ex.killed and ex.signal == 15
 
 
-def test_leftover_children_of_a_job_are_killed_when_it_exits(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_leftover_children_of_a_job_are_killed_when_it_exits(runner: QueuedRunner,
+                                                             tmp_path: Path) -> None:
     marker = f"1000.{uuid.uuid4().int % 10**6}"
     runner.launch(spec("parent", f"sleep {marker} & echo started", tmp_path))
     runner.exits.get(timeout=5)
@@ -90,31 +111,30 @@ def test_leftover_children_of_a_job_are_killed_when_it_exits(runner, tmp_path: P
     assert marker_processes(marker) == []
 
 
-def test_walltime_is_enforced(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_walltime_is_enforced(runner: QueuedRunner, tmp_path: Path) -> None:
     runner.launch(spec("slow", "sleep 30", tmp_path, walltime=0.3))
     ex = runner.exits.get(timeout=10)
     assert ex.walltime_exceeded and not ex.killed and 0.3 <= ex.wall_time < 5
 
 
 def test_close_leaves_nothing_running(tmp_path: Path) -> None:
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.3)
+    r = QueuedRunner(kill_grace=0.3)
+    exits = r.exits
     marker = f"2000.{uuid.uuid4().int % 10**6}"
     for i in range(3):
         r.launch(spec(f"t{i}", f"trap '' TERM; sleep {marker} & sleep {marker}", tmp_path))
-    time.sleep(0.3)
-    assert len(marker_processes(marker)) == 6
+    wait_for(lambda: len(marker_processes(marker)) == 6)
     r.close()
     assert marker_processes(marker) == []
     assert sorted(exits.get(timeout=1).task_id for _ in range(3)) == ["t0", "t1", "t2"]
 
 
-def test_launch_failure_is_an_error_not_a_crash(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_launch_failure_is_an_error_not_a_crash(runner: QueuedRunner, tmp_path: Path) -> None:
     with pytest.raises(LaunchError, match="cannot start task bad"):
         runner.launch(spec("bad", "true", tmp_path, stdout=str(tmp_path / "no" / "such")))
 
 
-def test_working_directory(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_working_directory(runner: QueuedRunner, tmp_path: Path) -> None:
     (tmp_path / "sub dir").mkdir()
     runner.launch(spec("cwd", "pwd", tmp_path, cwd=str(tmp_path / "sub dir")))
     assert runner.exits.get(timeout=5).exit_code == 0
@@ -134,8 +154,8 @@ def collect(exits: queue.Queue[TaskExit], n: int, timeout: float = 20) -> dict[s
 
 
 def test_submitted_tasks_start_later_and_report_like_launched_ones(tmp_path: Path) -> None:
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5, reapers=2)
+    r = QueuedRunner(kill_grace=0.5, reapers=2)
+    exits = r.exits
     try:
         r.submit(spec("ok", "exit 3", tmp_path))
         r.submit(spec("bad", "true", tmp_path, stdout=str(tmp_path / "no" / "such")))
@@ -146,28 +166,42 @@ def test_submitted_tasks_start_later_and_report_like_launched_ones(tmp_path: Pat
         r.close(grace=0.1)
 
 
-def test_a_task_killed_before_it_starts_never_runs(tmp_path: Path) -> None:
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5)
-    r._spawn_loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
-    marker = tmp_path / "ran"
+class RecordingStarter(ColdStart):
+    """Cold starts, remembering which tasks it was asked to start."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, spec: ProcessSpec, argv: list[str] | None) -> int:
+        self.started.append(spec.task_id)
+        return super().start(spec, argv)
+
+
+def test_a_task_killed_before_it_starts_never_runs(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    starter = RecordingStarter()
+    r = QueuedRunner(kill_grace=0.5, starter=starter)
+    exits = r.exits
+    monkeypatch.setattr(r._spawner, "_loop", lambda: None)  # no spawner: stays queued
     try:
-        r.submit(spec("late", f"touch {marker}", tmp_path))
+        r.submit(spec("late", "true", tmp_path))
         assert "late" in r.running()
         assert r.kill("late")
         r.start_submitted()
         ex = exits.get(timeout=10)
         assert ex.task_id == "late" and ex.killed
-        time.sleep(0.2)
-        assert not marker.exists()
+        assert starter.started == [] and r.running() == []
+        r.launch(spec("now", "true", tmp_path))  # the starter is the one the runner uses
+        assert exits.get(timeout=10).task_id == "now" and starter.started == ["now"]
     finally:
         r.close(grace=0.1)
 
 
-def test_close_reports_submitted_tasks_that_never_started(tmp_path: Path) -> None:
-    exits: queue.Queue[TaskExit] = queue.Queue()
-    r = TaskRunner(lambda batch: [exits.put(e) for e in batch], kill_grace=0.5)
-    r._spawn_loop = lambda: None  # type: ignore[method-assign]  # no spawner: stays queued
+def test_close_reports_submitted_tasks_that_never_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = QueuedRunner(kill_grace=0.5)
+    exits = r.exits
+    monkeypatch.setattr(r._spawner, "_loop", lambda: None)  # no spawner: stays queued
     r.submit(spec("never", "true", tmp_path))
     r.close(grace=0.1, timeout=1.0)
     ex = exits.get(timeout=5)
@@ -202,7 +236,8 @@ def test_many_short_tasks_through_two_reapers_each_once_none_killed(tmp_path: Pa
         runner.close(grace=0.1)
 
 
-def test_plain_commands_run_directly_and_fall_back_to_the_shell(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_plain_commands_run_directly_and_fall_back_to_the_shell(runner: QueuedRunner,
+                                                                tmp_path: Path) -> None:
     # `sleep` is exec'd directly: the task's own pid is sleep's; echo -e stays in sh.
     runner.launch(spec("direct", "sleep 0.2", tmp_path))
     pid = runner._procs["direct"].pid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -36,11 +37,14 @@ def test_missing_dependency_is_reported_without_importing(
 
 
 def test_importing_mesobatch_loads_no_backend() -> None:
-    code = ("import sys, mesobatch; "
-            "print(any(m.startswith('mesobatch.integration') for m in sys.modules))")
+    code = ("import json, sys, mesobatch; from mesobatch.scheduler import registry; "
+            "targets = sorted({e.target.partition(':')[0] for e in registry._REGISTRY.values()}); "
+            "print(json.dumps([targets, [t for t in targets if t in sys.modules]]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "False"
+    targets, loaded = json.loads(out.stdout)
+    assert {"mesobatch.integration.local", "mesobatch.scheduler.mesos.backend"} <= set(targets)
+    assert loaded == []
 
 
 def test_batch_system_takes_command_line_names_as_keywords() -> None:

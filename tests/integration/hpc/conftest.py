@@ -1,7 +1,9 @@
-"""Fixtures for the batch-queue base: a fakeq state directory and batch systems on it."""
+"""Fixtures for the batch-queue backends: the real Grid Engine, recorded command output,
+and fakeq (tests of the shared base): its state directory and batch systems on it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,13 +11,29 @@ from typing import Any
 
 import pytest
 
+from mesobatch.integration.hpc.dialect import CommandResult
+from tests.services.gridengine import gridengine, gridengine_env  # noqa: F401 (fixtures)
+
 from .fake import FakeBatchSystem, fake_batch_system
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 Make = Callable[..., FakeBatchSystem]
 
 
+def recording(system: str, name: str) -> tuple[CommandResult, dict[str, str]]:
+    """A recorded command (argv, exit status, output) and which job ids were which."""
+    folder = FIXTURES / system
+    entry = json.loads((folder / "index.json").read_text())["recordings"][name]
+    result = CommandResult(argv=tuple(entry["argv"]), returncode=entry["returncode"],
+                           stdout=(folder / entry["stdout"]).read_text(),
+                           stderr=entry["stderr"])
+    return result, dict(entry["jobs"])
+
+
 @pytest.fixture
 def state(tmp_path: Path) -> str:
+    """fakeq's state directory."""
     path = tmp_path / "fakeq"
     path.mkdir()
     return str(path)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import typing
+
+import pytest
+
 from mesobatch.scheduler.contract import BatchJobExitReason
 from mesobatch.scheduler.core.events import (
     AgentLost,
     Connected,
     Decline,
     Disconnected,
+    Event,
     IgnoreNode,
     JobsSubmitted,
     KillRequested,
@@ -104,6 +109,17 @@ def test_several_offers_of_one_agent_are_combined() -> None:
     out = c.handle(JobsSubmitted((job(1, GIB),), T0))
     (launch,) = of_type(out, Launch)
     assert set(launch.offer_ids) == {o1.offer_id, o2.offer_id}
+
+
+def test_a_launch_hands_back_the_held_offers_with_their_native_records() -> None:
+    c = core()
+    o1, o2 = offer(0.5, 1, native=["entries of o1"]), offer(0.5, 1, native=["of o2"])
+    c.handle(OffersReceived((o2, o1), T0))
+    (launch,) = of_type(c.handle(JobsSubmitted((job(1, GIB),), T0)), Launch)
+    assert launch.offers == tuple(sorted((o1, o2), key=lambda o: o.offer_id))
+    assert {o.offer_id: o.native for o in launch.offers} == {
+        o1.offer_id: ["entries of o1"], o2.offer_id: ["of o2"]}
+    assert c.held == {}  # used: the core holds neither offer nor record any more
 
 
 def test_offers_of_different_roles_are_not_combined() -> None:
@@ -439,3 +455,12 @@ def test_deadline_tracks_held_offers() -> None:
     assert c.next_deadline() is None
     c.handle(OffersReceived((offer(),), T0))
     assert c.next_deadline() == T0 + 3
+
+
+def test_every_event_type_has_a_handler() -> None:
+    assert set(SchedulerCore._HANDLERS) == set(typing.get_args(Event))
+
+
+def test_an_event_of_no_known_type_is_refused() -> None:
+    with pytest.raises(TypeError, match="unknown event"):
+        core().handle(object())  # type: ignore[arg-type]

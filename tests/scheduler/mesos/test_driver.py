@@ -1,5 +1,5 @@
-"""The scheduler driver's wire behaviour: RecordIO framing, redirects, retries, heartbeats,
-and the pymesos-shaped callback contract."""
+"""The scheduler driver's wire behaviour: redirects, retries, heartbeats, and the
+pymesos-shaped callback contract."""
 
 from __future__ import annotations
 
@@ -13,36 +13,17 @@ import addict
 import pytest
 
 import mesobatch
-from mesobatch.executor.recordio import RecordIOError, RecordIOReader, encode, records
+from mesobatch.common.recordio import encode
 from mesobatch.scheduler.core.events import OffersReceived, TaskStatus
 from mesobatch.scheduler.core.resources import Resources
 from mesobatch.scheduler.core.states import TaskState
-from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
-from mesobatch.scheduler.mesos.framework import FrameworkState, MesosFramework
+from mesobatch.scheduler.mesos.driver import DriverState, MesosSchedulerDriver
+from mesobatch.scheduler.mesos.executors import Executors
+from mesobatch.scheduler.mesos.framework import MesosFramework
 from mesobatch.scheduler.mesos.interface import Scheduler
 from mesobatch.scheduler.mesos.master import MasterAddressError, StaticMaster
 
 from .conftest import Cluster, job, wait_for
-
-# ----------------------------------------------------------------------------- RecordIO
-
-
-def test_recordio_records_split_across_and_packed_into_chunks() -> None:
-    events = [{"type": "HEARTBEAT"}, {"type": "OFFERS", "x": "é" * 300}, {"type": "UPDATE"}]
-    wire = b"".join(encode(json.dumps(e).encode()) for e in events)
-    for size in (1, 2, 3, 7, 64, len(wire)):
-        chunks = [wire[i:i + size] for i in range(0, len(wire), size)]
-        assert [json.loads(r) for r in records(chunks)] == events
-    reader = RecordIOReader()
-    assert reader.feed(b"20\n{\"type\":\"HEARTB") == []
-    assert reader.feed(b"EAT\"}20\n{\"type\":\"HEARTBEAT\"}") == [b'{"type":"HEARTBEAT"}'] * 2
-    assert reader.pending == 0
-
-
-@pytest.mark.parametrize("bad", [b"abc\n{}", b"9" * 30, b"-1\n"])
-def test_recordio_rejects_garbage(bad: bytes) -> None:
-    with pytest.raises(RecordIOError):
-        RecordIOReader().feed(bad)
 
 
 def test_master_addresses() -> None:
@@ -106,6 +87,87 @@ def test_503_is_retried_and_307_followed_to_the_leader(cluster: Cluster) -> None
         assert front.requests == ["/api/v1/scheduler"] * 2  # 503, then 307; no more
     finally:
         front.close()
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def closed_port() -> str:
+    """An address nothing listens on (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_launch_that_never_reached_mesos_requeues_its_tasks() -> None:
+    posted: list[Any] = []
+    driver = MesosSchedulerDriver(Scheduler(), {"user": "u", "name": "n"},
+                                  StaticMaster(closed_port()),
+                                  post=lambda *events: posted.extend(events))
+    try:
+        driver.start()
+        driver.declineOffer(["o0"])  # other calls are the core's to repeat: nothing posted
+        driver.launchTasks(["o1"], [
+            {"task_id": {"value": "7.0"}, "agent_id": {"value": "a1"}},
+            {"task_id": {"value": "8.0"}, "agent_id": {"value": "a1"}}])
+        assert wait_for(lambda: len(posted) >= 2, timeout=10)
+    finally:
+        driver.abort()
+    assert [e.task_id for e in posted] == ["7.0", "8.0"]
+    for event in posted:
+        assert isinstance(event, TaskStatus) and event.state is TaskState.LOST
+        assert event.never_started and event.agent_id == "a1"
+        assert event.message == "launch not delivered: not subscribed"
+    assert driver.state is DriverState.ABORTED and driver.join() is DriverState.ABORTED
+
+
+class Refusing:
+    """A master that answers every SUBSCRIBE with 401."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = b"Authentication required"
+                self.send_response(401)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_refused_framework_fails_for_good_and_stays_failed() -> None:
+    master = Refusing()
+    errors: list[str] = []
+
+    class Recorder(Scheduler):
+        def error(self, driver: Any, message: str) -> None:
+            errors.append(message)
+
+    driver = MesosSchedulerDriver(Recorder(), {"user": "u", "name": "n"},
+                                  StaticMaster(master.address))
+    assert driver.state is DriverState.CREATED
+    try:
+        driver.start()
+        assert driver.join() is DriverState.FAILED
+        assert driver.last_error is not None and "HTTP 401" in driver.last_error
+        assert errors == [driver.last_error]
+        driver.stop()  # a final state is never overwritten
+        driver.abort()
+        assert driver.state is DriverState.FAILED
+    finally:
+        driver.abort()
+        master.close()
 
 
 # ----------------------------------------------------------------------------- heartbeats
@@ -176,7 +238,7 @@ def test_silent_stream_is_dropped_after_missed_heartbeats_and_resubscribed() -> 
 
 def test_callbacks_accept_pymesos_addict_messages() -> None:
     posted: list[Any] = []
-    framework = MesosFramework(lambda *events: posted.extend(events), FrameworkState("wf"),
+    framework = MesosFramework(lambda *events: posted.extend(events), Executors("wf"),
                                None, Resources(mem=32))
     offer = addict.Dict({
         "id": {"value": "o1"}, "agent_id": {"value": "a1"}, "hostname": "h1",

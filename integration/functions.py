@@ -33,8 +33,8 @@ from ..scheduler.contract import JobDescription
 from ..scheduler.options import parse_size
 
 if TYPE_CHECKING:
+    from ..deploy.resources import ResourceService
     from ..scheduler.api import BatchSystem
-    from .resources import ResourceService
 
 log = logging.getLogger(__name__)
 
