@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: most job ids one cancel command names (every system's cancel takes a list)
+CANCEL_CHUNK = 200
+
 
 class Phase(enum.Enum):
     WAITING = "waiting"  #: launched by the core, not yet submitted
@@ -215,7 +218,7 @@ class BatchQueueBackend(EmulatedBackend):
                 continue
             ours = [spec for where, spec in placed if _same_node(where, n.name)]
             out[n.address or n.name] = NodeInfo(
-                coresUsed=n.cpu_load or 0.0,
+                coresUsed=min(1.0, n.cpu_load or 0.0),  # a load may exceed the cores
                 memoryUsed=(1 - n.memory_free / n.memory)
                 if n.memory_free is not None and n.memory else 0.0,
                 coresTotal=n.cores, memoryTotal=n.memory,
@@ -282,7 +285,7 @@ class BatchQueueBackend(EmulatedBackend):
         self._stop.set()
         with self._jobs_lock:
             ids = [j.native_id for j in self._jobs.values() if j.phase is Phase.SUBMITTED]
-        for chunk in chunks(ids, self.dialect.query_chunk):
+        for chunk in chunks(ids, CANCEL_CHUNK):
             try:
                 self.commands.run(self.dialect.cancel_argv(chunk), retry=False)
             except CommandError as e:
@@ -391,7 +394,7 @@ class BatchQueueBackend(EmulatedBackend):
         with self._jobs_lock:
             live = [j for j in jobs if j.task_id in self._jobs]
         done: list[_Job] = []
-        for chunk in chunks(live, self.dialect.query_chunk):
+        for chunk in chunks(live, CANCEL_CHUNK):
             try:
                 self.commands.run(self.dialect.cancel_argv([j.native_id for j in chunk]))
             except CommandError as e:
@@ -486,9 +489,12 @@ class BatchQueueBackend(EmulatedBackend):
         out: dict[str, NativeStatus] = {}
         began = time.monotonic()
         ids = [j.native_id for j in jobs]
+        whole = self.dialect.status_argv(self.run_tag, ids)
+        # a query that names no ids (qstat -xml -u USER) covers any number in one call
+        split = len(ids) > self.dialect.query_chunk and _names_any(whole, ids)
         try:
-            for chunk in chunks(ids, self.dialect.query_chunk):
-                argv = self.dialect.status_argv(self.run_tag, chunk)
+            for chunk in chunks(ids, self.dialect.query_chunk) if split else [ids]:
+                argv = self.dialect.status_argv(self.run_tag, chunk) if split else whole
                 try:
                     result = self.commands.run(argv, retry=False)
                 except CommandError as e:
@@ -580,6 +586,12 @@ class BatchQueueBackend(EmulatedBackend):
                 f.write(f"mesobatch: {message}\n")
         except OSError:
             pass
+
+
+def _names_any(argv: Sequence[str], ids: Sequence[str]) -> bool:
+    """Does a command name any of these job ids (in an argument of its own or a list)?"""
+    words = {w for arg in argv for w in re.split(r"[\s,=]+", arg)}
+    return any(i in words for i in ids)
 
 
 def _job_name(tag: str, name: str) -> str:

@@ -109,7 +109,8 @@ class Dialect(Protocol):
     array_first_index: int
     #: most elements one array submission may have (1: no arrays)
     max_array_size: int
-    #: most job ids one status or accounting query may name
+    #: most job ids one status or accounting query may name (a status query that names
+    #: no ids, such as ``qstat -xml -u USER``, is one call whatever their number)
     query_chunk: int
 
     def submit_argv(self, sub: Submission) -> list[str]:

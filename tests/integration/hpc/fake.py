@@ -42,9 +42,10 @@ class FakeDialect:
     array_first_index = 1
 
     def __init__(self, state: str, *, accounting: bool = True, max_array_size: int = 50,
-                 query_chunk: int = 1000) -> None:
+                 query_chunk: int = 1000, status_names_ids: bool = True) -> None:
         self.state = state
         self.accounting = accounting
+        self.status_names_ids = status_names_ids
         self.max_array_size = max_array_size
         self.query_chunk = query_chunk
 
@@ -62,7 +63,7 @@ class FakeDialect:
         return result.stdout.split()
 
     def status_argv(self, run_tag: str, native_ids: Sequence[str]) -> list[str]:
-        return self._cmd("status", *native_ids)
+        return self._cmd("status", *(native_ids if self.status_names_ids else ["--all"]))
 
     def parse_status(self, result: CommandResult) -> dict[str, NativeStatus]:
         out = {}
@@ -121,6 +122,8 @@ class FakeOptions(BatchQueueOptions):
                                help="fakeq's largest array")
     fake_query_chunk: int = opt("fakeQueryChunk", parse=parse_count, default=1000,
                                 help="ids per fakeq status query")
+    fake_status_all: bool = opt("fakeStatusAll", parse=parse_bool, default=False,
+                                help="fakeq's status query names no ids: it lists all jobs")
 
 
 class FakeBackend(BatchQueueBackend):
@@ -131,7 +134,8 @@ class FakeBackend(BatchQueueBackend):
         o = self.options
         assert isinstance(o, FakeOptions)
         return FakeDialect(o.fake_state, accounting=o.fake_accounting,
-                           max_array_size=o.fake_array_size, query_chunk=o.fake_query_chunk)
+                           max_array_size=o.fake_array_size, query_chunk=o.fake_query_chunk,
+                           status_names_ids=not o.fake_status_all)
 
 
 class FakeBatchSystem(BatchSystem):

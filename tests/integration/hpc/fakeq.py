@@ -5,7 +5,8 @@ enough of a queue to drive the base through submission, arrays, status, accounti
 cancels, node lists and failures. State is one directory of small files:
 
 - ``next``: the next job number; ``calls.log``: one line per command run (verb, args);
-- ``<id>.job``: the script and array index of a submitted job; ``<id>.pgid``: its
+- ``<id>.job``: the script and array index of a submitted job (``status --all`` lists
+  every job, like a query that names no ids); ``<id>.pgid``: its
   process group once started; ``<id>.rc``: its exit status once ended;
   ``<id>.cancelled``, ``<id>.vanished``, ``<id>.oom``: what happened to it;
 - ``hold``: while it exists, new jobs stay PENDING (``release`` starts them);
@@ -117,6 +118,10 @@ def _queue_state(state: str, job_id: str) -> str | None:
 
 
 def status(state: str, ids: list[str]) -> None:
+    if ids == ["--all"]:  # every job of the queue, as qstat -u USER lists them
+        ids = [n[:-len(".job")] for n in sorted(os.listdir(state)) if n.endswith(".job")]
+        print("\n".join(line for job_id in ids if (line := _queue_state(state, job_id))))
+        return
     lines = [line for job_id in ids if (line := _queue_state(state, job_id))]
     if ids and not lines:
         print("fakeq: error: Invalid job id specified", file=sys.stderr)

@@ -89,6 +89,15 @@ def test_one_status_query_per_poll_for_all_jobs_in_chunks_beyond_the_limit(
     assert calls(state, "acct") == []
 
 
+def test_a_status_query_that_names_no_ids_is_one_call_whatever_the_chunk_size(
+        make: Make, state: str) -> None:
+    bs = make(maxPollInterval=0.6, fakeQueryChunk=1, fakeStatusAll=True)
+    collect(bs, 6, *bs.issue_many([("sleep 2", J, None)] * 6))
+    backend = bs._backend
+    assert isinstance(backend, FakeBackend) and backend.polls >= 2
+    assert calls(state, "status") == [["status", "--all"]] * backend.polls
+
+
 def test_exit_records_decide_when_there_is_no_accounting(make: Make, state: str) -> None:
     bs = make(fakeAccounting=False)
     ids = [bs.issueBatchJob(f"sleep 0.{i + 5}; exit {i}", J) for i in range(4)]
