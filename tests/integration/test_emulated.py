@@ -81,7 +81,7 @@ def launch(offer: Offer, *task_ids: str, cores: float = 1, command: str = "true"
     desc = JobDescription(cores=cores, memory=0, disk=0)
     tasks = tuple(TaskLaunch(t, build_spec(i, command, desc, {}, None))
                   for i, t in enumerate(task_ids, start=1))
-    return Launch(offer.agent_id, offer.hostname, (offer.offer_id,), tasks, 1.0)
+    return Launch(offer.agent_id, offer.hostname, (offer,), tasks, 1.0)
 
 
 def test_each_node_offers_its_capacity_once_and_the_rest_after_a_launch() -> None:
