@@ -23,7 +23,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agent-ports", default="", help="comma-separated agent ports")
     parser.add_argument("--allocation-interval", type=float, default=1.0)
     parser.add_argument("--heartbeat-interval", type=float, default=15.0)
-    parser.add_argument("--agent-removal-timeout", type=float, default=75.0)
+    parser.add_argument("--agent-ping-timeout", type=float, default=15.0, help="seconds")
+    parser.add_argument("--max-agent-ping-timeouts", type=int, default=5)
+    parser.add_argument(
+        "--agent-removal-timeout",
+        type=float,
+        default=None,
+        help="agent_ping_timeout x max_agent_ping_timeouts given directly (seconds)",
+    )
+    parser.add_argument("--agent-reregister-timeout", type=float, default=600.0)
+    parser.add_argument("--registry", choices=("replicated_log", "in_memory"),
+                        default="replicated_log")
+    parser.add_argument(
+        "--fast-agent-reregistration",
+        action="store_true",
+        help="agents re-register at once when their master goes, not after the ping timeout",
+    )
+    parser.add_argument(
+        "--refuse-small-executors",
+        action="store_true",
+        help="TASK_ERROR for executors under 0.01 cpus / 32 MB (Mesos 1.11 only warns)",
+    )
     parser.add_argument("--agent-resources", default="cpus:2;mem:4096;disk:10000")
     parser.add_argument("--agent-attributes", default="")
     parser.add_argument(
@@ -96,7 +116,13 @@ def build(args: argparse.Namespace) -> Cluster:
         port=args.port,
         allocation_interval=args.allocation_interval,
         heartbeat_interval=args.heartbeat_interval,
+        agent_ping_timeout=args.agent_ping_timeout,
+        max_agent_ping_timeouts=args.max_agent_ping_timeouts,
         agent_removal_timeout=args.agent_removal_timeout,
+        agent_reregister_timeout=args.agent_reregister_timeout,
+        registry=args.registry,
+        fast_agent_reregistration=args.fast_agent_reregistration,
+        refuse_small_executors=args.refuse_small_executors,
         executor_registration_timeout=args.executor_registration_timeout,
         executor_shutdown_grace_period=args.executor_shutdown_grace_period,
         executor_reregistration_timeout=args.executor_reregistration_timeout,
@@ -120,6 +146,7 @@ async def serve(cluster: Cluster) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    cluster.own_process = True
     try:
         await cluster.start()
     except (RuntimeError, TimeoutError) as exc:

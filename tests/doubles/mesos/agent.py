@@ -31,9 +31,14 @@ from .resources import DEFAULT_PORTS, Resources, parse_attributes
 from .schema import TERMINAL_STATES
 from .status_update_manager import StatusUpdateManager
 from .statuses import make_status, reorder
+from .traffic import FrameworkTraffic, bump
 from .wire import JsonDict, format_duration, new_uuid, new_uuid_b64, now
 
 log = logging.getLogger(__name__)
+
+# src/slave/constants.cpp: DEFAULT_AGENT_PING_TIMEOUT (15 s) x DEFAULT_MAX_AGENT_PING_TIMEOUTS (5),
+# until a master tells its own.
+DEFAULT_MASTER_PING_TIMEOUT = 75.0
 
 
 @dataclass
@@ -54,6 +59,9 @@ class AgentConfig:
     fetcher_cache_dir: Path | None = None
     # A real agent waits random(0, registration_backoff_factor) after detecting a new master.
     registration_backoff_factor: float = 0.0
+    # Re-register as soon as the master's connection drops, instead of after the ping timeout
+    # a real agent waits when no other master is detected (the double's fast mode).
+    fast_reregistration: bool = False
 
 
 @dataclass
@@ -158,6 +166,13 @@ class Agent:
         self._server: HttpServer | None = None
         self._link_task: asyncio.Task[None] | None = None
         self._deferred_exits: list[tuple[ExecutorRun, int]] = []
+        self.traffic: dict[str, FrameworkTraffic] = {}
+        # Container roots of forgotten (uncheckpointed) frameworks, destroyed at recovery.
+        self._orphans: list[subprocess.Popen[bytes]] = []
+        self.master_ping_timeout = DEFAULT_MASTER_PING_TIMEOUT
+        self.ping_timeouts = 0
+        self._last_ping = 0.0
+        self._registered_on: Link | None = None  # the link the last REGISTERED came on
         self._bg: set[asyncio.Task[Any]] = set()
 
     @property
@@ -208,13 +223,15 @@ class Agent:
             await server.stop()
 
     async def stop(self) -> None:
-        """Orderly double shutdown: kill every executor group, reap them, close everything."""
+        """Orderly double shutdown: destroy every container, reap them, close everything."""
         self.state = "stopping"
         runs = self._runs()
         for run in runs:
             run.cancel_timers()
-            if run.pid is not None:
-                containerizer.kill_group(run.pid)
+            _destroy(run.process)
+        for process in self._orphans:
+            _destroy(process)
+        self._orphans.clear()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2.0
         while loop.time() < deadline and any(
@@ -233,22 +250,34 @@ class Agent:
             await asyncio.sleep(downtime)
         await self._recover()
 
-    async def crash(self, restart_after: float | None = None) -> None:
-        """kill -9 of the agent and all its executors; optionally start it again later."""
+    async def crash(self, restart_after: float | None = None) -> list[JsonDict]:
+        """kill -9 of the agent and of each executor process; optionally start it again later.
+
+        Only the executor processes themselves are killed (as ``kill_executor`` does): a dead
+        agent destroys no container, so whatever else runs in a container (jobs the executor
+        started in sessions of their own, children of the shell) lives on. A restart destroys
+        what is left of the containers during recovery, as a real agent does.
+        Returns, per executor killed, its ids, pid and the process tree it had just before.
+        """
+        killed = []
         for run in self._runs():
             run.cancel_timers()
-            if run.pid is not None:
-                containerizer.kill_group(run.pid)
+            if run.process is not None and run.process.poll() is None:
+                killed.append(self.kill_executor_process(run, signal.SIGKILL))
         await self._go_down()
         self._forget_uncheckpointed()
-        if restart_after is None:
-            return
-        await asyncio.sleep(restart_after)
-        await self._recover()
+        if restart_after is not None:
+            await asyncio.sleep(restart_after)
+            await self._recover()
+        return killed
 
     async def _recover(self) -> None:
         await self._listen()
         self.state = "recovering"
+        # Containers of frameworks the agent did not checkpoint are orphans: destroyed now.
+        orphans, self._orphans = self._orphans, []
+        for process in orphans:
+            _destroy(process)
         await asyncio.sleep(self.config.executor_reregistration_timeout)
         if self.state != "recovering":
             return
@@ -262,8 +291,7 @@ class Agent:
                     "Executor did not reregister within "
                     + format_duration(self.config.executor_reregistration_timeout),
                 )
-                if run.pid is not None:
-                    containerizer.kill_group(run.pid)
+                _destroy(run.process)
         await asyncio.sleep(0.05)  # let the kills be reaped before registering
         self.state = "running"
         deferred, self._deferred_exits = self._deferred_exits, []
@@ -277,8 +305,8 @@ class Agent:
                 continue
             for run in framework.executors.values():
                 run.cancel_timers()
-                if run.pid is not None:
-                    containerizer.kill_group(run.pid)
+                if run.process is not None:
+                    self._orphans.append(run.process)
                 run.state = "terminated"
             del self.frameworks[framework.id]
         self.sum.drop_uncheckpointed()
@@ -330,8 +358,30 @@ class Agent:
                 if self.link is link:
                     self.link = None
                 self.sum.pause()
-            if self.detector.version == seen:
+            if self.detector.version != seen:
+                continue
+            if self._registered_on is link and not self.config.fast_reregistration:
+                # The master went away, but nothing says another one leads: like a real
+                # agent, wait for the ping timeout before looking for a master again.
+                await self._await_ping_timeout(seen)
+            else:
                 await _wait(self.detector.changed(seen), backoff)
+
+    async def _await_ping_timeout(self, seen: int) -> None:
+        """Slave::pingTimeout: no pings within the master's total ping timeout, re-detect."""
+        loop = asyncio.get_running_loop()
+        remaining = self._last_ping + self.master_ping_timeout - loop.time()
+        await _wait(self.detector.changed(seen), max(0.0, remaining))
+        if self.detector.version != seen or self.state != "running":
+            return  # a new leader was detected: the link loop takes it from here
+        log.info(
+            "agent %s: No pings from master received within %s",
+            self.address,
+            format_duration(self.master_ping_timeout),
+        )
+        self.ping_timeouts += 1
+        if self.config.registration_backoff_factor > 0:
+            await asyncio.sleep(random.uniform(0, self.config.registration_backoff_factor))
 
     def _registration(self) -> JsonDict:
         tasks = []
@@ -382,6 +432,13 @@ class Agent:
         self.agent_id = message["agent_id"]
         self.master_id = message.get("master_id")
         self.registrations += 1
+        # The master tells its agent_ping_timeout x max_agent_ping_timeouts (Mesos: in
+        # SlaveRegisteredMessage.connection); the ping timer starts now.
+        self.master_ping_timeout = float(
+            message.get("total_ping_timeout", DEFAULT_MASTER_PING_TIMEOUT)
+        )
+        self._last_ping = asyncio.get_running_loop().time()
+        self._registered_on = self.link
         for entry in message.get("reconcile", []):
             state = "TASK_DROPPED" if entry.get("partition_aware") else "TASK_LOST"
             status = make_status(
@@ -396,6 +453,9 @@ class Agent:
             self.sum.update(entry["framework_id"], status, checkpoint=True)
         # A re-registering agent flushes its pending updates twice (surprise 30).
         self.sum.resume(times=2 if reregistration else 1)
+
+    def _on_ping(self, message: JsonDict) -> None:
+        self._last_ping = asyncio.get_running_loop().time()
 
     def _forward_update(self, framework_id: str, status: JsonDict) -> None:
         if self.link is None:
@@ -467,7 +527,7 @@ class Agent:
             else {"type": "LAUNCH", "launch": {"task": tasks[0]}}
         )
         if run.state == "running" and run.stream is not None:
-            run.stream.send(event)
+            self._to_executor(run, event)
             for task in tasks:
                 run.tasks[task["task_id"]["value"]].delivered = True
         else:
@@ -571,8 +631,7 @@ class Agent:
             "Executor did not register within "
             + format_duration(self.config.executor_registration_timeout),
         )
-        if run.pid is not None:
-            containerizer.kill_group(run.pid)
+        _destroy(run.process)
 
     def _on_process_exit(self, run: ExecutorRun, status: int) -> None:
         if self.state != "running":
@@ -586,8 +645,7 @@ class Agent:
         run.state = "terminated"
         run.exit_status = status
         run.cancel_timers()
-        if run.pid is not None:
-            containerizer.kill_group(run.pid)  # destroy the rest of the container
+        _destroy(run.process)  # what is left of the container's group and session
         if run.stream is not None:
             run.stream.drop()
             run.stream = None
@@ -670,13 +728,13 @@ class Agent:
             self.sum.update(framework.id, update, framework.checkpoint)
             return
         if run.stream is not None:
-            run.stream.send({"type": "KILL", "kill": kill})
+            self._to_executor(run, {"type": "KILL", "kill": kill})
 
     def _on_framework_message(self, message: JsonDict) -> None:
         framework = self.frameworks.get(message["framework_id"])
         run = framework.executors.get(message["executor_id"]) if framework else None
         if run is not None and run.stream is not None:
-            run.stream.send({"type": "MESSAGE", "message": {"data": message["data"]}})
+            self._to_executor(run, {"type": "MESSAGE", "message": {"data": message["data"]}})
 
     def _on_shutdown_executor(self, message: JsonDict) -> None:
         framework = self.frameworks.get(message["framework_id"])
@@ -740,20 +798,19 @@ class Agent:
             return
         if run.stream is None or run.pid is None:
             run.state = "terminating"
-            if run.pid is not None:
-                containerizer.kill_group(run.pid)
-            elif run.process is None:
+            if run.process is not None:
+                _destroy(run.process)
+            else:
                 self._executor_exited(run, None)
             return
         run.state = "terminating"
-        run.stream.send({"type": "SHUTDOWN"})
+        self._to_executor(run, {"type": "SHUTDOWN"})
         grace_ns = run.info.get("shutdown_grace_period", {}).get("nanoseconds")
         grace = (
             grace_ns / 1e9 if grace_ns is not None else self.config.executor_shutdown_grace_period
         )
         loop = asyncio.get_running_loop()
-        pid = run.pid
-        run.timers.append(loop.call_later(grace, containerizer.kill_group, pid))
+        run.timers.append(loop.call_later(grace, _destroy, run.process))
 
     def subscribe(self, run: ExecutorRun, stream: EventStream, call: JsonDict) -> None:
         """An executor (re-)subscribed: SUBSCRIBED, queued launches, pending acknowledgements."""
@@ -774,7 +831,8 @@ class Agent:
         if self.attributes:
             agent_info["attributes"] = self.attributes
         agent_info["id"] = {"value": self.agent_id}
-        stream.send(
+        self._to_executor(
+            run,
             {
                 "type": "SUBSCRIBED",
                 "subscribed": {
@@ -783,11 +841,11 @@ class Agent:
                     "agent_info": agent_info,
                     "container_id": {"value": run.container_id},
                 },
-            }
+            },
         )
         queued, run.queued = run.queued, []
         for event in queued:
-            stream.send(event)
+            self._to_executor(run, event)
             for task_id in _event_task_ids(event):
                 if task_id in run.tasks:
                     run.tasks[task_id].delivered = True
@@ -822,12 +880,25 @@ class Agent:
             task.record(status)
         self.sum.update(framework_id, status, checkpoint)
         if found is not None and owner.stream is not None:
-            owner.stream.send(
+            self._to_executor(
+                owner,
                 {
                     "type": "ACKNOWLEDGED",
                     "acknowledged": {"task_id": status["task_id"], "uuid": status["uuid"]},
-                }
+                },
             )
+
+    def _to_executor(self, run: ExecutorRun, event: JsonDict) -> None:
+        if run.stream is not None:
+            run.stream.send(event)
+            bump(self.traffic_of(run.framework_id).executor_events, event["type"])
+
+    def traffic_of(self, framework_id: str) -> FrameworkTraffic:
+        """This agent's counters of one framework's executors (see ``traffic``)."""
+        traffic = self.traffic.get(framework_id)
+        if traffic is None:
+            traffic = self.traffic[framework_id] = FrameworkTraffic()
+        return traffic
 
     def executor_message(self, run: ExecutorRun, data: str) -> None:
         if self.link is not None:
@@ -851,12 +922,38 @@ class Agent:
         run = framework.executors.get(executor_id) if framework else None
         if run is None or run.process is None:
             return False
-        shell = run.info.get("command", {}).get("shell", True)
-        targets = (_children(run.process.pid) if shell else []) or [run.process.pid]
-        for child in targets:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, sig)
+        self.kill_executor_process(run, sig)
         return True
+
+    def live_executors(self, framework_id: str | None = None) -> list[ExecutorRun]:
+        """Executors whose process runs (those a kill -9 can hit)."""
+        return [
+            run
+            for run in self._runs()
+            if (framework_id is None or run.framework_id == framework_id)
+            and run.process is not None
+            and run.process.poll() is None
+            and run.state in ("registering", "running")
+        ]
+
+    def kill_executor_process(self, run: ExecutorRun, sig: int) -> JsonDict:
+        """The executor under ``/bin/sh -c`` (or the process itself), and nothing else: the
+        agent then destroys the container as the posix launcher does (``_executor_exited``)."""
+        assert run.process is not None
+        pid = run.process.pid
+        tree = containerizer.process_tree(pid)
+        target = containerizer.executor_process(pid, run.info.get("command", {}).get("shell", True))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
+        return {
+            "agent_id": self.agent_id,
+            "agent": self.address,
+            "framework_id": run.framework_id,
+            "executor_id": run.executor_id,
+            "pid": pid,  # the container's root (the shell, for a shell command)
+            "signalled": target,
+            "tree": tree,
+        }
 
     def cleanup_work_dir(self) -> None:
         shutil.rmtree(self.config.work_dir, ignore_errors=True)
@@ -885,6 +982,8 @@ class Agent:
             "executor_pids": dict(self.executor_pids),
             "status_updates_resent": self.sum.resent,
             "registrations": self.registrations,
+            "ping_timeouts": self.ping_timeouts,
+            "master_ping_timeout": self.master_ping_timeout,
             "master_id": self.master_id,
             "master": self.linked_to if self.link is not None else None,
         }
@@ -900,13 +999,10 @@ def _event_has_task(event: JsonDict, task_id: str) -> bool:
     return task_id in _event_task_ids(event)
 
 
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (the executor under ``/bin/sh -c``)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:
-        return []
+def _destroy(process: subprocess.Popen[bytes] | None) -> None:
+    """Destroy the container whose root is ``process`` (``containerizer.destroy``)."""
+    if process is not None:
+        containerizer.destroy(process.pid, root_exited=process.poll() is not None)
 
 
 async def _wait(future: asyncio.Future[None], timeout: float) -> None:

@@ -6,7 +6,8 @@ TASK_RUNNING, TASK_FINISHED), acknowledges every update, and relaunches as offer
 Per task the double handles one LAUNCH, three executor UPDATEs, three scheduler ACKNOWLEDGEs,
 three scheduler UPDATE events and three executor ACKNOWLEDGED events. The double's CPU time
 (user + system, from /proc/<pid>/stat) over the measured tasks, divided by their number, is
-the figure printed.
+the figure printed, with the messages per task the double counted for the framework
+(``traffic.per_task``: status updates, acknowledgements, ACCEPT/REVIVE calls...).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 
 import aiohttp
 
-from .process import DoubleProcess
+from .process import ControlClient, DoubleProcess
+from .traffic import per_task
 from .wire import RecordIODecoder
 
 SAMPLE = Path(__file__).with_name("sample_executor.py")
@@ -60,7 +62,7 @@ class BenchScheduler:
             ) as response:
                 if response.status != 202:
                     raise RuntimeError(f"{body['type']}: {response.status} {await response.text()}")
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, RuntimeError):  # RuntimeError: the session closed
             if not self.done.is_set():
                 raise
 
@@ -168,7 +170,7 @@ class BenchScheduler:
 
 async def bench(
     master: str, pid: int, total: int, warmup: int, task_cpus: float, rate: float = 0.0
-) -> dict[str, float]:
+) -> dict[str, Any]:
     scheduler = BenchScheduler(master, total, task_cpus, rate)
     runner = asyncio.get_running_loop().create_task(scheduler.run())
     while scheduler.finished < warmup:
@@ -180,11 +182,15 @@ async def bench(
     cpu1, t1, n1 = cpu_seconds(pid), time.monotonic(), scheduler.finished
     runner.cancel()
     tasks = n1 - n0
+    counters = await asyncio.get_running_loop().run_in_executor(
+        None, ControlClient(master).framework_counters, scheduler.framework_id
+    )
     return {
         "tasks": tasks,
         "cpu_ms_per_task": (cpu1 - cpu0) * 1000 / tasks,
         "tasks_per_second": tasks / (t1 - t0),
         "double_cpu_utilisation": (cpu1 - cpu0) / (t1 - t0),
+        "messages_per_task": per_task(counters),  # over every task, the warm-up included
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import shutil
 import signal
 import ssl
@@ -18,6 +19,8 @@ from .agent import Agent, AgentConfig
 from .fetcher import FetchStats
 from .leader import LeaderDetector, StaticLeader
 from .master import Master, MasterConfig
+from .registry import REPLICATED_LOG, MemoryStore, check_kind
+from .traffic import merge
 from .wire import JsonDict
 from .zk import ZooKeeperGroup
 
@@ -41,7 +44,24 @@ class ClusterOptions:
     port: int = 0
     allocation_interval: float = 1.0
     heartbeat_interval: float = 15.0
-    agent_removal_timeout: float = 75.0
+    # --agent_ping_timeout and --max_agent_ping_timeouts: the master pings each agent every
+    # agent_ping_timeout; after agent_ping_timeout x max_agent_ping_timeouts without contact the
+    # master marks a disconnected agent unreachable, and an agent whose master went away looks
+    # for a master again (the standalone detector names the same one: 60-75 s after a restart).
+    agent_ping_timeout: float = 15.0
+    max_agent_ping_timeouts: int = 5
+    # The product above, given directly (pings then come every total / max_agent_ping_timeouts).
+    agent_removal_timeout: float | None = None
+    # --agent_reregister_timeout: recovered agents not back by then become unreachable.
+    agent_reregister_timeout: float = 600.0
+    # --registry: "replicated_log" (Mesos' default; survives master restarts, in ZooKeeper with
+    # zk) or "in_memory" (a restarted master knows nothing, as recordings 07 and 10 ran).
+    registry: str = REPLICATED_LOG
+    # Fast mode: agents re-register as soon as their master's connection drops, instead of
+    # after the ping timeout a real agent waits when no new master is detected.
+    fast_agent_reregistration: bool = False
+    # Refuse LAUNCHes of executors under 0.01 cpus / 32 MB instead of only warning (1.11).
+    refuse_small_executors: bool = False
     executor_registration_timeout: float = 60.0
     executor_shutdown_grace_period: float = 5.0
     executor_reregistration_timeout: float = 2.0
@@ -62,6 +82,17 @@ class ClusterOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
+    @property
+    def total_ping_timeout(self) -> float:
+        """agent_ping_timeout x max_agent_ping_timeouts (or agent_removal_timeout if given)."""
+        if self.agent_removal_timeout is not None:
+            return self.agent_removal_timeout
+        return self.agent_ping_timeout * self.max_agent_ping_timeouts
+
+    @property
+    def ping_interval(self) -> float:
+        return self.total_ping_timeout / max(1, self.max_agent_ping_timeouts)
+
 
 def server_tls_context(cert: Path, key: Path | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -80,13 +111,22 @@ class Cluster:
         tls = None
         if options.tls_cert is not None:
             tls = server_tls_context(options.tls_cert, options.tls_key)
+        check_kind(options.registry)
+        # With ZooKeeper the store is the cluster's znode, set once the session is up.
+        self.registry_store: MemoryStore | None = (
+            MemoryStore() if options.registry == REPLICATED_LOG and options.zk is None else None
+        )
         self.master = Master(
             MasterConfig(
                 host=options.host,
                 port=options.port,
                 allocation_interval=options.allocation_interval,
                 heartbeat_interval=options.heartbeat_interval,
-                agent_removal_timeout=options.agent_removal_timeout,
+                agent_removal_timeout=options.total_ping_timeout,
+                agent_ping_timeout=options.ping_interval,
+                agent_reregister_timeout=options.agent_reregister_timeout,
+                registry=self.registry_store,
+                refuse_small_executors=options.refuse_small_executors,
                 contending=options.zk is not None,
                 credentials=dict(options.credentials) if options.credentials is not None else None,
                 tls=tls,
@@ -96,6 +136,7 @@ class Cluster:
         self.agents: list[Agent] = []
         self.zk: ZooKeeperGroup | None = None
         self.leadership_losses = 0
+        self.own_process = False  # set by ``python -m tests.doubles.mesos``: may kill itself
         self._aborting = False
         self._bg: set[asyncio.Task[Any]] = set()
 
@@ -112,6 +153,8 @@ class Cluster:
             group.on_change = self._leader_changed
             group.on_candidacy_lost = self._candidacy_lost
             self.zk = group
+            if self.options.registry == REPLICATED_LOG:
+                self.master.config.registry = group.registry_store()
             try:
                 await group.start()
             except BaseException:
@@ -149,6 +192,7 @@ class Cluster:
                 # one cache per agent, as each real agent has its own --fetcher_cache_dir
                 fetcher_cache_dir=cache_dir / f"agent{index}",
                 registration_backoff_factor=backoff,
+                fast_reregistration=self.options.fast_agent_reregistration,
             )
             agent = Agent(config, detector, self.fetch_stats)
             await agent.start()
@@ -250,8 +294,26 @@ class Cluster:
                     return agent.kill_executor(framework.id, executor_id, sig)
         return False
 
-    async def lose_agent(self, which: int | str = 0, restart_after: float | None = None) -> None:
-        await self.agent(which).crash(restart_after)
+    def kill_random_executor(
+        self,
+        agent: int | str | None = None,
+        framework_id: str | None = None,
+        sig: int = signal.SIGKILL,
+        seed: int | None = None,
+    ) -> JsonDict | None:
+        """kill -9 of one running executor picked at random (on ``agent`` if given): its ids,
+        agent, pid and the processes of its container just before; None if none runs."""
+        agents = [self.agent(agent)] if agent is not None else self.agents
+        runs = [(a, run) for a in agents for run in a.live_executors(framework_id)]
+        if not runs:
+            return None
+        owner, run = random.Random(seed).choice(runs) if seed is not None else random.choice(runs)
+        return owner.kill_executor_process(run, sig)
+
+    async def lose_agent(
+        self, which: int | str = 0, restart_after: float | None = None
+    ) -> list[JsonDict]:
+        return await self.agent(which).crash(restart_after)
 
     async def restart_agent(self, which: int | str = 0, downtime: float = 0.0) -> None:
         await self.agent(which).restart(downtime)
@@ -332,6 +394,9 @@ class Cluster:
                 "elected_time": master.elected_time,
                 "start_time": master.start_time,
                 "leadership_losses": self.leadership_losses,
+                "registry": self.options.registry,
+                "recovering": master.recovering,
+                "recovered_agents": sorted(master.recovered_agents),
             },
             "zk": self.zk.introspect() if self.zk is not None else None,
             "frameworks": frameworks,
@@ -343,6 +408,26 @@ class Cluster:
             "executor_pids": {
                 key: pid for a in self.agents for key, pid in a.executor_pids.items()
             },
+            "framework_counters": self.framework_counters(),
+        }
+
+    def framework_counters(self) -> dict[str, JsonDict]:
+        """Per framework id, what this process's master and agents counted (``traffic``)."""
+        out: dict[str, JsonDict] = {}
+        for framework_id, traffic in self.master.traffic.items():
+            merge(out, framework_id, traffic)
+        for agent in self.agents:
+            for framework_id, traffic in agent.traffic.items():
+                merge(out, framework_id, traffic)
+        return out
+
+    def warnings(self) -> JsonDict:
+        """The master's executor-resource warnings: counts and the latest texts."""
+        counters = self.master.counters
+        return {
+            "executor_cpus": counters.executor_cpus_warnings,
+            "executor_mem": counters.executor_mem_warnings,
+            "recent": list(self.master.warnings),
         }
 
 

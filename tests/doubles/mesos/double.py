@@ -33,7 +33,13 @@ class MesosDouble:
         port: int = 0,
         allocation_interval: float = 1.0,
         heartbeat_interval: float = 15.0,
-        agent_removal_timeout: float = 75.0,
+        agent_ping_timeout: float = 15.0,
+        max_agent_ping_timeouts: int = 5,
+        agent_removal_timeout: float | None = None,
+        agent_reregister_timeout: float = 600.0,
+        registry: str = "replicated_log",
+        fast_agent_reregistration: bool = False,
+        refuse_small_executors: bool = False,
         executor_registration_timeout: float = 60.0,
         executor_shutdown_grace_period: float = 5.0,
         executor_reregistration_timeout: float = 2.0,
@@ -58,7 +64,13 @@ class MesosDouble:
             port=port,
             allocation_interval=allocation_interval,
             heartbeat_interval=heartbeat_interval,
+            agent_ping_timeout=agent_ping_timeout,
+            max_agent_ping_timeouts=max_agent_ping_timeouts,
             agent_removal_timeout=agent_removal_timeout,
+            agent_reregister_timeout=agent_reregister_timeout,
+            registry=registry,
+            fast_agent_reregistration=fast_agent_reregistration,
+            refuse_small_executors=refuse_small_executors,
             executor_registration_timeout=executor_registration_timeout,
             executor_shutdown_grace_period=executor_shutdown_grace_period,
             executor_reregistration_timeout=executor_reregistration_timeout,
@@ -174,9 +186,24 @@ class MesosDouble:
         cluster = self._cluster()
         return self._sync(lambda: cluster.kill_executor(executor_id, framework_id, sig))
 
-    def lose_agent(self, agent: int | str = 0, restart_after: float | None = None) -> None:
-        """kill -9 of the agent and its executors; with ``restart_after`` it comes back."""
-        self._call(self._cluster().lose_agent(agent, restart_after), timeout=120)
+    def kill_random_executor(
+        self,
+        agent: int | str | None = None,
+        framework_id: str | None = None,
+        sig: int = signal.SIGKILL,
+        seed: int | None = None,
+    ) -> JsonDict | None:
+        """kill -9 of a running executor picked at random (on ``agent`` if given): its ids,
+        agent, pid and the pids of its container just before (``tree``); None if none runs."""
+        cluster = self._cluster()
+        return self._sync(lambda: cluster.kill_random_executor(agent, framework_id, sig, seed))
+
+    def lose_agent(
+        self, agent: int | str = 0, restart_after: float | None = None
+    ) -> list[JsonDict]:
+        """kill -9 of the agent and its executor processes (not their jobs); with
+        ``restart_after`` it comes back. Returns what was killed (see ``kill_random_executor``)."""
+        return self._call(self._cluster().lose_agent(agent, restart_after), timeout=120)
 
     def mark_agent_unreachable(self, agent: int | str = 0) -> None:
         """Expire the master's ping timeout for a lost agent now."""
@@ -193,7 +220,9 @@ class MesosDouble:
         return self._sync(lambda: cluster.drop_subscription(framework_id))
 
     def restart_master(self, downtime: float = 0.0) -> None:
-        """Master restart with an in-memory registry: streams drop, agents re-register."""
+        """Master process restart: streams and agent links drop; the registry (by default)
+        gives the new master its agents as recovered; they re-register after their ping
+        timeout (at once with ``fast_agent_reregistration``, or through ZooKeeper)."""
         self._call(self._cluster().restart_master(downtime), timeout=120)
 
     # -- introspection -----------------------------------------------------------------------------
@@ -213,6 +242,19 @@ class MesosDouble:
             out.update(framework["unreachable_tasks"])
             out.update(framework["tasks"])
         return out
+
+    def framework_counters(self, framework_id: str | None = None) -> JsonDict:
+        """Per framework id (or of one entry): see ``traffic``."""
+        cluster = self._cluster()
+        counters = self._sync(cluster.framework_counters)
+        if framework_id is not None:
+            return dict(counters.get(framework_id, {}))
+        return counters
+
+    def warnings(self) -> JsonDict:
+        """The master's executor-resource warnings: counts and the latest texts."""
+        cluster = self._cluster()
+        return self._sync(cluster.warnings)
 
     def executor_pids(self) -> dict[str, int]:
         pids: dict[str, int] = self.state()["executor_pids"]

@@ -8,6 +8,7 @@ from . import httputil
 from .calls import read_call
 from .httpserver import EventStream, Request, Response, StreamStart, text
 from .httputil import bad_request
+from .traffic import bump
 from .wire import JsonDict, b64decode_strict, is_valid_uuid_bytes
 
 if TYPE_CHECKING:
@@ -78,6 +79,10 @@ def handler(agent: Agent) -> Handler:
             return bad_request("Executor cannot be found")
         if not run.subscribed_once and kind != "SUBSCRIBE":
             return text(403, "Executor is not subscribed")
+        traffic = agent.traffic_of(framework.id)
+        bump(traffic.executor_calls, kind)
+        if kind == "UPDATE":
+            bump(traffic.executor_updates, call["update"]["status"]["state"])
         if kind == "SUBSCRIBE":
             if run.state in ("terminated", "launching"):
                 return bad_request("Executor cannot be found")

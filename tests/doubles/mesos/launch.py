@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from .master import Master
 
 NAME_MAX = 255
+# src/master/constants.hpp: the least an executor should ask for.
+MIN_EXECUTOR_CPUS = 0.01
+MIN_EXECUTOR_MEM_MB = 32.0
+MEGABYTE = 1024 * 1024
 
 
 def validate_id(value: str) -> str | None:
@@ -158,6 +162,7 @@ class LaunchContext:
             new_executors.add(executor["executor_id"]["value"])
         resources = Resources.from_json(task.get("resources", []))
         master.add_task(self.framework, agent, task, resources)
+        self.framework.traffic.tasks_launched += 1
         agent.send(
             {
                 "type": "RUN_TASK",
@@ -206,6 +211,8 @@ class LaunchContext:
         if has_executor:
             executor = task["executor"]
             error = self._validate_executor(agent, executor)
+            if error is None:
+                error = self._check_executor_minimums(executor, task_id)
             if error is not None:
                 return error, none, False
             executor_id = executor["executor_id"]["value"]
@@ -256,6 +263,36 @@ class LaunchContext:
             return "'ExecutorInfo.command' must be set"
         return None
 
+    def _check_executor_minimums(self, executor: JsonDict, task_id: str) -> str | None:
+        """validation.cpp task::internal::validateExecutor: executors under 0.01 cpus or 32 MB
+        are logged (every LAUNCH, new executor or not) and counted; refused only when the
+        double is told to (``refuse_small_executors``), as future releases were to."""
+        master = self.master
+        executor_id = executor["executor_id"]["value"]
+        cpus, mem = executor_minimum_shortfalls(executor)
+        refuse = master.config.refuse_small_executors
+        for shortfall, what, minimum in (
+            (cpus, "CPUs", f"{MIN_EXECUTOR_CPUS:g}"),
+            (mem, "memory", format_bytes(MIN_EXECUTOR_MEM_MB)),
+        ):
+            if shortfall is None:
+                continue
+            if refuse:
+                return (
+                    f"Executor '{executor_id}' uses less {what} ({shortfall}) than the minimum "
+                    f"required ({minimum})"
+                )
+            master.warn(
+                f"Executor '{executor_id}' for task '{task_id}' uses less {what} ({shortfall}) "
+                f"than the minimum required ({minimum}). Please update your executor, as this "
+                "will be mandatory in future releases."
+            )
+            if what == "CPUs":
+                master.counters.executor_cpus_warnings += 1
+            else:
+                master.counters.executor_mem_warnings += 1
+        return None
+
     # -- LAUNCH_GROUP ---------------------------------------------------------------------------
     def _launch_group(
         self,
@@ -288,6 +325,7 @@ class LaunchContext:
             resources = Resources.from_json(task.get("resources", []))
             total = total + resources
             master.add_task(self.framework, agent, task, resources)
+            self.framework.traffic.tasks_launched += 1
             plain_tasks.append({k: v for k, v in task.items() if k != "executor"})
         agent.send(
             {
@@ -337,6 +375,20 @@ class LaunchContext:
                 return f"Task '{task_id}' is invalid: {error}"
             total = total + Resources.from_json(task["resources"])
         executor_id = executor["executor_id"]["value"]
+        # group::internal::validateExecutor: for task groups the minimums are errors in 1.11.
+        cpus, mem = executor_minimum_shortfalls(executor)
+        if cpus is not None:
+            return (
+                f"Executor '{executor_id}' uses less CPUs ({cpus}) than the minimum required "
+                f"({MIN_EXECUTOR_CPUS:g})"
+            )
+        if mem is not None:
+            return (
+                f"Executor '{executor_id}' uses less memory ({mem}) than the minimum required "
+                f"({format_bytes(MIN_EXECUTOR_MEM_MB)})"
+            )
+        if "disk" not in Resources.from_json(executor.get("resources", [])).items:
+            return f"Executor '{executor_id}' uses no disk"
         if executor_id not in agent.executors.get(self.framework.id, {}) and (
             executor_id not in new_executors
         ):
@@ -347,3 +399,33 @@ class LaunchContext:
                 f"more than available {offered.format(offer_order=True)}"
             )
         return None
+
+
+def executor_minimum_shortfalls(executor: JsonDict) -> tuple[str | None, str | None]:
+    """How an executor's cpus and mem read in Mesos' messages when under the minimums
+    (``None`` for an absent resource, as ``Resources::cpus()`` gives), else None."""
+    resources = Resources.from_json(executor.get("resources", []))
+    cpus = resources.items.get("cpus")
+    mem = resources.items.get("mem")
+    cpus_short = None
+    if not isinstance(cpus, int) or cpus == 0:
+        cpus_short = "None"
+    elif cpus / 1000 < MIN_EXECUTOR_CPUS:
+        cpus_short = f"{cpus / 1000:g}"
+    mem_short = None
+    if not isinstance(mem, int) or mem == 0:
+        mem_short = "None"
+    elif mem / 1000 < MIN_EXECUTOR_MEM_MB:
+        mem_short = format_bytes(mem / 1000)
+    return cpus_short, mem_short
+
+
+def format_bytes(megabytes: float) -> str:
+    """stout's ``Bytes`` output: the largest unit that loses nothing (``32MB``, ``1536KB``)."""
+    size = int(megabytes * MEGABYTE)
+    if size == 0:
+        return "0B"
+    for unit, scale in (("TB", 1024**4), ("GB", 1024**3), ("MB", MEGABYTE), ("KB", 1024)):
+        if size % scale == 0:
+            return f"{size // scale}{unit}"
+    return f"{size}B"

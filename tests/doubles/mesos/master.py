@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,10 +29,12 @@ from .master_state import (
     MasterTask,
     OfferRecord,
 )
+from .registry import RegistryStore, empty
 from .resources import Resources, with_role
 from .schema import TERMINAL_STATES
 from .statuses import make_status, update_event
-from .wire import JsonDict, b64decode_strict, ip_as_uint32, new_uuid, now
+from .traffic import FrameworkTraffic, bump
+from .wire import JsonDict, b64decode_strict, format_duration, ip_as_uint32, new_uuid, now
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,16 @@ class MasterConfig:
     heartbeat_interval: float = 15.0
     # agent_ping_timeout x max_agent_ping_timeouts (15 s x 5 in Mesos).
     agent_removal_timeout: float = 75.0
+    # The master pings each agent this often; the agent re-detects after agent_removal_timeout
+    # without a ping (Slave::pingTimeout).
+    agent_ping_timeout: float = 15.0
+    # --agent_reregister_timeout: recovered agents not back by then are marked unreachable.
+    agent_reregister_timeout: float = 600.0
+    # --registry=replicated_log: where the registry outlives this master; None: in_memory.
+    registry: RegistryStore | None = None
+    # Refuse (TASK_ERROR) LAUNCHes whose executor is under 0.01 cpus / 32 MB, as LAUNCH_GROUP
+    # does and Mesos 1.11 announces for the future; by default only warn, as 1.11 does.
+    refuse_small_executors: bool = False
     # ZooKeeper mode: the master leads only once elected (``detected``); standalone it leads.
     contending: bool = False
     # --authenticate_http_frameworks with --credentials: principal -> secret.
@@ -77,8 +90,15 @@ class Master:
         self.extra_routes: list[Callable[[Router], None]] = []
         self._server: HttpServer | None = None
         self._allocation_task: asyncio.Task[None] | None = None
+        self._ping_task: asyncio.Task[None] | None = None
+        self._recovery_task: asyncio.Task[None] | None = None
+        self._recovered_timer: asyncio.TimerHandle | None = None
         self._allocation_pending = False
         self._links: set[link_mod.Link] = set()
+        # Per framework id, kept across restarts of this master (see ``traffic``).
+        self.traffic: dict[str, FrameworkTraffic] = {}
+        # The latest warnings this master logged (executor resources), newest last.
+        self.warnings: deque[str] = deque(maxlen=100)
         self._reset()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -87,6 +107,9 @@ class Master:
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.completed_frameworks: dict[str, FrameworkRecord] = {}
         self.agents: dict[str, AgentRecord] = {}
+        # Registry entries of agents recovered from the registry that have not re-registered.
+        self.recovered_agents: dict[str, JsonDict] = {}
+        self.recovering = False
         self.offers: dict[str, OfferRecord] = {}
         self.inverse_offers: dict[str, InverseOfferRecord] = {}
         self.maintenance = Maintenance()
@@ -128,6 +151,8 @@ class Master:
         router.fallback = lambda request: Response(404) if self.elected else self.redirect(request)
         for add in self.extra_routes:
             add(router)
+        if not self.config.contending:
+            await self.recover()  # standalone: the registry is read before the port opens
         server = HttpServer(router)
         self.port = await server.start(
             self.config.host, self.port, ssl=self.config.tls, plain_prefixes=PLAIN_PREFIXES
@@ -137,12 +162,17 @@ class Master:
             self.leader_info = self.master_info()  # now with the bound port
         loop = asyncio.get_running_loop()
         self._allocation_task = loop.create_task(self._allocation_loop())
+        self._ping_task = loop.create_task(self._ping_loop())
 
     async def stop(self) -> None:
         """Crash-stop: every stream and agent link drops without a goodbye."""
-        if self._allocation_task is not None:
-            self._allocation_task.cancel()
-            self._allocation_task = None
+        for task in (self._allocation_task, self._ping_task, self._recovery_task):
+            if task is not None:
+                task.cancel()
+        self._allocation_task = self._ping_task = self._recovery_task = None
+        if self._recovered_timer is not None:
+            self._recovered_timer.cancel()
+            self._recovered_timer = None
         server, self._server = self._server, None
         for framework in list(self.frameworks.values()):
             self._cancel_framework_timers(framework)
@@ -157,7 +187,7 @@ class Master:
             await server.stop()
 
     async def restart(self, downtime: float = 0.0) -> None:
-        """Like a master process restart with the in-memory registry: all state is lost."""
+        """A master process restart: all state is lost but what the registry recovers."""
         await self.stop()
         if downtime > 0:
             await asyncio.sleep(downtime)
@@ -180,7 +210,97 @@ class Master:
         if elected and not was_elected:
             self.elected_time = now()
             log.info("%s elected as the leading master", self.address)
+            if self.config.registry is not None and self.running:
+                self.recovering = True  # "Master has not finished recovery" until read
+                self._recovery_task = asyncio.get_running_loop().create_task(self.recover())
         return not (was_elected and not elected)
+
+    # -- registry -------------------------------------------------------------------------
+    async def recover(self) -> None:
+        """Master::_recover: admitted agents become recovered agents, unreachable stay so."""
+        store = self.config.registry
+        if store is None:
+            return
+        self.recovering = True
+        try:
+            registry = await store.load() or empty()
+        except Exception as exc:  # a registry that cannot be read: recover nothing
+            log.error("master %s: cannot read the registry: %s", self.address, exc)
+            registry = empty()
+        finally:
+            self.recovering = False
+        for entry in registry.get("agents", []):
+            agent_id = entry["info"]["id"]
+            if agent_id not in self.agents:
+                self.recovered_agents[agent_id] = entry
+        for entry in registry.get("unreachable", []):
+            record = AgentRecord.from_registry(entry)
+            record.unreachable_time = int(entry["timestamp"])
+            self.agents.setdefault(record.id, record)
+        if self.recovered_agents:
+            log.info(
+                "master %s recovered %d agents from the registry", self.address,
+                len(self.recovered_agents),
+            )
+            self._recovered_timer = asyncio.get_running_loop().call_later(
+                self.config.agent_reregister_timeout, self._recovered_agents_timeout
+            )
+
+    def _recovered_agents_timeout(self) -> None:
+        """Master::recoveredSlavesTimeout: recovered agents not back are marked unreachable;
+        connected frameworks get FAILURE{agent_id} (sendSlaveLost), no task updates."""
+        self._recovered_timer = None
+        unreachable_ns = int(now() * 1e9)
+        for agent_id, entry in list(self.recovered_agents.items()):
+            del self.recovered_agents[agent_id]
+            record = AgentRecord.from_registry(entry)
+            record.unreachable_time = unreachable_ns
+            self.agents[agent_id] = record
+            log.info(
+                "Marking agent %s (%s) unreachable: did not reregister within %s after master "
+                "failover", agent_id, record.hostname,
+                format_duration(self.config.agent_reregister_timeout),
+            )
+            for framework in self.frameworks.values():
+                framework.send({"type": "FAILURE", "failure": {"agent_id": {"value": agent_id}}})
+        self.persist_registry()
+
+    def registry_snapshot(self) -> JsonDict:
+        """The registry as this master would write it now."""
+        agents = [a.registry_info() for a in self.agents.values() if a.unreachable_time is None]
+        agents += list(self.recovered_agents.values())
+        unreachable = [
+            {**a.registry_info(), "timestamp": a.unreachable_time}
+            for a in self.agents.values()
+            if a.unreachable_time is not None
+        ]
+        return {"agents": agents, "unreachable": unreachable}
+
+    def persist_registry(self) -> None:
+        """Write the registry after a change (only the leading, recovered master writes)."""
+        store = self.config.registry
+        if store is not None and self.running and self.elected and not self.recovering:
+            store.save(self.registry_snapshot())
+
+    async def _ping_loop(self) -> None:
+        """The SlaveObservers' pings: each one restarts the agent's ping timer."""
+        while True:
+            await asyncio.sleep(self.config.agent_ping_timeout)
+            for agent in self.agents.values():
+                if agent.connected and agent.link is not None:
+                    agent.link.send({"type": "PING"})
+                    self.counters.pings += 1
+
+    def traffic_of(self, framework_id: str) -> FrameworkTraffic:
+        """This master's counters of one framework id (see ``traffic``)."""
+        traffic = self.traffic.get(framework_id)
+        if traffic is None:
+            traffic = self.traffic[framework_id] = FrameworkTraffic()
+        return traffic
+
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self.warnings.append(message)
 
     @property
     def leader_address(self) -> str | None:
@@ -249,7 +369,12 @@ class Master:
             framework_id = f"{self.id}-{self._framework_seq:04d}"
             self._framework_seq += 1
             info = _with_id(info, framework_id)
-            framework = FrameworkRecord(id=framework_id, info=info, registered_time=now())
+            framework = FrameworkRecord(
+                id=framework_id,
+                info=info,
+                registered_time=now(),
+                traffic=self.traffic_of(framework_id),
+            )
             self.frameworks[framework_id] = framework
         else:
             framework = self.frameworks.get(framework_id) or self._recover_framework(info)
@@ -270,6 +395,7 @@ class Master:
             for inverse_id in list(framework.inverse_offers):
                 self._remove_inverse_offer(inverse_id, rescind=False)
         self._connect(framework, stream, stream_id)
+        bump(framework.traffic.calls, "SUBSCRIBE")
         framework.suppressed = set(suppressed_roles or [])
         framework.send(
             {
@@ -292,7 +418,9 @@ class Master:
     def _recover_framework(self, info: JsonDict) -> FrameworkRecord:
         """A framework re-subscribing after a master restart is re-admitted with its id."""
         framework_id = info["id"]["value"]
-        framework = FrameworkRecord(id=framework_id, info=info, registered_time=now())
+        framework = FrameworkRecord(
+            id=framework_id, info=info, registered_time=now(), traffic=self.traffic_of(framework_id)
+        )
         self.frameworks[framework_id] = framework
         return framework
 
@@ -313,6 +441,7 @@ class Master:
     async def _heartbeat(self, framework: FrameworkRecord, stream: EventStream) -> None:
         while stream.is_open and framework.stream is stream:
             stream.send({"type": "HEARTBEAT"})
+            bump(framework.traffic.events, "HEARTBEAT")
             self.counters.heartbeats += 1
             await asyncio.sleep(self.config.heartbeat_interval)
 
@@ -717,6 +846,20 @@ class Master:
             agent = self.agents.get(agent_id) if agent_id is not None else None
             if known is not None:
                 status = _latest_state_status(known)
+            elif (agent_id is not None and agent_id in self.recovered_agents) or (
+                agent_id is None and self.recovered_agents
+            ):
+                # Master::reconcile case (2): the task may be on an agent that has not
+                # re-registered since the failover; no answer, the framework retries.
+                log.info(
+                    "Dropping reconciliation of task %s for framework %s because %s not yet "
+                    "reregistered with the master",
+                    task_id,
+                    framework.id,
+                    f"agent {agent_id} has" if agent_id is not None else "some agents have",
+                )
+                self.counters.reconciliations_dropped += 1
+                continue
             elif agent is not None and agent.unreachable_time is None:
                 status = make_status(
                     task_id,
@@ -844,20 +987,27 @@ class Master:
         agent.deactivated = True
         self.rescind_agent_offers(agent)
         agent.send({"type": "DRAIN", "max_grace_period_ns": max_grace_ns})
+        self.persist_registry()
         self._update_drains()
 
     def _update_drains(self) -> None:
+        changed = False
         for agent in self.agents.values():
             if agent.drain is None or agent.drain["state"] != "DRAINING":
                 continue
             if not any(agent.tasks.values()):
                 agent.drain = {**agent.drain, "state": "DRAINED"}
+                changed = True
+        if changed:
+            self.persist_registry()
 
     # -- agents -------------------------------------------------------------------------------
     def _handle_link(self, request: Request) -> DuplexStart | Response:
         if not self.elected:
             # A real master ignores (re-)registrations until it is elected.
             return text(503, "Not the leading master")
+        if self.recovering:
+            return text(503, "Master has not finished recovery")  # messages dropped meanwhile
         return DuplexStart(self._link_opened)
 
     def _link_opened(self, link: link_mod.Link) -> None:
@@ -908,6 +1058,8 @@ class Master:
 
     def _register_agent(self, link: link_mod.Link, message: JsonDict) -> AgentRecord:
         agent_id = message.get("agent_id")
+        if agent_id and agent_id in self.recovered_agents:
+            return self._readmit_recovered(link, message)
         agent = self.agents.get(agent_id) if agent_id else None
         if agent is not None and agent.unreachable_time is None:
             return self._reregister_known(agent, link, message)
@@ -915,7 +1067,50 @@ class Master:
         if not agent_id:
             agent_id = f"{self.id}-S{self._agent_seq}"
             self._agent_seq += 1
-        agent = AgentRecord(
+        agent = self._agent_record(agent_id, message)
+        if message.get("agent_id"):
+            agent.reregistered_time = agent.registered_time
+        agent.link = link
+        agent.connected = True
+        self.agents[agent_id] = agent
+        link.send(self._registered(agent_id))
+        self._adopt_agent_state(agent, message, was_unreachable)
+        self.persist_registry()
+        self.request_allocation()
+        return agent
+
+    def _registered(self, agent_id: str, **extra: Any) -> JsonDict:
+        return {
+            "type": "REGISTERED",
+            "agent_id": agent_id,
+            "master_id": self.id,
+            "total_ping_timeout": self.config.agent_removal_timeout,
+            **extra,
+        }
+
+    def _readmit_recovered(self, link: link_mod.Link, message: JsonDict) -> AgentRecord:
+        """Master::__reregisterSlave for an agent in ``slaves.recovered``: its tasks are added
+        back, but, unlike an unknown agent's, announced to no framework."""
+        entry = self.recovered_agents.pop(message["agent_id"])
+        agent = self._agent_record(message["agent_id"], message)
+        agent.reregistered_time = agent.registered_time
+        agent.deactivated = bool(entry.get("deactivated", False))
+        agent.drain = entry.get("drain")
+        agent.drain_start = entry.get("drain_start")
+        agent.link = link
+        agent.connected = True
+        self.agents[agent.id] = agent
+        link.send(self._registered(agent.id))
+        self._adopt_agent_state(agent, message, False, announce=False)
+        if not self.recovered_agents and self._recovered_timer is not None:
+            self._recovered_timer.cancel()
+            self._recovered_timer = None
+        self.persist_registry()
+        self.request_allocation()
+        return agent
+
+    def _agent_record(self, agent_id: str, message: JsonDict) -> AgentRecord:
+        return AgentRecord(
             id=agent_id,
             hostname=message["hostname"],
             ip=message["ip"],
@@ -925,18 +1120,9 @@ class Master:
             attributes=message.get("attributes", []),
             registered_time=now(),
         )
-        if message.get("agent_id"):
-            agent.reregistered_time = agent.registered_time
-        agent.link = link
-        agent.connected = True
-        self.agents[agent_id] = agent
-        link.send({"type": "REGISTERED", "agent_id": agent_id, "master_id": self.id})
-        self._adopt_agent_state(agent, message, was_unreachable)
-        self.request_allocation()
-        return agent
 
     def _adopt_agent_state(
-        self, agent: AgentRecord, message: JsonDict, was_unreachable: bool
+        self, agent: AgentRecord, message: JsonDict, was_unreachable: bool, announce: bool = True
     ) -> None:
         """Rebuild the master's view from what a (re-)registering agent reports."""
         infos = {f["id"]["value"]: f for f in message.get("frameworks", [])}
@@ -970,7 +1156,7 @@ class Master:
             task.latest_container_status = entry.get("container_status")
             if task.state in TERMINAL_STATES:
                 self._release_task(task)
-            if framework.connected:
+            if announce and framework.connected:
                 status = make_status(
                     task.task_id,
                     task.state,
@@ -1007,9 +1193,7 @@ class Master:
                             "partition_aware": framework.partition_aware,
                         }
                     )
-        link.send(
-            {"type": "REGISTERED", "agent_id": agent.id, "master_id": self.id, "reconcile": unknown}
-        )
+        link.send(self._registered(agent.id, reconcile=unknown))
         return agent
 
     def _agent_disconnected(self, agent: AgentRecord) -> None:
@@ -1066,6 +1250,7 @@ class Master:
         for framework in self.frameworks.values():
             framework.send({"type": "FAILURE", "failure": {"agent_id": {"value": agent.id}}})
         self._update_drains()
+        self.persist_registry()
 
     def _executor_exited(self, agent: AgentRecord, message: JsonDict) -> None:
         framework_id = message["framework_id"]

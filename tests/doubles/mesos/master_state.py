@@ -10,6 +10,7 @@ from .httpserver import EventStream
 from .link import Link
 from .resources import Resources
 from .schema import TERMINAL_STATES
+from .traffic import FrameworkTraffic
 from .wire import JsonDict
 
 
@@ -71,6 +72,8 @@ class FrameworkRecord:
     registered_time: float = 0.0
     reregistered_time: float | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    # The master's counters of this framework id (shared by its records across restarts).
+    traffic: FrameworkTraffic = field(default_factory=FrameworkTraffic)
 
     @property
     def capabilities(self) -> set[str]:
@@ -93,6 +96,7 @@ class FrameworkRecord:
     def send(self, event: JsonDict) -> None:
         if self.connected and self.stream is not None:
             self.stream.send(event)
+            self.traffic.event(event)
 
 
 @dataclass
@@ -154,6 +158,40 @@ class AgentRecord:
         if self.connected and self.link is not None:
             self.link.send(message)
 
+    def registry_info(self) -> JsonDict:
+        """What the registry keeps of this agent (its AgentInfo, drain, deactivation)."""
+        entry: JsonDict = {
+            "info": {
+                "id": self.id,
+                "hostname": self.hostname,
+                "ip": self.ip,
+                "port": self.port,
+                "resources": self.total_json,
+                "attributes": self.attributes,
+            },
+            "deactivated": self.deactivated,
+        }
+        if self.drain is not None:
+            entry["drain"] = self.drain
+            entry["drain_start"] = self.drain_start
+        return entry
+
+    @classmethod
+    def from_registry(cls, entry: JsonDict) -> AgentRecord:
+        info = entry["info"]
+        return cls(
+            id=info["id"],
+            hostname=info["hostname"],
+            ip=info["ip"],
+            port=info["port"],
+            total=Resources.from_json(info["resources"]),
+            total_json=info["resources"],
+            attributes=info.get("attributes", []),
+            deactivated=bool(entry.get("deactivated", False)),
+            drain=entry.get("drain"),
+            drain_start=entry.get("drain_start"),
+        )
+
 
 @dataclass
 class OfferRecord:
@@ -189,6 +227,12 @@ class Counters:
     updates_forwarded: int = 0
     tasks_launched: int = 0
     heartbeats: int = 0
+    pings: int = 0
+    # Explicit reconciliations not answered: the agent is recovered, not yet re-registered.
+    reconciliations_dropped: int = 0
+    # LAUNCHes whose ExecutorInfo is under the minimum cpus / mem (validation.cpp warnings).
+    executor_cpus_warnings: int = 0
+    executor_mem_warnings: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -204,4 +248,8 @@ class Counters:
             "updates_forwarded": self.updates_forwarded,
             "tasks_launched": self.tasks_launched,
             "heartbeats": self.heartbeats,
+            "pings": self.pings,
+            "reconciliations_dropped": self.reconciliations_dropped,
+            "executor_cpus_warnings": self.executor_cpus_warnings,
+            "executor_mem_warnings": self.executor_mem_warnings,
         }

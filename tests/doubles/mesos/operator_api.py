@@ -43,6 +43,8 @@ def handler(master: Master) -> Handler:
     def operator(request: Request) -> Response:
         if not master.elected:
             return master.redirect(request)  # every call, before parsing (Master::Http::api)
+        if master.recovering:
+            return text(503, "Master has not finished recovery")
         call = read_call(request, "OperatorCall")
         if isinstance(call, Response):
             return call
@@ -99,6 +101,7 @@ def _dispatch(master: Master, kind: str, call: JsonDict) -> Response:
                 config["max_grace_period"] = {"nanoseconds": grace_ns}
             config["mark_gone"] = bool(body.get("mark_gone", False))
             master.drain_agent(agent, grace_ns, config)
+        master.persist_registry()  # deactivation and drain info are in the registry
         return ok_empty()
     if kind == "UPDATE_MAINTENANCE_SCHEDULE":
         master.update_schedule(call["update_maintenance_schedule"]["schedule"])
@@ -134,7 +137,11 @@ def agent_json(agent: AgentRecord) -> JsonDict:
 
 def _get_agents(master: Master) -> JsonDict:
     agents = [agent_json(a) for a in master.agents.values() if a.unreachable_time is None]
-    return {"agents": agents, "recovered_agents": []}
+    recovered = [
+        {**AgentRecord.from_registry(entry).agent_info(), "checkpoint": True}
+        for entry in master.recovered_agents.values()
+    ]
+    return {"agents": agents, "recovered_agents": recovered}  # [] recorded when none
 
 
 def task_json(task: MasterTask) -> JsonDict:

@@ -60,8 +60,48 @@ class ControlClient:
 
     def lose_agent(
         self, agent: int | str = 0, restart_after: float | None = None, wait: bool = False
-    ) -> None:
-        self.hook("lose_agent", agent=agent, restart_after=restart_after, wait=wait)
+    ) -> list[dict[str, Any]] | None:
+        """kill -9 of the agent and its executor processes (with ``wait``: what was killed)."""
+        killed: list[dict[str, Any]] | None = self.hook(
+            "lose_agent", agent=agent, restart_after=restart_after, wait=wait
+        )
+        return killed
+
+    def kill_random_executor(
+        self,
+        agent: int | str | None = None,
+        framework_id: str | None = None,
+        signal: int = 9,
+        seed: int | None = None,
+    ) -> dict[str, Any] | None:
+        """kill -9 of a running executor picked at random: its ids, agent, pid and the pids
+        of its container just before (``tree``); None when no executor runs."""
+        killed: dict[str, Any] | None = self.hook(
+            "kill_random_executor",
+            agent=agent,
+            framework_id=framework_id,
+            signal=signal,
+            seed=seed,
+        )
+        return killed
+
+    def kill_process(self, signal: int = 9) -> int:
+        """kill -9 of the double's whole process (e.g. the leading master's); returns its pid."""
+        pid: int = self.hook("kill_process", signal=signal)
+        return pid
+
+    def framework_counters(self, framework_id: str | None = None) -> dict[str, Any]:
+        """Per framework id (or of one): calls, events, UPDATE events by state, executor
+        calls and UPDATEs by state, events to executors, tasks launched (``traffic``)."""
+        counters: dict[str, Any] = self._request("/framework_counters", None, 5.0)
+        if framework_id is not None:
+            return dict(counters.get(framework_id, {}))
+        return counters
+
+    def warnings(self) -> dict[str, Any]:
+        """The master's executor-resource warnings: counts and the latest texts."""
+        warnings: dict[str, Any] = self._request("/warnings", None, 5.0)
+        return warnings
 
     def restart_agent(
         self, agent: int | str = 0, downtime: float = 0.0, wait: bool = False

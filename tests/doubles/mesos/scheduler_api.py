@@ -10,6 +10,7 @@ from .calls import read_call
 from .httpserver import EventStream, Request, Response, StreamStart, text
 from .httputil import bad_request
 from .protojson import parse
+from .traffic import bump
 from .wire import JsonDict, b64decode_strict, is_valid_uuid_bytes, new_uuid
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ def handler(master: Master) -> Handler:
                 return unauthorized()
         if not master.elected:
             return master.redirect(request)
+        if master.recovering:
+            return text(503, "Master has not finished recovery")
         call = read_call(request, "Call")
         if isinstance(call, Response):
             return call
@@ -102,6 +105,7 @@ def handler(master: Master) -> Handler:
         if framework is None:
             return bad_request("Framework cannot be found")
         framework.calls[kind] = framework.calls.get(kind, 0) + 1
+        bump(framework.traffic.calls, kind)
         declared = framework.info.get("principal", "")
         if principal is not None and principal != declared:
             return bad_request(_principal_mismatch(principal, declared))

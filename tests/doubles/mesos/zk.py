@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ from .wire import JsonDict
 log = logging.getLogger(__name__)
 
 LABEL = "json.info"
+# A replicated-log cluster's replica group lives here; the double keeps its registry in it.
+REGISTRY_NODE = "log_replicas"
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,10 @@ class ZooKeeperGroup:
         self._creating = False
         self._stopped = False
         self._leading_seen = False
+        self._writer: ThreadPoolExecutor | None = None  # registry writes, one at a time, in order
+        # The registry znode's version this master read or last wrote (-1: no znode yet);
+        # None: it has not read the registry, so it may not write it.
+        self._registry_version: int | None = None
 
     # -- detector ----------------------------------------------------------------------------
     @property
@@ -193,7 +200,70 @@ class ZooKeeperGroup:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
 
+    # -- registry (--registry=replicated_log) ------------------------------------------------------
+    async def load_registry(self) -> JsonDict | None:
+        """The registry the leading master last wrote (None: none yet)."""
+        from kazoo.exceptions import NoNodeError
+
+        assert self._loop is not None and self._client is not None
+        path = f"{self.url.path}/{REGISTRY_NODE}"
+        await self.flush_registry()  # our own writes first
+        try:
+            data, stat = await self._loop.run_in_executor(None, self._client.get, path)
+        except NoNodeError:
+            self._registry_version = -1
+            return None
+        self._registry_version = stat.version
+        loaded: JsonDict | None = json.loads(data) if data else None
+        return loaded
+
+    async def flush_registry(self) -> None:
+        """Wait until the registry writes queued so far have landed (or failed)."""
+        if self._writer is not None and self._loop is not None:
+            await self._loop.run_in_executor(self._writer, lambda: None)
+
+    def save_registry(self, registry: JsonDict) -> None:
+        """Write the registry in the background (in order with earlier writes).
+
+        Writes are conditional on the version this master read or wrote last, like the
+        replicated log refusing a deposed leader's writes: a master that lost leadership
+        without knowing it yet cannot overwrite its successor's registry.
+        """
+        if self._client is None or self._stopped:
+            return
+        from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError
+
+        client = self._client
+        path = f"{self.url.path}/{REGISTRY_NODE}"
+        data = json.dumps(registry, sort_keys=True, separators=(",", ":")).encode()
+
+        def write() -> None:
+            version = self._registry_version
+            if version is None:
+                return
+            try:
+                if version < 0:
+                    client.create(path, data, acl=self._acl(), makepath=True)
+                    self._registry_version = 0
+                else:
+                    self._registry_version = client.set(path, data, version=version).version
+            except (BadVersionError, NodeExistsError):
+                self._registry_version = None
+                log.error(
+                    "the registry in %s was written by another master; this one no longer "
+                    "writes it", self.url.masked(),
+                )
+            except KazooException as exc:
+                log.warning("writing the registry to %s failed: %s", self.url.masked(), exc)
+
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zk-registry")
+        self._writer.submit(write)
+
     def _close_client(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)  # a clean stop lands its last registry write
+            self._writer = None
         client = self._client
         if client is None:
             return
@@ -362,6 +432,9 @@ class ZooKeeperGroup:
         self._waiter = None
         self.on_change()
 
+    def registry_store(self) -> ZooKeeperRegistryStore:
+        return ZooKeeperRegistryStore(self)
+
     @staticmethod
     def _members(children: list[str]) -> list[tuple[int, str]]:
         """(sequence, child) of the group members, lowest first; other children ignored."""
@@ -377,3 +450,16 @@ class ZooKeeperGroup:
             "leading": self.leading,
             "session_losses": self.session_losses,
         }
+
+
+class ZooKeeperRegistryStore:
+    """``registry.RegistryStore`` in ZooKeeper, shared by every master of the cluster."""
+
+    def __init__(self, group: ZooKeeperGroup) -> None:
+        self.group = group
+
+    async def load(self) -> JsonDict | None:
+        return await self.group.load_registry()
+
+    def save(self, registry: JsonDict) -> None:
+        self.group.save_registry(registry)

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.doubles.mesos import MesosDouble
 
-from .conftest import recording
+from .conftest import FAST, recording
 from .shapes import skeleton
 from .wire_client import (
     Http,
@@ -225,8 +225,14 @@ def test_agent_lost_not_partition_aware(fast_double: MesosDouble, scheduler_fact
     assert (lost["reason"], lost["message"]) == ("REASON_AGENT_REMOVED", "health check timed out")
 
 
-def test_master_restart(fast_double: MesosDouble, scheduler_factory: Make) -> None:
-    double = fast_double
+def test_master_restart_in_memory_registry(scheduler_factory: Make) -> None:
+    """As recordings 07 and 10b ran (--registry=in_memory): the restarted master knows no
+    agent, and announces the tasks of each agent that re-registers (surprise 25)."""
+    with MesosDouble(agents=1, registry="in_memory", **FAST) as double:
+        _master_restart_in_memory(double, scheduler_factory)
+
+
+def _master_restart_in_memory(double: MesosDouble, scheduler_factory: Make) -> None:
     info = default_framework_info(failover_timeout=0.5)
     scheduler = scheduler_factory(double.master_address, failover_timeout=0.5)
     framework_id = scheduler.framework_id

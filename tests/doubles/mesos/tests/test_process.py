@@ -62,7 +62,8 @@ def test_cli_control_api_and_cleanup() -> None:
 
 
 def test_control_restart_master_in_background() -> None:
-    with DoubleProcess(agents=1) as double:
+    # Fast mode: the agent re-registers at once, not after its 75 s ping timeout.
+    with DoubleProcess("--fast-agent-reregistration", agents=1) as double:
         control = double.control
         assert control is not None
         before = control.state()["master"]["id"]

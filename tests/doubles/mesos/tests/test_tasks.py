@@ -175,6 +175,8 @@ def test_launch_group(double: MesosDouble, scheduler_factory: Make) -> None:
     scheduler = scheduler_factory(double.master_address)
     offer = scheduler.offers()[0]
     executor = executor_info("e-group")
+    # A task group's executor needs cpus, mem and disk (group::internal::validateExecutor).
+    executor["resources"].append({"name": "disk", "type": "SCALAR", "scalar": {"value": 8}})
     tasks = []
     for name in ("g1", "g2"):
         task = task_info(name, offer, executor)

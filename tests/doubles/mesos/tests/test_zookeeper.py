@@ -22,7 +22,14 @@ from kazoo.client import KazooClient
 
 from tests.doubles.mesos import DoubleProcess, MesosDouble, wait_for_leader
 from tests.doubles.mesos.master import Master, MasterConfig
-from tests.doubles.mesos.zk import ZkUrl, leader_address, mask, sequence, znode_data
+from tests.doubles.mesos.zk import (
+    ZkUrl,
+    ZooKeeperGroup,
+    leader_address,
+    mask,
+    sequence,
+    znode_data,
+)
 from tests.services.zookeeper import ZooKeeper
 
 from .conftest import recording
@@ -43,7 +50,8 @@ def unique_url(zookeeper: ZooKeeper) -> str:
     return zookeeper.url(f"/double-{uuid.uuid4().hex[:10]}/mesos")
 
 
-def contender(url: str, agents: int = 0, *extra: str) -> DoubleProcess:
+def contender(url: str, agents: int = 0, *extra: str, registry: str = "in_memory") -> DoubleProcess:
+    """A master process; in_memory registry by default, as recording 07 was made."""
     return DoubleProcess(
         "--zk",
         url,
@@ -51,6 +59,8 @@ def contender(url: str, agents: int = 0, *extra: str) -> DoubleProcess:
         str(SESSION),
         "--allocation-interval",
         "0.2",
+        "--registry",
+        registry,
         *extra,
         agents=agents,
     )
@@ -263,6 +273,36 @@ def test_restart_hook_hands_leadership_over(zookeeper: ZooKeeper) -> None:
         assert after["master"]["leadership_losses"] == 0
         assert agent_id in state(b)["agents"]
         assert handover < 2.0, handover  # no session expiry to wait for
+
+
+def test_a_deposed_leader_cannot_overwrite_the_registry(zookeeper: ZooKeeper) -> None:
+    """Registry writes are conditional on the version the master read: the replicated log
+    refuses a deposed leader's writes, and so does the double's znode."""
+    url = unique_url(zookeeper)
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        old, new, reader = (ZooKeeperGroup(url, SESSION) for _ in range(3))
+        for group in (old, new, reader):
+            await group.start()
+        try:
+            assert await old.load_registry() is None
+            old.save_registry({"agents": ["from the old leader"]})
+            await old.flush_registry()
+            first = await new.load_registry()  # the next leader recovers it...
+            new.save_registry({"agents": ["from the new leader"]})
+            await new.flush_registry()
+            old.save_registry({"agents": ["stale"]})  # ...and the deposed one writes late
+            await old.flush_registry()
+            old.save_registry({"agents": ["stale again"]})
+            await old.flush_registry()
+            return first, await reader.load_registry(), await new.load_registry()
+        finally:
+            for group in (old, new, reader):
+                await group.stop()
+
+    first, seen, again = asyncio.run(scenario())
+    assert first == {"agents": ["from the old leader"]}
+    assert seen == again == {"agents": ["from the new leader"]}
 
 
 # -- failover ------------------------------------------------------------------------------------
