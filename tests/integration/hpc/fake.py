@@ -67,7 +67,7 @@ class FakeDialect:
 
     def parse_status(self, result: CommandResult) -> dict[str, NativeStatus]:
         out = {}
-        for line in result.stdout.splitlines():
+        for line in filter(None, result.stdout.splitlines()):
             job_id, state, reason, node = line.split()
             out[job_id] = NativeStatus(
                 job_id, _QUEUE.get(state, TaskState.UNKNOWN),
@@ -80,7 +80,7 @@ class FakeDialect:
 
     def parse_accounting(self, result: CommandResult) -> dict[str, NativeStatus]:
         out = {}
-        for line in result.stdout.splitlines():
+        for line in filter(None, result.stdout.splitlines()):
             job_id, state, code = line.split()
             if state in _FINAL:
                 task_state, reason = _FINAL[state]
@@ -99,7 +99,7 @@ class FakeDialect:
 
     def parse_nodes(self, result: CommandResult) -> list[ClusterNode]:
         out = []
-        for line in result.stdout.splitlines():
+        for line in filter(None, result.stdout.splitlines()):
             name, cores, memory, state = line.split()
             out.append(ClusterNode(name, float(cores), int(memory), state=state,
                                    usable=state != "down"))
