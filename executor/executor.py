@@ -17,28 +17,12 @@ import threading
 import time
 from typing import Any
 
-from . import function_task, stats
+from . import stats
 from .interface import Executor, ExecutorDriver
-from .protocol import NodeReport, TaskPayload, TaskResult, log_path, result_id, ships
-from .runner import (
-    LaunchError,
-    ProcessSpec,
-    TaskExit,
-    TaskRunner,
-    WarmStart,
-    build_environment,
-)
-from .shipping import (
-    DirectorySource,
-    HttpSource,
-    NodeResources,
-    Prepared,
-    ResourceError,
-    Source,
-    runner_argv,
-    source_for,
-    write_refused,
-)
+from .protocol import NodeReport, TaskPayload, TaskResult
+from .runner import LaunchError, TaskExit, TaskRunner
+from .shipping import NodeResources, Prepared, ResourceError, Source, source_for
+from .task_start import Ending, TaskRequest, outcome, prepare, process_spec
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +95,21 @@ class MesobatchExecutor(Executor):
                 return  # a re-sent launch: it already runs or ran
             self._live[task_id] = grace
         self._update(task_id, "TASK_STARTING")
-        if ships(payload.env):  # fetching may take a while: not on the event thread
-            threading.Thread(target=self._prepare_and_start, args=(task_id, payload),
+        req = self._request(task_id, payload)
+        if req.ships():  # fetching may take a while: not on the event thread
+            threading.Thread(target=self._prepare_and_start, args=(req, payload),
                              name=f"prepare-{task_id}", daemon=True).start()
         else:
-            self._start(task_id, payload, None)
+            self._start(req, None)
 
-    def _prepare_and_start(self, task_id: str, payload: TaskPayload) -> None:
+    def _request(self, task_id: str, payload: TaskPayload) -> TaskRequest:
+        return TaskRequest(task_id, payload.job_id, payload.name, payload.command,
+                           payload.cores, payload.walltime, None, payload.env,
+                           self._work_dir(payload.workflow_id))
+
+    def _prepare_and_start(self, req: TaskRequest, payload: TaskPayload) -> None:
         """Fetch and check the task's shipped resources, then start it; a resource
         that cannot be had, or whose hash does not match, fails the task instead."""
-        work_dir = self._work_dir(payload.workflow_id) or self.sandbox
         source = None
         try:
             if payload.resource_url:
@@ -128,48 +117,17 @@ class MesobatchExecutor(Executor):
                 source = self._sources.get(key)
                 if source is None:
                     source = self._sources[key] = source_for(*key)
-            prepared = self.resources.prepare(payload.env, source, work_dir, task_id)
-        except (ResourceError, ValueError, OSError) as e:
-            log.warning("task %s: %s", task_id, e)
-            self._refuse(task_id, payload, source, work_dir, str(e))
+            prepared = prepare(self.resources, req, source, req.work_dir or self.sandbox)
+        except (ResourceError, ValueError) as e:  # prepare() told a function job why
+            log.warning("task %s: %s", req.task_id, e)
+            self._terminal(req.task_id, "TASK_FAILED", str(e))
             return
-        self._start(task_id, payload, prepared)
+        self._start(req, prepared)
 
-    def _refuse(self, task_id: str, payload: TaskPayload, source: Source | None,
-                work_dir: str, message: str) -> None:
-        """A function job learns why its call never ran; then the task fails."""
-        with contextlib.suppress(ResourceError, ValueError, OSError):
-            rid = result_id(payload.env)
-            if rid is not None and isinstance(source, DirectorySource):
-                write_refused(source.result_path(rid), message)
-            elif rid is not None and isinstance(source, HttpSource):
-                path = os.path.join(work_dir, f"refused-{task_id}")
-                write_refused(path, message)
-                try:
-                    source.upload_result(rid, path)
-                finally:
-                    os.unlink(path)
-        self._terminal(task_id, "TASK_FAILED", message)
-
-    def _start(self, task_id: str, payload: TaskPayload, prepared: Prepared | None) -> None:
-        job_env = dict(payload.env)
-        job_env.setdefault("MESOBATCH_JOB_ID", str(payload.job_id))
-        work_dir = self._work_dir(payload.workflow_id)
-        if work_dir:
-            job_env.setdefault("MESOBATCH_WORK_DIR", work_dir)
-        warm = None
-        if prepared is not None:
-            job_env.update(prepared.env)
-            if function_task.FUNCTION_FILE_ENV in prepared.env:
-                warm = WarmStart("function", (*runner_argv(), "--forkserver"),
-                                 self._base_env)
-        spec = ProcessSpec(
-            task_id=task_id, command=payload.command,
-            env=build_environment(self._base_env, None, job_env, payload.cores),
-            stdout=log_path(self.sandbox, payload.job_id, payload.name),
-            stderr=log_path(self.sandbox, payload.job_id, payload.name),
-            walltime=payload.walltime, warm=warm,
-        )
+    def _start(self, req: TaskRequest, prepared: Prepared | None) -> None:
+        task_id = req.task_id
+        spec = process_spec(req, base_env=self._base_env, log_dir=self.sandbox,
+                            prepared=prepared)
         # Under the lock, so that a task ending at once cannot have its terminal update
         # sent ahead of TASK_RUNNING (the reaper's _terminal waits for this lock); and a
         # task killed while its resources were fetched must not start.
@@ -227,19 +185,19 @@ class MesobatchExecutor(Executor):
     def _on_exits(self, exits: list[TaskExit]) -> None:
         for ex in exits:
             with self._lock:
-                outcome = self._outcomes.pop(ex.task_id, None)
-            if outcome is not None and not ex.killed:
+                pending = self._outcomes.pop(ex.task_id, None)
+            if pending is not None and not ex.killed:
                 # the result goes to the scheduler before the task is reported ended
-                threading.Thread(target=self._return_outcome, args=(ex, outcome),
+                threading.Thread(target=self._return_outcome, args=(ex, pending),
                                  name=f"outcome-{ex.task_id}", daemon=True).start()
             else:
                 self._ended(ex)
 
-    def _return_outcome(self, ex: TaskExit, outcome: Prepared) -> None:
-        assert outcome.upload is not None and outcome.result_id and outcome.result_file
+    def _return_outcome(self, ex: TaskExit, pending: Prepared) -> None:
+        assert pending.upload is not None and pending.result_id and pending.result_file
         try:
-            if os.path.exists(outcome.result_file):
-                outcome.upload.upload_result(outcome.result_id, outcome.result_file)
+            if os.path.exists(pending.result_file):
+                pending.upload.upload_result(pending.result_id, pending.result_file)
         except ResourceError as e:
             log.warning("task %s: %s", ex.task_id, e)
             result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded)
@@ -247,18 +205,15 @@ class MesobatchExecutor(Executor):
             return
         finally:
             with contextlib.suppress(OSError):
-                os.unlink(outcome.result_file)
+                os.unlink(pending.result_file)
         self._ended(ex)
 
     def _ended(self, ex: TaskExit) -> None:
         result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded)
-        if ex.killed:
-            state = "TASK_KILLED"
-        else:
-            state = "TASK_FINISHED" if ex.exit_code == 0 else "TASK_FAILED"
-        message = "wall time exceeded" if ex.walltime_exceeded else ""
-        reason = "REASON_MAX_COMPLETION_TIME_REACHED" if ex.walltime_exceeded else None
-        self._terminal(ex.task_id, state, message, result, reason)
+        out = outcome(ex)
+        reason = "REASON_MAX_COMPLETION_TIME_REACHED" if out.walltime_exceeded else None
+        state = out.ending.value if out.ending is not Ending.ERROR else "TASK_FAILED"
+        self._terminal(ex.task_id, state, out.message, result, reason)
 
     def _terminal(self, task_id: str, state: str, message: str = "",
                   result: TaskResult | None = None, reason: str | None = None) -> None:

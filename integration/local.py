@@ -1,17 +1,16 @@
 """The local backend: this machine as one emulated Mesos agent.
 
-It offers its free cores, memory, disk and GPUs (up to maxCores/maxMemory/maxDisk)
-and runs tasks with the executor's task runner, the same code a Mesos agent uses.
-Like a Mesos allocator that reacts at once, it re-offers resources the moment a
-launch leaves some unused or a task ends, so there is no allocation delay.
+It offers its free cores, memory, disk and GPUs (up to maxCores/maxMemory/maxDisk/
+maxGpus) through the emulation base (emulated.py), and runs tasks with the executor's
+task runner, started as on a Mesos agent (executor/task_start.py). What is its own:
+which GPUs a task gets, preparing shipped code (on a thread of its own, never under
+the batch system's lock), and the runner.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import glob
-import itertools
 import os
 import re
 import shutil
@@ -20,46 +19,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from ..deploy.resources import SharedDirectoryService, ram_scratch_dir, scratch_store
-from ..executor import function_task
-from ..executor.protocol import log_path, result_id, ships
-from ..executor.runner import (
-    ProcessSpec,
-    TaskExit,
-    TaskRunner,
-    WarmStart,
-    build_environment,
-)
-from ..executor.shipping import (
-    DirectorySource,
-    NodeResources,
-    Prepared,
-    ResourceError,
-    runner_argv,
-    write_refused,
-)
-from ..scheduler.backend import Backend, BackendContext, Post
+from ..executor.runner import ProcessSpec, TaskExit, TaskRunner
+from ..executor.shipping import DirectorySource, NodeResources, Prepared, ResourceError
+from ..executor.task_start import Ending, TaskRequest, outcome, prepare, process_spec
+from ..scheduler.backend import BackendContext, Post
 from ..scheduler.contract import BatchJobExitReason
-from ..scheduler.core.events import (
-    Action,
-    Decline,
-    Event,
-    KillTask,
-    Launch,
-    NodeLoad,
-    NodeStats,
-    Offer,
-    OffersReceived,
-    Reconcile,
-    Revive,
-    Suppress,
-    TaskStatus,
-)
+from ..scheduler.core.events import Event, NodeLoad, NodeStats, TaskLaunch, TaskStatus
+from ..scheduler.core.jobs import Limits
 from ..scheduler.core.resources import MIB, Resources, offered_cpus_to_milli
-from ..scheduler.core.scheduler import CoreConfig
 from ..scheduler.core.states import TaskState
 from ..scheduler.options import (
     CommonOptions,
@@ -72,6 +43,7 @@ from ..scheduler.options import (
     parse_path,
     parse_size,
 )
+from .emulated import Capacity, EmulatedBackend, EmulatedNode
 
 AGENT_ID = "local"
 
@@ -103,23 +75,29 @@ class LocalOptions(CommonOptions):
              "the batch system runs (default: a scratch directory in /dev/shm)")
 
 
+_STATES = {
+    Ending.FINISHED: TaskState.FINISHED,
+    Ending.FAILED: TaskState.FAILED,
+    Ending.KILLED: TaskState.KILLED,
+    Ending.ERROR: TaskState.ERROR,
+}
+
+
 def exit_status(ex: TaskExit, now: float) -> TaskStatus:
     """The core's view of how a task's process ended."""
-    reason = None
-    if ex.launch_error is not None:
-        return TaskStatus(ex.task_id, TaskState.ERROR, now, message=ex.launch_error,
+    out = outcome(ex)
+    if out.ending is Ending.ERROR:
+        return TaskStatus(ex.task_id, TaskState.ERROR, now, message=out.message,
                           agent_id=AGENT_ID)
-    if ex.killed:
-        state = TaskState.KILLED
-    elif ex.walltime_exceeded:
-        state, reason = TaskState.FAILED, BatchJobExitReason.MAXJOBDURATION
-    else:
-        state = TaskState.FINISHED if ex.exit_code == 0 else TaskState.FAILED
-    return TaskStatus(ex.task_id, state, now, exit_code=ex.exit_code, wall_time=ex.wall_time,
-                      agent_id=AGENT_ID, exit_reason=reason)
+    return TaskStatus(ex.task_id, _STATES[out.ending], now, exit_code=ex.exit_code,
+                      wall_time=ex.wall_time, agent_id=AGENT_ID, message=out.message,
+                      exit_reason=BatchJobExitReason.MAXJOBDURATION
+                      if out.walltime_exceeded else None)
 
 
-class LocalBackend(Backend):
+class LocalBackend(EmulatedBackend):
+    """This machine as one emulated agent; tasks run in this process's task runner."""
+
     name = "local"
     options_class = LocalOptions
     cleans_workers = True
@@ -133,14 +111,10 @@ class LocalBackend(Backend):
             disk=options.max_disk // MIB, gpus=options.max_gpus or 0,
         )
         self.hostname = socket.gethostname()
-        self._lock = threading.Lock()  # guards the resource accounting below
-        self._free = self.capacity  # neither running nor offered
-        self._offered: dict[str, Resources] = {}
-        self._running: dict[str, tuple[Resources, tuple[int, ...]]] = {}  # task -> (res, gpus)
+        self._lock = threading.Lock()  # guards GPUs and tasks being prepared
         self._free_gpus = list(range(self.capacity.gpus))
-        self._suppressed = False
-        self._withheld = False  # declined: no offers until a revive or a task ends
-        self._offer_ids = itertools.count(1)
+        self._gpus: dict[str, tuple[int, ...]] = {}  # task id -> its GPUs
+        self._preparing: set[str] = set()  # tasks whose shipped code is being prepared
         self._base_env = dict(os.environ)
         self._work: str | None = None
         # Two reapers: while one waits for the child it started to exec (~0.2 ms), the
@@ -165,153 +139,97 @@ class LocalBackend(Backend):
                 self._resources = NodeResources(os.path.join(store.root, "cache"))
             return self._service
 
-    def core_config(self) -> CoreConfig:
-        # This allocator re-offers at once, so hold offers for ever and never revive
-        # on free; a decline only happens for an ignored node.
-        return CoreConfig(offer_hold_seconds=float("inf"), revive_on_free=False)
+    def limits(self) -> Limits:
+        return replace(super().limits(), gpus=self.capacity.gpus, gpus_option="maxGpus")
 
-    def limits(self):  # type: ignore[no-untyped-def]
-        lim = super().limits()
-        from dataclasses import replace  # noqa: PLC0415
+    def emulated_nodes(self) -> Sequence[EmulatedNode]:
+        return [EmulatedNode(AGENT_ID, self.hostname, "127.0.0.1", Capacity(self.capacity))]
 
-        return replace(lim, gpus=self.capacity.gpus, gpus_option="maxGpus")
-
-    def start(self) -> list[Event]:
-        with self._lock:
-            return self._offer_free()
-
-    # ------------------------------------------------------------------ actions
-    def execute(self, actions: Sequence[Action]) -> list[Event]:
+    # ------------------------------------------------------------------ tasks
+    def launch_tasks(self, node: EmulatedNode, tasks: Sequence[TaskLaunch]) -> list[Event]:
         events: list[Event] = []
         now = time.time()
-        for action in actions:
-            if isinstance(action, Launch):
-                events.extend(self._launch(action, now))
-            elif isinstance(action, KillTask):
-                self.runner.kill(action.task_id)
-            elif isinstance(action, Decline):
-                with self._lock:
-                    for oid in action.offer_ids:
-                        self._free = self._free + self._offered.pop(oid, Resources())
-                    self._withheld = True
-            elif isinstance(action, Suppress):
-                with self._lock:
-                    self._suppressed = True
-            elif isinstance(action, Revive):
-                with self._lock:
-                    self._suppressed = False
-                    self._withheld = False
-                    events.extend(self._offer_free())
-            elif isinstance(action, Reconcile):
-                events.extend(self._reconcile(action, now))
-        return events
-
-    def _launch(self, action: Launch, now: float) -> list[Event]:
-        events: list[Event] = []
-        with self._lock:
-            for oid in action.offer_ids:
-                self._free = self._free + self._offered.pop(oid, Resources())
-        for task in action.tasks:
+        work_dir = self._work_dir()
+        for task in tasks:
             job = task.job
-            res = job.resources
-            with self._lock:
-                if not res.fits_in(self._free):  # a stale offer: the core will requeue
-                    events.append(TaskStatus(task.task_id, TaskState.LOST, now,
-                                             message="offer no longer valid",
-                                             never_started=True))
-                    continue
-                self._free = self._free - res
-                gpus = tuple(self._free_gpus[:res.gpus])
-                del self._free_gpus[:res.gpus]
-            job_env = dict(job.job_environment or {})
-            if gpus and "CUDA_VISIBLE_DEVICES" not in job_env:
-                job_env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
-            job_env.setdefault("MESOBATCH_JOB_ID", str(job.job_id))
-            job_env.setdefault("MESOBATCH_WORK_DIR", self._work_dir())
-            with self._lock:
-                self._running[task.task_id] = (res, gpus)
-            try:
-                prepared = self._prepare(task.task_id, {**job.environment, **job_env})
-            except ResourceError as e:
+            node_env = None
+            if job.resources.gpus:
                 with self._lock:
-                    self._release(task.task_id)
-                events.append(TaskStatus(task.task_id, TaskState.FAILED, now, message=str(e),
-                                         agent_id=AGENT_ID))
-                continue
-            warm = None
-            if prepared is not None:
-                job_env.update(prepared.env)
-                if function_task.FUNCTION_FILE_ENV in prepared.env:
-                    job_env[function_task.SYS_PATH_ENV] = _sys_path()
-                    warm = WarmStart("function", (*runner_argv(), "--forkserver"),
-                                     self._base_env)
-            log = log_path(self.context.log_dir, job.job_id, job.name)
-            spec = ProcessSpec(
-                task_id=task.task_id, command=job.command,
-                env=build_environment(self._base_env, job.environment, job_env, job.cores),
-                stdout=log, stderr=log, walltime=job.walltime, warm=warm,
-            )
-            # Started in flush(), once the batch system's lock is released (or by the
-            # runner's spawner thread). A task that cannot start ends in ERROR.
-            self.runner.submit(spec)
-            events.append(TaskStatus(task.task_id, TaskState.RUNNING, now,
-                                     agent_id=AGENT_ID))
-        with self._lock:
-            events.extend(self._offer_free())
+                    gpus = self._gpus[task.task_id] = tuple(self._free_gpus[:job.resources.gpus])
+                    del self._free_gpus[:job.resources.gpus]
+                node_env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+            req = TaskRequest(task.task_id, job.job_id, job.name, job.command, job.cores,
+                              job.walltime, job.environment, job.job_environment or {},
+                              work_dir)
+            if req.ships():  # fetching and unpacking: not under the batch system's lock
+                with self._lock:
+                    self._preparing.add(task.task_id)
+                threading.Thread(target=self._prepare_and_submit, args=(req, node_env),
+                                 name=f"prepare-{task.task_id}", daemon=True).start()
+            else:
+                # Started in flush(), once the batch system's lock is released (or by
+                # the runner's spawner thread). A task that cannot start ends in ERROR.
+                self.runner.submit(self._spec(req, None, node_env))
+            events.append(TaskStatus(task.task_id, TaskState.RUNNING, now, agent_id=AGENT_ID))
         return events
 
-    def _prepare(self, task_id: str, env: Mapping[str, str]) -> Prepared | None:
-        """A job that names shipped resources gets them checked and handed over; one
-        whose resource is refused fails, and a function job learns why."""
-        if not ships(env):
-            return None
+    def _spec(self, req: TaskRequest, prepared: Prepared | None,
+              node_env: dict[str, str] | None) -> ProcessSpec:
+        return process_spec(req, base_env=self._base_env, log_dir=self.context.log_dir,
+                            prepared=prepared, node_env=node_env,
+                            function_sys_path=_sys_path() if prepared is not None else None)
+
+    def _prepare_and_submit(self, req: TaskRequest, node_env: dict[str, str] | None) -> None:
+        """Check and unpack the task's shipped code, then start it; a resource that is
+        refused fails the task (a function job learns why), a kill meanwhile stops it."""
         self.resource_service()
         try:
-            return self._resources.prepare(env, self._source,
-                                           os.path.join(self._source.root, "work"), task_id)
+            prepared = prepare(self._resources, req, self._source,
+                               os.path.join(self._source.root, "work"))
         except ResourceError as e:
-            rid = None
-            with contextlib.suppress(ValueError):
-                rid = result_id(env)
-            if rid is not None:
-                write_refused(self._source.result_path(rid), str(e))
-            raise
+            with self._lock:
+                if req.task_id not in self._preparing:
+                    return  # killed meanwhile, and reported so
+                self._preparing.discard(req.task_id)
+                self._free_gpus_of(req.task_id)
+            self.tasks_ended([TaskStatus(req.task_id, TaskState.FAILED, time.time(),
+                                         message=str(e), agent_id=AGENT_ID)])
+            return
+        spec = self._spec(req, prepared, node_env)
+        with self._lock:  # a kill sees the task either here or in the runner
+            if req.task_id not in self._preparing:
+                return
+            self._preparing.discard(req.task_id)
+            self.runner.submit(spec)
+        self.runner.start_submitted()
 
-    def _reconcile(self, action: Reconcile, now: float) -> list[Event]:
-        running = set(self.runner.running())
-        return [TaskStatus(task_id, TaskState.RUNNING if task_id in running
-                           else TaskState.UNKNOWN, now)
-                for task_id, _ in action.tasks]
+    def kill_task(self, task_id: str) -> list[Event]:
+        with self._lock:
+            if task_id in self._preparing:  # it never starts
+                self._preparing.discard(task_id)
+                self._free_gpus_of(task_id)
+                return [TaskStatus(task_id, TaskState.KILLED, time.time(), agent_id=AGENT_ID)]
+        self.runner.kill(task_id)
+        return []
 
-    # ------------------------------------------------------------------ resources
-    def _release(self, task_id: str) -> None:
-        res, gpus = self._running.pop(task_id, (Resources(), ()))
-        self._free = self._free + res
-        self._free_gpus.extend(gpus)
+    def task_alive(self, task_id: str) -> bool:
+        with self._lock:
+            if task_id in self._preparing:
+                return True
+        return task_id in self.runner.running()
 
-    def _offer_free(self) -> list[Event]:
-        """Offer whatever is free (lock held)."""
-        if self._suppressed or self._withheld or self._free.cpus <= 0:
-            return []
-        oid = f"local-{next(self._offer_ids)}"
-        self._offered[oid] = self._free
-        offer = Offer(oid, AGENT_ID, self.hostname, "127.0.0.1", self._free)
-        self._free = Resources()
-        return [OffersReceived((offer,), time.time())]
+    def _free_gpus_of(self, task_id: str) -> None:
+        """(lock held)"""
+        self._free_gpus.extend(self._gpus.pop(task_id, ()))
 
     # ------------------------------------------------------------------ runner thread
     def _on_exit(self, exits: list[TaskExit]) -> None:
         now = time.time()
-        with self._lock:
-            for ex in exits:
-                self._release(ex.task_id)
-            self._withheld = False
-            offers = self._offer_free()
-        # The freed resources first: post() starts the next job from this thread
-        # (flush) before the bookkeeping, as from one task's end to the next one's
-        # start is the path that bounds throughput when every slot is busy.
-        self.post(*offers)
-        self.post(*(exit_status(ex, now) for ex in exits))
+        if self._gpus:
+            with self._lock:
+                for ex in exits:
+                    self._free_gpus_of(ex.task_id)
+        self.tasks_ended([exit_status(ex, now) for ex in exits])
 
     def flush(self) -> None:
         self.runner.start_submitted()
@@ -320,12 +238,10 @@ class LocalBackend(Backend):
         import psutil  # noqa: PLC0415
 
         mem = psutil.virtual_memory()
-        with self._lock:
-            n = len(self._running)
         load = NodeLoad(
             cpu_load=min(1.0, os.getloadavg()[0] / max(1, os.cpu_count() or 1)),
             mem_used=int(mem.total - mem.available), cores_total=self.capacity.cores,
-            mem_total=int(mem.total), tasks_running=n,
+            mem_total=int(mem.total), tasks_running=len(self.runner.running()),
         )
         return [NodeStats(AGENT_ID, self.hostname, "127.0.0.1", load, time.time())]
 

@@ -20,8 +20,9 @@ from ..scheduler.options import CommonOptions, OptionMeta, option_fields
 
 log = logging.getLogger(__name__)
 
-#: Options Toil defines itself and passes to the batch system's constructor.
-TOIL_OWN_OPTIONS = frozenset({"maxCores", "maxMemory", "maxDisk"})
+#: Options Toil defines itself: it passes them to the batch system's constructor, or
+#: keeps them in its Config under our field's name (``max_jobs`` for ``--maxJobs``).
+TOIL_OWN_OPTIONS = frozenset({"maxCores", "maxMemory", "maxDisk", "maxJobs"})
 
 
 def toil_dest(dest: str) -> str:

@@ -135,8 +135,9 @@ class BatchSystem:
         self.config = config
         self.workflow_id = str(getattr(config, "workflowID", None) or uuid.uuid4().hex[:12])
         self._own_log_dir = options.log_dir is None
-        log_dir = options.log_dir or tempfile.mkdtemp(prefix=f"mesobatch-{self.workflow_id}-",
-                                                      dir=_scratch_dir())
+        log_dir = options.log_dir or tempfile.mkdtemp(
+            prefix=f"mesobatch-{self.workflow_id}-",
+            dir=os.getcwd() if cls.shared_log_dir else _scratch_dir())
         os.makedirs(log_dir, exist_ok=True)
         self.log_dir = log_dir
         self._lock = threading.Lock()
@@ -358,6 +359,13 @@ class BatchSystem:
         """Address -> NodeInfo of the nodes seen in the last ``timeout`` seconds (None:
         ever) and not lost; preemptible ones only, or others only, if asked. A node the
         nodeFilter rejects is listed with ``filtered=True``."""
+        infos = self._backend.node_infos(preemptible, timeout)  # may run a command
+        if infos is not None:  # the cluster's own nodes (a batch queue)
+            now = time.time()
+            filters = list(self._node_filter)
+            return {address: info if self._node_allowed(
+                        ExecutorInfo(address, address, info, now), filters)
+                    else info._replace(filtered=True) for address, info in infos.items()}
         with self._lock:
             self._dispatch(self._backend.poll_nodes())
             entries = [(address, info, ExecutorInfo(address, node.agent_id, info,
@@ -446,15 +454,18 @@ class BatchSystem:
 
     def nodeInUse(self, nodeIP: str) -> bool:
         with self._lock:
-            return self._core.nodes.in_use(nodeIP)
+            in_use = self._backend.node_in_use(nodeIP)
+            return self._core.nodes.in_use(nodeIP) if in_use is None else in_use
 
     def ignoreNode(self, nodeAddress: str) -> None:
         """No new jobs go to this node (hostname, IP or agent id); running ones finish."""
         with self._lock:
+            self._backend.node_ignored(nodeAddress, True)
             self._dispatch([IgnoreNode(nodeAddress, time.time())])
 
     def unignoreNode(self, nodeAddress: str) -> None:
         with self._lock:
+            self._backend.node_ignored(nodeAddress, False)
             self._dispatch([UnignoreNode(nodeAddress, time.time())])
 
     def nodeTypes(self) -> set[NodeType]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .contract import NodeInfo
 from .core.events import Action, Event
 from .core.jobs import Limits
 from .core.resources import MIB, offered_cpus_to_milli
@@ -47,6 +48,9 @@ class Backend(abc.ABC):
     #: classes mixed into this backend's batch-system class, for names its users expect
     #: (e.g. Toil's MesosBatchSystem's)
     batch_system_extras: ClassVar[tuple[type, ...]] = ()
+    #: jobs run on other machines that read the log directory (a batch queue): a log
+    #: directory made for the run goes in the current directory, not in /dev/shm
+    shared_log_dir: ClassVar[bool] = False
 
     def __init__(self, options: Any, post: Post, context: BackendContext) -> None:
         self.options = options
@@ -87,6 +91,25 @@ class Backend(abc.ABC):
     def status_note(self) -> str | None:
         """A sentence about the backend's own state for getSchedulingStatusMessage."""
         return None
+
+    # A backend whose nodes are real cluster nodes rather than the agents of its offers
+    # (a batch queue offers one emulated agent for the whole cluster) answers the node
+    # questions itself; the defaults leave them to the core's registry of offered nodes.
+
+    def node_infos(self, preemptible: bool | None, timeout: float | None
+                   ) -> dict[str, NodeInfo] | None:
+        """getNodes from the cluster; None: the core's registry. Called WITHOUT the
+        batch system's lock (it may run a command)."""
+        return None
+
+    def node_in_use(self, address: str) -> bool | None:
+        """nodeInUse from the cluster; None: the core's registry. Lock held."""
+        return None
+
+    def node_ignored(self, address: str, ignored: bool) -> None:  # noqa: B027 (optional)
+        """ignoreNode (``ignored``) or unignoreNode: the core is told as well (its status
+        message lists ignored nodes); a backend with real nodes keeps its own set too,
+        e.g. to keep new submissions off them. Lock held; must not block."""
 
     def fatal_error(self) -> str | None:
         """Why this backend can never run a job again (refused credentials, ...), if so."""

@@ -61,6 +61,7 @@ class NativeStatus:
     message: str = ""  #: the system's words: reason, hold reason, failure text
     node: str | None = None  #: where it runs or ran
     pending_reason: str | None = None  #: why it waits, in the system's own words
+    wall_time: float | None = None  #: seconds it ran, when the system says (accounting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,8 @@ class Dialect(Protocol):
     array_first_index: int
     #: most elements one array submission may have (1: no arrays)
     max_array_size: int
-    #: most job ids one status or accounting query may name
+    #: most job ids one status or accounting query may name (a status query that names
+    #: no ids, such as ``qstat -xml -u USER``, is one call whatever their number)
     query_chunk: int
 
     def submit_argv(self, sub: Submission) -> list[str]:

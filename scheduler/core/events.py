@@ -29,6 +29,9 @@ class Offer:
     unavailable_at: float | None = None
     #: resources our executor takes on this node before it runs there
     executor_overhead: Resources = EMPTY
+    #: at most this many tasks may be launched on it (an emulated job-count limit,
+    #: such as a batch queue's --maxJobs); None: as many as fit
+    max_tasks: int | None = None
     #: the backend's own record of this offer (e.g. Mesos resource entries), opaque to
     #: the core: kept while the core holds the offer, handed back in Launch, and gone
     #: with the offer otherwise; never compared

@@ -7,8 +7,10 @@ from .queue import JobQueue
 from .resources import Resources
 
 
-def pack(queue: JobQueue, available: Resources, preemptible_node: bool) -> list[JobSpec]:
-    """Take from ``queue`` the jobs that fit in ``available``, in priority order.
+def pack(queue: JobQueue, available: Resources, preemptible_node: bool,
+         max_tasks: int | None = None) -> list[JobSpec]:
+    """Take from ``queue`` the jobs that fit in ``available``, in priority order, at
+    most ``max_tasks`` of them (None: no count limit).
 
     Shapes are visited highest priority first and each takes as many of its jobs as
     still fit, so one pass over the (few) shapes packs the node. A preemptible node
@@ -20,6 +22,8 @@ def pack(queue: JobQueue, available: Resources, preemptible_node: bool) -> list[
         if preemptible_node and not shape.preemptible:
             continue
         n = min(count, shape.resources.count_in(left))
+        if max_tasks is not None:
+            n = min(n, max_tasks - len(chosen))
         if n <= 0:
             continue
         taken = queue.take(shape, n)

@@ -473,12 +473,14 @@ class SchedulerCore:
                    out: list[Action]) -> None:
         total = Resources()
         overhead = Resources()
+        cap: int | None = 0  # task-count limit of the offers together (None: none)
         for offer in offers:
             total = total + offer.resources
             overhead = overhead.max(offer.executor_overhead)
+            cap = None if cap is None or offer.max_tasks is None else cap + offer.max_tasks
         if not overhead.fits_in(total):
             return
-        chosen = pack(self.queue, total - overhead, offers[0].preemptible)
+        chosen = pack(self.queue, total - overhead, offers[0].preemptible, cap)
         if not chosen:
             return
         launches: list[TaskLaunch] = []

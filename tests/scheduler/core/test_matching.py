@@ -52,3 +52,16 @@ def test_nothing_fits_leaves_queue_untouched() -> None:
     q = _queue(job(4, GIB))
     assert pack(q, Resources(cpus=2000, mem=100_000, disk=100_000), False) == []
     assert len(q) == 1
+
+
+def test_a_task_count_limit_caps_the_pack_across_shapes() -> None:
+    small = [job(0.1, 2**20, 0) for _ in range(5)]
+    big = [job(1, GIB, 0) for _ in range(5)]
+    q = _queue(*small, *big)
+    room = Resources(cpus=100_000, mem=100_000)
+    chosen = pack(q, room, False, max_tasks=3)
+    assert len(chosen) == 3 and len(q) == 7
+    assert all(s.shape == big[0].shape for s in chosen)  # priority order still holds
+    assert len(pack(q, room, False, max_tasks=4)) == 4  # two big, then two small
+    assert pack(q, room, False, max_tasks=0) == [] and len(q) == 3
+    assert len(pack(q, room, False, max_tasks=None)) == 3

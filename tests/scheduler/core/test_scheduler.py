@@ -67,6 +67,21 @@ def test_queued_jobs_launch_on_the_next_offer_in_one_launch_per_agent() -> None:
     assert all(c.jobs[j.job_id].state is TaskState.LAUNCHING for j in jobs)
 
 
+def test_an_offer_with_a_task_count_limit_launches_at_most_that_many() -> None:
+    c = core()
+    c.handle(JobsSubmitted(tuple(job(0.1, 2**20, 0) for _ in range(10)), T0))
+    out = c.handle(OffersReceived((offer(100, 100, agent="q", max_tasks=3),), T0))
+    assert len(launched(out)) == 3 and len(c.queue) == 7
+    # two offers of one agent together allow the sum of their limits
+    out = c.handle(OffersReceived((offer(100, 100, agent="q", max_tasks=2),
+                                   offer(100, 100, agent="q", max_tasks=2)), T0))
+    assert len(launched(out)) == 4 and len(c.queue) == 3
+    # with no limit on one of them, the resources alone decide
+    out = c.handle(OffersReceived((offer(100, 100, agent="q", max_tasks=1),
+                                   offer(100, 100, agent="q")), T0))
+    assert len(launched(out)) == 3 and len(c.queue) == 0
+
+
 def test_offers_are_held_while_idle_so_a_new_job_launches_at_once() -> None:
     c = core(offer_hold_seconds=3.0)
     o = offer(2, 8)

@@ -1,0 +1,603 @@
+"""The batch-queue base: all a Slurm, Grid Engine, LSF, PBS or HTCondor backend does
+that is not the system's own syntax.
+
+A system backend is a subclass that names itself, its options and its ``Dialect``
+(pure builders and parsers, dialect.py). The base owns every command (commands.py),
+and two threads, so that no command ever runs under the batch system's lock:
+
+- the submitter takes the tasks the core launched, writes a wrapper script per job
+  (wrapper.py), submits jobs of one shape issued together as one array (unless arrays
+  are off), and cancels killed jobs (a job killed before its submission is never
+  submitted; one killed while being submitted is cancelled as soon as its id is known);
+- the poller asks the queue about every job of the run in ONE status query per poll
+  interval (in chunks only beyond the dialect's ``query_chunk``), asks accounting only
+  about jobs gone from the queue, reads the wrappers' records in between, and applies
+  the rules of tracking.py (records as ground truth, the vanished rule). The interval
+  follows how long the query took, between --pollInterval and --maxPollInterval.
+
+What may run at once is an emulated offer of one agent (the queue): a job count,
+--maxJobs, and no resource counts, so the cluster's own scheduler (its priorities and
+fair share) decides the order and placement.
+"""
+
+from __future__ import annotations
+
+import abc
+import atexit
+import enum
+import itertools
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+from ...executor.protocol import log_path
+from ...executor.runner import build_environment
+from ...scheduler.backend import BackendContext, Post
+from ...scheduler.contract import NodeInfo
+from ...scheduler.core.events import Event, TaskLaunch, TaskStatus
+from ...scheduler.core.jobs import JobSpec
+from ...scheduler.core.states import TaskState
+from ..emulated import Capacity, EmulatedBackend, EmulatedNode
+from .commands import CommandError, Commands, Retry
+from .dialect import Dialect, ErrorKind, NativeStatus, Submission
+from .options import BatchQueueOptions
+from .tracking import Evidence, Tracker, Verdict
+from .wrapper import (
+    EXITED,
+    ExitRecord,
+    StartRecord,
+    array_script,
+    job_script,
+    read_records,
+    write_script,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: most job ids one cancel command names (every system's cancel takes a list)
+CANCEL_CHUNK = 200
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting"  #: launched by the core, not yet submitted
+    SUBMITTING = "submitting"  #: its script is written and its submit command runs
+    SUBMITTED = "submitted"  #: in the batch system, watched by the poller
+
+
+@dataclass(slots=True)
+class _Job:
+    task_id: str
+    spec: JobSpec
+    phase: Phase = Phase.WAITING
+    native_id: str = ""
+    tracker: Tracker | None = None
+    kill: bool = False  #: the core asked to kill it
+    cancelling: bool = False  #: a cancel is queued or running
+    reported: TaskState | None = None  #: the last live state posted
+    node: str | None = None  #: where it runs: the system's name, else the record's
+    native_node: str | None = None  #: where the system says it runs
+    pending_reason: str | None = None
+    started: StartRecord | None = None
+    exited: ExitRecord | None = None
+
+
+def run_tag(workflow_id: str) -> str:
+    """This run's tag, in every job name: ``mb-`` + the workflow id's start + 4 random
+    hex digits (two batch systems of one workflow see only their own jobs)."""
+    return f"mb-{re.sub(r'[^A-Za-z0-9]', '', workflow_id)[:8]}-{secrets.token_hex(2)}"
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    size = max(1, size)
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+class BatchQueueBackend(EmulatedBackend):
+    """Base of the batch-queue backends. A subclass sets ``name`` and
+    ``options_class`` (a BatchQueueOptions subclass) and implements ``make_dialect``;
+    it may override ``limits`` (the largest job the cluster can ever run)."""
+
+    options_class: ClassVar[type[BatchQueueOptions]] = BatchQueueOptions
+    shared_log_dir = True
+    #: the submitter waits this long for more launches, so a burst becomes one array
+    submit_linger: ClassVar[float] = 0.02
+    #: polls a non-zero exit record waits for accounting to say why (MEMLIMIT, ...)
+    reason_grace_polls: ClassVar[int] = 2
+    #: the poll interval is this many times the last query's duration (within bounds)
+    query_time_factor: ClassVar[float] = 10.0
+
+    @abc.abstractmethod
+    def make_dialect(self) -> Dialect:
+        """The system's builders and parsers, made from ``self.options``."""
+
+    def __init__(self, options: BatchQueueOptions, post: Post,
+                 context: BackendContext) -> None:
+        super().__init__(options, post, context)
+        self.options: BatchQueueOptions = options
+        self.dialect = self.make_dialect()
+        self._stop = threading.Event()
+        self.commands = Commands(self.dialect.classify, timeout=options.command_timeout,
+                                 retry=Retry(options.command_attempts), stop=self._stop)
+        self.run_tag = run_tag(context.workflow_id)
+        base = os.path.join(context.log_dir, f".mesobatch-{self.run_tag}")
+        self.script_dir = os.path.join(base, "scripts")
+        self.record_dir = os.path.join(base, "records")
+        self.system_dir = os.path.join(base, "system")
+        for d in (self.script_dir, self.record_dir, self.system_dir):
+            os.makedirs(d, exist_ok=True)
+        self.work_dir = os.getcwd()
+        self.agent_id = self.dialect.name
+        #: seconds between status queries now (adapts to how long queries take)
+        self.poll_interval = options.poll_interval
+        self.polls = 0  #: status queries that answered
+        self._jobs_lock = threading.Lock()  # the job table; never held while posting
+        self._work_ready = threading.Condition(self._jobs_lock)  # wakes the submitter
+        self._poll_ready = threading.Condition(self._jobs_lock)  # wakes an idle poller
+        self._report_lock = threading.Lock()  # posts in decision order
+        self._jobs: dict[str, _Job] = {}  # task id -> job, until its end is decided
+        self._to_submit: list[_Job] = []
+        self._to_cancel: list[_Job] = []
+        self._exclude: set[str] = set()
+        self._stopping = False
+        self._arrays = itertools.count(1)
+        self._has_accounting: bool | None = None  # known once accounting was needed
+        self._query_failures = 0
+        self._fatal: str | None = None
+        self._submitter = threading.Thread(target=self._submit_loop, daemon=True,
+                                           name=f"mesobatch-{self.name}-submit")
+        self._poller = threading.Thread(target=self._poll_loop, daemon=True,
+                                        name=f"mesobatch-{self.name}-poll")
+
+    # ------------------------------------------------------------------ emulation
+    def emulated_nodes(self) -> Sequence[EmulatedNode]:
+        max_jobs = self.options.max_jobs or None
+        return [EmulatedNode(self.agent_id, self.dialect.name, "", Capacity(None, max_jobs))]
+
+    def start(self) -> list[Event]:
+        events = super().start()
+        self._submitter.start()
+        self._poller.start()
+        atexit.register(self._atexit)
+        return events
+
+    def launch_tasks(self, node: EmulatedNode, tasks: Sequence[TaskLaunch]) -> list[Event]:
+        with self._jobs_lock:
+            for task in tasks:
+                job = _Job(task.task_id, task.job)
+                self._jobs[task.task_id] = job
+                self._to_submit.append(job)
+            self._work_ready.notify()
+        return []
+
+    def kill_task(self, task_id: str) -> list[Event]:
+        with self._jobs_lock:
+            job = self._jobs.get(task_id)
+            if job is None:
+                return []  # its end is decided (and posted, or about to be)
+            if job.phase is Phase.WAITING:  # never submitted
+                del self._jobs[task_id]
+                return [TaskStatus(task_id, TaskState.KILLED, time.time(),
+                                   agent_id=self.agent_id)]
+            job.kill = True
+            if job.phase is Phase.SUBMITTED and not job.cancelling:
+                job.cancelling = True
+                self._to_cancel.append(job)
+                self._work_ready.notify()
+        return []
+
+    def task_alive(self, task_id: str) -> bool:
+        with self._jobs_lock:
+            return task_id in self._jobs
+
+    # ------------------------------------------------------------------ nodes
+    def node_infos(self, preemptible: bool | None, timeout: float | None
+                   ) -> dict[str, NodeInfo] | None:
+        argv = self.dialect.nodes_argv()
+        if argv is None or preemptible:  # no node list; nodes are not preemptible
+            return {}
+        try:
+            nodes = self.dialect.parse_nodes(self.commands.run(argv))
+        except (CommandError, ValueError) as e:
+            log.warning("cannot list the %s nodes: %s", self.name, e)
+            return {}
+        with self._jobs_lock:
+            placed = [(j.node, j.spec) for j in self._jobs.values() if j.node]
+        out: dict[str, NodeInfo] = {}
+        for n in nodes:
+            if not n.usable:
+                continue
+            ours = [spec for where, spec in placed if _same_node(where, n.name)]
+            out[n.address or n.name] = NodeInfo(
+                coresUsed=min(1.0, n.cpu_load or 0.0),  # a load may exceed the cores
+                memoryUsed=(1 - n.memory_free / n.memory)
+                if n.memory_free is not None and n.memory else 0.0,
+                coresTotal=n.cores, memoryTotal=n.memory,
+                requestedCores=sum(s.cores for s in ours),
+                requestedMemory=sum(s.memory for s in ours), workers=len(ours))
+        return out
+
+    def node_in_use(self, address: str) -> bool | None:
+        with self._jobs_lock:
+            return any(j.node and _same_node(j.node, address) for j in self._jobs.values())
+
+    def node_ignored(self, address: str, ignored: bool) -> None:
+        with self._jobs_lock:
+            if ignored:
+                self._exclude.add(address)
+            else:
+                self._exclude.discard(address)
+
+    # ------------------------------------------------------------------ messages
+    def status_note(self) -> str | None:
+        notes = [super().status_note()]
+        with self._jobs_lock:
+            live = [j for j in self._jobs.values() if j.phase is Phase.SUBMITTED]
+            unsent = len(self._jobs) - len(live)
+        pending = Counter(j.pending_reason or "no reason given" for j in live
+                          if j.reported is not TaskState.RUNNING)
+        running = len(live) - sum(pending.values())
+        if pending:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in pending.most_common())
+            notes.append(f"In the {self.dialect.name} queue: {sum(pending.values())} pending "
+                         f"({reasons}), {running} running.")
+        if unsent:
+            notes.append(f"{unsent} being submitted.")
+        if self._fatal:
+            notes.append(self._fatal)
+        return " ".join(n for n in notes if n) or None
+
+    def fatal_error(self) -> str | None:
+        return self._fatal
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        """Cancel what is still in the queue (the batch system killed every job before
+        calling this, so the cancels are queued), in bounded time, then stop."""
+        with self._jobs_lock:
+            self._stopping = True
+            for job in self._jobs.values():
+                if job.phase is Phase.SUBMITTED and not job.cancelling:
+                    job.cancelling = True
+                    self._to_cancel.append(job)
+            self._work_ready.notify_all()
+        self._stop.set()  # no more retries or backoff: one attempt each from now on
+        bound = 2 * self.options.command_timeout + 5
+        if self._submitter.is_alive():
+            self._submitter.join(timeout=bound)
+        with self._jobs_lock:
+            self._poll_ready.notify_all()
+        if self._poller.is_alive():
+            self._poller.join(timeout=bound)
+        atexit.unregister(self._atexit)
+
+    def _atexit(self) -> None:
+        """The interpreter ends without shutdown(): take this run's jobs off the queue."""
+        self._stop.set()
+        with self._jobs_lock:
+            ids = [j.native_id for j in self._jobs.values() if j.phase is Phase.SUBMITTED]
+        for chunk in chunks(ids, CANCEL_CHUNK):
+            try:
+                self.commands.run(self.dialect.cancel_argv(chunk), retry=False)
+            except CommandError as e:
+                log.warning("cannot cancel jobs %s at exit: %s", " ".join(chunk), e)
+
+    # ------------------------------------------------------------------ submitter
+    def _submit_loop(self) -> None:
+        while True:
+            with self._jobs_lock:
+                while not (self._to_cancel or self._to_submit or self._stopping):
+                    self._work_ready.wait()
+                cancels, self._to_cancel = self._to_cancel, []
+                stopping = self._stopping
+            if cancels:
+                self._cancel(cancels)
+                continue
+            if stopping:
+                self._drop_unsubmitted()
+                return
+            self._stop.wait(self.submit_linger)  # a burst arriving becomes one batch
+            with self._jobs_lock:
+                batch = [j for j in self._to_submit if j.task_id in self._jobs]
+                self._to_submit = []
+                exclude = tuple(sorted(self._exclude))
+            for group in self._groups(batch):
+                self._submit(group, exclude)
+                with self._jobs_lock:
+                    cancels, self._to_cancel = self._to_cancel, []
+                if cancels:  # kills do not wait for the rest of a long burst
+                    self._cancel(cancels)
+
+    def _groups(self, batch: list[_Job]) -> list[list[_Job]]:
+        """Jobs of one shape together (in launch order), in arrays of at most the
+        system's size; each job alone if arrays are off."""
+        most = self.dialect.max_array_size if self.options.job_arrays else 1
+        if most <= 1:
+            return [[j] for j in batch]
+        by_shape: dict[tuple[object, ...], list[_Job]] = {}
+        for job in batch:
+            s = job.spec
+            key = (s.cores, s.memory, s.disk, s.resources.gpus, s.walltime, s.preemptible)
+            by_shape.setdefault(key, []).append(job)
+        return [list(c) for jobs in by_shape.values() for c in chunks(jobs, most)]
+
+    def _submit(self, group: list[_Job], exclude: tuple[str, ...]) -> None:
+        with self._jobs_lock:  # those killed meanwhile are gone (and were reported)
+            group = [j for j in group if j.task_id in self._jobs]
+            for job in group:
+                job.phase = Phase.SUBMITTING
+        if not group:
+            return
+        spec = group[0].spec
+        try:
+            scripts = [self._write_job(job) for job in group]
+            dispatcher = None
+            if len(group) > 1:
+                dispatcher = os.path.join(self.script_dir, f"array-{next(self._arrays)}.sh")
+                write_script(dispatcher, array_script(
+                    scripts=scripts, index_variable=self.dialect.array_index_variable,
+                    first_index=self.dialect.array_first_index))
+            sub = Submission(
+                name=_job_name(self.run_tag, spec.name), scripts=tuple(scripts),
+                array_script=dispatcher, system_output=self.system_dir,
+                work_dir=self.work_dir, cores=spec.cores, memory=spec.memory,
+                disk=spec.disk, gpus=spec.resources.gpus, walltime=spec.walltime,
+                preemptible=spec.preemptible, exclude=exclude)
+            result = self.commands.run(self.dialect.submit_argv(sub))
+            ids = self.dialect.parse_submit(sub, result)
+            if len(ids) != len(group):
+                raise ValueError(f"{self.dialect.name} gave {len(ids)} job ids for "
+                                 f"{len(group)} jobs: {result.stdout.strip()[:300]!r}")
+        except (CommandError, OSError, ValueError) as e:
+            now = time.time()
+            self._end([(job, TaskStatus(job.task_id, TaskState.ERROR, now,
+                                        message=f"cannot submit: {e}",
+                                        agent_id=self.agent_id)) for job in group])
+            return
+        cancels: list[_Job] = []
+        with self._jobs_lock:
+            for job, native_id in zip(group, ids, strict=True):
+                job.native_id = native_id
+                job.tracker = Tracker(native_id, os.path.join(self.record_dir,
+                                                              job.task_id + EXITED))
+                job.phase = Phase.SUBMITTED
+                if job.kill and job.task_id in self._jobs:
+                    job.cancelling = True
+                    cancels.append(job)
+            self._poll_ready.notify()
+        if cancels:
+            self._cancel(cancels)
+
+    def _write_job(self, job: _Job) -> str:
+        s = job.spec
+        env = build_environment({}, s.environment, s.job_environment, s.cores)
+        env.setdefault("MESOBATCH_JOB_ID", str(s.job_id))
+        path = os.path.join(self.script_dir, f"{job.task_id}.sh")
+        write_script(path, job_script(
+            title=f"job {s.job_id} ({s.name}), task {job.task_id}", command=s.command,
+            env=env, log=log_path(self.context.log_dir, s.job_id, s.name),
+            record=os.path.join(self.record_dir, job.task_id), work_dir=self.work_dir))
+        return path
+
+    def _cancel(self, jobs: list[_Job]) -> None:
+        """Cancel submitted jobs; each confirmed one ends KILLED. A cancel that fails
+        leaves its job watched (its end still comes) and the core asks again later."""
+        with self._jobs_lock:
+            live = [j for j in jobs if j.task_id in self._jobs]
+        done: list[_Job] = []
+        for chunk in chunks(live, CANCEL_CHUNK):
+            try:
+                self.commands.run(self.dialect.cancel_argv([j.native_id for j in chunk]))
+            except CommandError as e:
+                if e.kind is not ErrorKind.UNKNOWN_JOB:  # unknown: it has ended anyway
+                    log.warning("cannot cancel %s: %s", " ".join(j.native_id for j in chunk),
+                                e)
+                    with self._jobs_lock:
+                        for job in chunk:
+                            job.cancelling = False
+                    continue
+            done.extend(chunk)
+        now = time.time()
+        self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self.agent_id))
+                   for j in done])
+
+    def _drop_unsubmitted(self) -> None:
+        """At shutdown: what was never submitted never will be."""
+        with self._jobs_lock:
+            left = [j for j in self._to_submit if j.task_id in self._jobs]
+            self._to_submit = []
+        now = time.time()
+        self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self.agent_id))
+                   for j in left])
+
+    # ------------------------------------------------------------------ poller
+    def _poll_loop(self) -> None:
+        scan = max(0.05, min(1.0, self.options.poll_interval / 5))
+        next_query = 0.0
+        while not self._stop.is_set():
+            with self._jobs_lock:
+                watched = [j for j in self._jobs.values() if j.phase is Phase.SUBMITTED]
+                if not watched:
+                    if not self._stop.is_set():  # shutdown() sets it, then notifies
+                        self._poll_ready.wait()
+                    continue
+            query = time.monotonic() >= next_query
+            try:
+                self._observe(watched, query)
+            except Exception:  # a parser's bug must not stop the polling for good
+                log.exception("the %s poll failed", self.name)
+            if query:
+                next_query = time.monotonic() + self.poll_interval
+            self._stop.wait(max(0.0, min(scan, next_query - time.monotonic())))
+
+    def _observe(self, watched: list[_Job], query: bool) -> None:
+        """One round: records always; the queue (and accounting) if ``query``."""
+        self._read_records(watched)
+        queued: dict[str, NativeStatus] = {}
+        accounted: dict[str, NativeStatus] = {}
+        answered = False
+        if query:
+            unsettled = [j for j in watched if not self._settled_by_record(j)]
+            if unsettled:
+                answered, queued = self._query_queue(unsettled)
+                gone = [j for j in unsettled if j.native_id not in queued]
+                if answered and gone:
+                    # those that ended since the records were read need no accounting
+                    self._read_records(gone)
+                    gone = [j for j in gone if not self._settled_by_record(j)]
+                if answered and gone and self._has_accounting is not False:
+                    accounted = self._query_accounting(gone)
+        verdicts: list[tuple[_Job, Verdict]] = []
+        for job in watched:
+            assert job.tracker is not None
+            for native in (queued.get(job.native_id), accounted.get(job.native_id)):
+                if native is not None and native.node:
+                    job.node = job.native_node = native.node
+            verdict = job.tracker.judge(
+                Evidence(queued.get(job.native_id), answered, accounted.get(job.native_id),
+                         self._has_accounting is not False, job.started, job.exited),
+                vanish_after=self.options.vanished_polls,
+                reason_grace=self.reason_grace_polls)
+            if verdict is not None:
+                verdicts.append((job, verdict))
+        self._apply(verdicts)
+
+    def _read_records(self, jobs: list[_Job]) -> None:
+        starts, exits = read_records(
+            self.record_dir, {j.task_id for j in jobs if j.started is None},
+            {j.task_id for j in jobs if j.exited is None})
+        for job in jobs:
+            job.started = job.started or starts.get(job.task_id)
+            job.exited = job.exited or exits.get(job.task_id)
+
+    def _settled_by_record(self, job: _Job) -> bool:
+        """Its exit record decides it without asking the system."""
+        return job.exited is not None and (job.exited.exit_code == 0
+                                           or self._has_accounting is False)
+
+    def _query_queue(self, jobs: list[_Job]) -> tuple[bool, dict[str, NativeStatus]]:
+        """One status query for these jobs (in chunks only beyond query_chunk)."""
+        out: dict[str, NativeStatus] = {}
+        began = time.monotonic()
+        ids = [j.native_id for j in jobs]
+        whole = self.dialect.status_argv(self.run_tag, ids)
+        # a query that names no ids (qstat -xml -u USER) covers any number in one call
+        split = len(ids) > self.dialect.query_chunk and _names_any(whole, ids)
+        try:
+            for chunk in chunks(ids, self.dialect.query_chunk) if split else [ids]:
+                argv = self.dialect.status_argv(self.run_tag, chunk) if split else whole
+                try:
+                    result = self.commands.run(argv, retry=False)
+                except CommandError as e:
+                    if e.kind is ErrorKind.UNKNOWN_JOB:
+                        continue  # none of them is in the queue
+                    raise
+                out.update(self.dialect.parse_status(result))
+        except (CommandError, ValueError) as e:
+            self._query_failures += 1
+            self.poll_interval = min(self.poll_interval * 2, self.options.max_poll_interval)
+            log.warning("the %s status query failed (%d in a row; next in %.3g s): %s",
+                        self.name, self._query_failures, self.poll_interval, e)
+            permanent = not isinstance(e, CommandError) or e.kind is ErrorKind.PERMANENT
+            if permanent and self._query_failures >= self.options.vanished_polls:
+                self._fatal = (f"The {self.dialect.name} status query has failed "
+                               f"{self._query_failures} times in a row: {e}")
+            return False, {}
+        took = time.monotonic() - began
+        self._query_failures = 0
+        self._fatal = None
+        self.polls += 1
+        self.poll_interval = min(max(self.query_time_factor * took, self.options.poll_interval),
+                                 self.options.max_poll_interval)
+        return True, out
+
+    def _query_accounting(self, jobs: list[_Job]) -> dict[str, NativeStatus]:
+        """Final states of jobs gone from the queue, in chunks of query_chunk."""
+        out: dict[str, NativeStatus] = {}
+        for chunk in chunks([j.native_id for j in jobs], self.dialect.query_chunk):
+            argv = self.dialect.accounting_argv(chunk)
+            if argv is None:
+                self._has_accounting = False
+                return out
+            self._has_accounting = True
+            try:
+                out.update(self.dialect.parse_accounting(self.commands.run(argv, retry=False)))
+            except CommandError as e:
+                if e.kind is not ErrorKind.UNKNOWN_JOB:
+                    log.warning("the %s accounting query failed: %s", self.name, e)
+            except ValueError as e:
+                log.warning("cannot read the %s accounting output: %s", self.name, e)
+        return out
+
+    def _apply(self, verdicts: list[tuple[_Job, Verdict]]) -> None:
+        """Post what changed: live states when they change, ends once."""
+        now = time.time()
+        ended: list[tuple[_Job, TaskStatus]] = []
+        live: list[TaskStatus] = []
+        for job, v in verdicts:
+            if job.native_node is None and v.node is not None:
+                job.node = v.node  # the system's name for it wins over the record's
+            if v.state.terminal:
+                ended.append((job, TaskStatus(
+                    job.task_id, v.state, now, exit_code=v.exit_code, wall_time=v.wall_time,
+                    message=v.message, agent_id=self.agent_id, exit_reason=v.exit_reason)))
+                continue
+            job.pending_reason = v.pending_reason
+            if v.state is TaskState.UNKNOWN or v.state is job.reported:
+                continue  # an unknown native state says only that the job is there
+            job.reported = v.state
+            live.append(TaskStatus(job.task_id, v.state, now, message=v.message,
+                                   agent_id=self.agent_id))
+        self._end(ended, live)
+
+    def _end(self, ended: list[tuple[_Job, TaskStatus]],
+             live: Sequence[TaskStatus] = ()) -> None:
+        """Decide these ends (each job's first one wins) and post them with ``live``."""
+        with self._report_lock:
+            told: list[tuple[_Job, str]] = []
+            with self._jobs_lock:
+                statuses = [s for s in live if s.task_id in self._jobs]
+                for job, status in ended:
+                    if self._jobs.pop(job.task_id, None) is not None:
+                        statuses.append(status)
+                        if status.message and status.state in (TaskState.LOST,
+                                                               TaskState.ERROR):
+                            told.append((job, status.message))
+            for job, message in told:
+                self._tell(job, message)
+            if statuses:
+                self.tasks_ended(statuses)
+
+    def _tell(self, job: _Job, message: str) -> None:
+        """Why a job ended as it did, where its owner looks: the log and its file."""
+        s = job.spec
+        log.warning("%s job %d (%s): %s", self.name, s.job_id, s.name, message)
+        try:
+            with open(log_path(self.context.log_dir, s.job_id, s.name), "a") as f:
+                f.write(f"mesobatch: {message}\n")
+        except OSError:
+            pass
+
+
+def _names_any(argv: Sequence[str], ids: Sequence[str]) -> bool:
+    """Does a command name any of these job ids (in an argument of its own or a list)?"""
+    words = {w for arg in argv for w in re.split(r"[\s,=]+", arg)}
+    return any(i in words for i in ids)
+
+
+def _job_name(tag: str, name: str) -> str:
+    return f"{tag}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"[:64]
+
+
+def _same_node(a: str, b: str) -> bool:
+    """Node names as the system and a caller write them (short or fully qualified)."""
+    return a == b or a.split(".", 1)[0] == b.split(".", 1)[0]

@@ -1,0 +1,125 @@
+"""The scripts a batch-queue backend submits, and the records they leave: pure text.
+
+Each job runs from a wrapper script of its own. It sends its output to the job's log
+file, exports the job's variables (each value quoted, never re-parsed), records that it
+started, runs the command as ``/bin/sh -c COMMAND`` (the command is one quoted word,
+so the shell parses it exactly once, as on every other backend), and records its exit
+status. Each record is written to a temporary name and renamed, so a reader never sees
+half of one. The records are the ground truth when the system's accounting is off or
+slow: ``<records>/<task id>.started`` holds the node's name, ``<task id>.exit`` the
+exit status; their modification times give the wall time.
+
+An array of jobs submits one dispatcher script that runs the wrapper its index names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+STARTED = ".started"
+EXITED = ".exit"
+
+
+def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
+               record: str, work_dir: str) -> str:
+    """The wrapper of one job. ``record`` is the path its records start with."""
+    q = shlex.quote
+    lines = [
+        "#!/bin/sh",
+        f"# mesobatch: {_one_line(title)}",
+        f"exec >{q(log)} 2>&1 </dev/null",
+        f"R={q(record)}",
+        f'uname -n >"$R{STARTED}.tmp" && mv -f "$R{STARTED}.tmp" "$R{STARTED}"',
+        f"cd {q(work_dir)} || {{ echo 1 >\"$R{EXITED}.tmp\"; "
+        f'mv -f "$R{EXITED}.tmp" "$R{EXITED}"; exit 1; }}',
+    ]
+    # A name the shell cannot hold (``a.b``) is left out: the /bin/sh that runs the
+    # command would drop it from its environment anyway, on every backend.
+    lines += [f"export {name}={q(value)}" for name, value in env.items()
+              if _NAME.fullmatch(name)]
+    lines += [
+        f"/bin/sh -c {q(command)}",
+        "rc=$?",
+        f'echo "$rc" >"$R{EXITED}.tmp" && mv -f "$R{EXITED}.tmp" "$R{EXITED}"',
+        'exit "$rc"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def array_script(*, scripts: Sequence[str], index_variable: str, first_index: int) -> str:
+    """The dispatcher of an array: element ``first_index + i`` runs ``scripts[i]``."""
+    q = shlex.quote
+    var = "${" + index_variable + ":-}"
+    lines = ["#!/bin/sh", f"# mesobatch: an array of {len(scripts)} jobs", f'case "{var}" in']
+    lines += [f"{first_index + i}) exec {q(path)} ;;" for i, path in enumerate(scripts)]
+    lines += [f'*) echo "mesobatch: no job for array index \'{var}\'" >&2; exit 1 ;;',
+              "esac", ""]
+    return "\n".join(lines)
+
+
+def write_script(path: str, text: str) -> None:
+    """Write an executable script (owner-only: it holds the job's variables)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecord:
+    """A job's wrapper started."""
+
+    node: str
+    at: float  #: epoch seconds (the record's modification time)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRecord:
+    """A job's command ended with this status (128 + n for a signal)."""
+
+    exit_code: int
+    at: float  #: epoch seconds
+
+
+def read_records(directory: str, want_start: set[str], want_exit: set[str]
+                 ) -> tuple[dict[str, StartRecord], dict[str, ExitRecord]]:
+    """The start records of the tasks in ``want_start`` and the exit records of those
+    in ``want_exit`` that exist now (one directory listing; only those files read)."""
+    starts: dict[str, StartRecord] = {}
+    exits: dict[str, ExitRecord] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return starts, exits
+    for entry in entries:
+        name = entry.name
+        if name.endswith(EXITED) and name[:-len(EXITED)] in want_exit:
+            task_id, is_exit = name[:-len(EXITED)], True
+        elif name.endswith(STARTED) and name[:-len(STARTED)] in want_start:
+            task_id, is_exit = name[:-len(STARTED)], False
+        else:
+            continue
+        try:
+            at = entry.stat().st_mtime
+            with open(entry.path) as f:
+                text = f.read(256).strip()
+        except OSError:
+            continue
+        if not is_exit:
+            starts[task_id] = StartRecord(text, at)
+            continue
+        try:
+            exits[task_id] = ExitRecord(int(text), at)
+        except ValueError:
+            continue  # not a record we wrote
+    return starts, exits
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

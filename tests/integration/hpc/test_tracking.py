@@ -1,0 +1,94 @@
+"""The rules that turn one poll's evidence into a job's state (pure)."""
+
+from __future__ import annotations
+
+from mesobatch.integration.hpc.dialect import NativeStatus
+from mesobatch.integration.hpc.tracking import Evidence, Tracker
+from mesobatch.integration.hpc.wrapper import ExitRecord, StartRecord
+from mesobatch.scheduler.contract import BatchJobExitReason
+from mesobatch.scheduler.core.states import TaskState
+
+STARTED = StartRecord("node7", 100.0)
+
+
+def tracker() -> Tracker:
+    return Tracker("42", "/logs/records/1.0.exit")
+
+
+def judge(t: Tracker, **evidence: object):  # type: ignore[no-untyped-def]
+    return t.judge(Evidence(**evidence), vanish_after=3, reason_grace=2)  # type: ignore[arg-type]
+
+
+def test_a_zero_exit_record_finishes_the_job_whatever_the_queue_says() -> None:
+    v = judge(tracker(), queued=NativeStatus("42", TaskState.RUNNING), queue_answered=True,
+              started=STARTED, exited=ExitRecord(0, 102.5))
+    assert v is not None and v.state is TaskState.FINISHED and v.exit_code == 0
+    assert v.wall_time == 2.5 and v.node == "node7"
+
+
+def test_a_terminal_native_state_gives_the_reason_and_the_record_the_status() -> None:
+    oom = NativeStatus("42", TaskState.FAILED, exit_code=0,
+                       exit_reason=BatchJobExitReason.MEMLIMIT, wall_time=9.0)
+    v = judge(tracker(), queue_answered=True, accounted=oom, has_accounting=True,
+              started=STARTED, exited=ExitRecord(137, 101.0))
+    assert v is not None and (v.state, v.exit_code, v.exit_reason) == (
+        TaskState.FAILED, 137, BatchJobExitReason.MEMLIMIT)
+    assert v.wall_time == 1.0
+    # without records: the system's own figures
+    v = judge(tracker(), queue_answered=True, accounted=oom, has_accounting=True)
+    assert v is not None and v.exit_code == 0 and v.wall_time == 9.0
+    # a system that says COMPLETED without a status means 0; a record saying
+    # otherwise wins (the command failed)
+    done = NativeStatus("42", TaskState.FINISHED)
+    v = judge(tracker(), queued=done, queue_answered=True)
+    assert v is not None and (v.state, v.exit_code) == (TaskState.FINISHED, 0)
+    v = judge(tracker(), queued=done, queue_answered=True, exited=ExitRecord(3, 1.0))
+    assert v is not None and (v.state, v.exit_code) == (TaskState.FAILED, 3)
+
+
+def test_a_nonzero_record_waits_a_few_polls_for_accounting_then_fails() -> None:
+    t = tracker()
+    ev = {"queue_answered": True, "has_accounting": True, "exited": ExitRecord(2, 5.0)}
+    assert judge(t, **ev) is None
+    assert judge(t, exited=ExitRecord(2, 5.0), has_accounting=True) is None  # a scan
+    assert judge(t, **ev) is None
+    v = judge(t, **ev)
+    assert v is not None and (v.state, v.exit_code) == (TaskState.FAILED, 2)
+    # without accounting there is nothing to wait for
+    v = judge(tracker(), exited=ExitRecord(2, 5.0))
+    assert v is not None and v.state is TaskState.FAILED
+
+
+def test_live_states_come_from_the_queue_or_the_start_record() -> None:
+    pending = NativeStatus("42", TaskState.STARTING, pending_reason="Priority")
+    v = judge(tracker(), queued=pending, queue_answered=True)
+    assert v is not None and v.state is TaskState.STARTING and v.pending_reason == "Priority"
+    v = judge(tracker(), queued=pending, queue_answered=True, started=STARTED)
+    assert v is not None and v.state is TaskState.RUNNING and v.pending_reason is None
+    v = judge(tracker(), started=STARTED)
+    assert v is not None and v.state is TaskState.RUNNING
+    assert judge(tracker()) is None
+
+
+def test_a_job_seen_nowhere_for_n_answered_polls_in_a_row_is_lost() -> None:
+    t = tracker()
+    gone = {"queue_answered": True, "has_accounting": True}
+    assert judge(t, **gone) is None
+    assert judge(t, **gone) is None
+    assert judge(t) is None  # a failed query says nothing: does not count
+    assert judge(t, queued=NativeStatus("42", TaskState.RUNNING), queue_answered=True)
+    assert t.missing == 0  # seen again: start over
+    for _ in range(2):
+        assert judge(t, **gone, started=STARTED) is not None  # running, per its record
+    v = judge(t, **gone, started=STARTED)
+    assert v is not None and v.state is TaskState.LOST
+    assert v.message == ("job 42 vanished: not in the queue, not in accounting, and no exit "
+                         "status recorded in /logs/records/1.0.exit after 3 polls; it "
+                         "started on node7")
+    t = tracker()
+    for _ in range(2):
+        judge(t, queue_answered=True)
+    v = judge(t, queue_answered=True)
+    assert v is not None and v.state is TaskState.LOST
+    assert "(and the system keeps no accounting)" in v.message
+    assert v.message.endswith("it never started")
