@@ -43,8 +43,9 @@ from ...scheduler.backend import BackendContext, Post
 from ...scheduler.contract import NodeInfo
 from ...scheduler.core.events import Event, TaskLaunch, TaskStatus
 from ...scheduler.core.jobs import JobSpec
+from ...scheduler.core.resources import Resources, offered_cpus_to_milli
 from ...scheduler.core.states import TaskState
-from ..emulated import Capacity, EmulatedBackend, EmulatedNode
+from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode
 from .commands import CommandError, Commands, Retry
 from .dialect import Dialect, ErrorKind, NativeStatus, Submission
 from .options import BatchQueueOptions
@@ -148,6 +149,9 @@ class BatchQueueBackend(EmulatedBackend):
         self._to_submit: list[_Job] = []
         self._to_cancel: list[_Job] = []
         self._exclude: set[str] = set()
+        self._node_names: dict[str, str] = {}  # address in getNodes -> the system's name
+        self._to_remove: list[tuple[str, str]] = []  # (native id, why): held, error state
+        self._finished_in_status: bool = getattr(self.dialect, "finished_in_status", False)
         self._stopping = False
         self._arrays = itertools.count(1)
         self._has_accounting: bool | None = None  # known once accounting was needed
@@ -161,7 +165,12 @@ class BatchQueueBackend(EmulatedBackend):
     # ------------------------------------------------------------------ emulation
     def emulated_nodes(self) -> Sequence[EmulatedNode]:
         max_jobs = self.options.max_jobs or None
-        return [EmulatedNode(self.agent_id, self.dialect.name, "", Capacity(None, max_jobs))]
+        cores = self.options.max_queued_cores
+        # cores counted only when asked for; the cluster's scheduler places the jobs
+        held = None if cores is None else Resources(
+            cpus=offered_cpus_to_milli(cores), mem=UNBOUNDED.mem, disk=UNBOUNDED.disk,
+            gpus=UNBOUNDED.gpus)
+        return [EmulatedNode(self.agent_id, self.dialect.name, "", Capacity(held, max_jobs))]
 
     def start(self) -> list[Event]:
         events = super().start()
@@ -213,9 +222,11 @@ class BatchQueueBackend(EmulatedBackend):
         with self._jobs_lock:
             placed = [(j.node, j.spec) for j in self._jobs.values() if j.node]
         out: dict[str, NodeInfo] = {}
+        names: dict[str, str] = {}
         for n in nodes:
             if not n.usable:
                 continue
+            names[n.address or n.name] = n.name
             ours = [spec for where, spec in placed if _same_node(where, n.name)]
             out[n.address or n.name] = NodeInfo(
                 coresUsed=min(1.0, n.cpu_load or 0.0),  # a load may exceed the cores
@@ -224,18 +235,22 @@ class BatchQueueBackend(EmulatedBackend):
                 coresTotal=n.cores, memoryTotal=n.memory,
                 requestedCores=sum(s.cores for s in ours),
                 requestedMemory=sum(s.memory for s in ours), workers=len(ours))
+        with self._jobs_lock:  # callers name nodes by these keys (an address, maybe)
+            self._node_names.update(names)
         return out
 
     def node_in_use(self, address: str) -> bool | None:
         with self._jobs_lock:
-            return any(j.node and _same_node(j.node, address) for j in self._jobs.values())
+            name = self._node_names.get(address, address)
+            return any(j.node and _same_node(j.node, name) for j in self._jobs.values())
 
     def node_ignored(self, address: str, ignored: bool) -> None:
         with self._jobs_lock:
+            name = self._node_names.get(address, address)  # submissions exclude by name
             if ignored:
-                self._exclude.add(address)
+                self._exclude.add(name)
             else:
-                self._exclude.discard(address)
+                self._exclude.discard(name)
 
     # ------------------------------------------------------------------ messages
     def status_note(self) -> str | None:
@@ -295,10 +310,14 @@ class BatchQueueBackend(EmulatedBackend):
     def _submit_loop(self) -> None:
         while True:
             with self._jobs_lock:
-                while not (self._to_cancel or self._to_submit or self._stopping):
+                while not (self._to_cancel or self._to_submit or self._to_remove
+                           or self._stopping):
                     self._work_ready.wait()
                 cancels, self._to_cancel = self._to_cancel, []
+                removals, self._to_remove = self._to_remove, []
                 stopping = self._stopping
+            if removals:
+                self._remove(removals)
             if cancels:
                 self._cancel(cancels)
                 continue
@@ -352,6 +371,10 @@ class BatchQueueBackend(EmulatedBackend):
                 work_dir=self.work_dir, cores=spec.cores, memory=spec.memory,
                 disk=spec.disk, gpus=spec.resources.gpus, walltime=spec.walltime,
                 preemptible=spec.preemptible, exclude=exclude)
+            files = getattr(self.dialect, "submit_files", None)
+            for path, text in (files(sub) if files is not None else {}).items():
+                with open(path, "w") as f:
+                    f.write(text)
             result = self.commands.run(self.dialect.submit_argv(sub))
             ids = self.dialect.parse_submit(sub, result)
             if len(ids) != len(group):
@@ -410,6 +433,24 @@ class BatchQueueBackend(EmulatedBackend):
         self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self.agent_id))
                    for j in done])
 
+    def _remove(self, removals: list[tuple[str, str]]) -> None:
+        """Take jobs whose end was reported but that still sit in the queue (held, error
+        state) off it, saying why where the system keeps a reason."""
+        remove_argv = getattr(self.dialect, "remove_argv", None)
+        by_reason: dict[str, list[str]] = {}
+        for native_id, why in removals:
+            by_reason.setdefault(why, []).append(native_id)
+        for why, ids in by_reason.items():
+            for chunk in chunks(ids, CANCEL_CHUNK):
+                argv: list[str] = (remove_argv(chunk, why) if remove_argv is not None
+                                   else self.dialect.cancel_argv(chunk))
+                try:
+                    self.commands.run(argv)
+                except CommandError as e:
+                    if e.kind is not ErrorKind.UNKNOWN_JOB:
+                        log.warning("cannot remove %s from the %s queue: %s",
+                                    " ".join(chunk), self.dialect.name, e)
+
     def _drop_unsubmitted(self) -> None:
         """At shutdown: what was never submitted never will be."""
         with self._jobs_lock:
@@ -450,26 +491,37 @@ class BatchQueueBackend(EmulatedBackend):
             if unsettled:
                 answered, queued = self._query_queue(unsettled)
                 gone = [j for j in unsettled if j.native_id not in queued]
-                if answered and gone:
-                    # those that ended since the records were read need no accounting
-                    self._read_records(gone)
+                ended = [j for j in unsettled if j.native_id in queued
+                         and queued[j.native_id].state.terminal]
+                if answered and (gone or ended):
+                    # those that ended since the records were read need no accounting,
+                    # and their records hold the exact exit status and wall time
+                    self._read_records(gone + ended)
                     gone = [j for j in gone if not self._settled_by_record(j)]
                 if answered and gone and self._has_accounting is not False:
                     accounted = self._query_accounting(gone)
         verdicts: list[tuple[_Job, Verdict]] = []
+        removals: list[tuple[str, str]] = []
         for job in watched:
             assert job.tracker is not None
-            for native in (queued.get(job.native_id), accounted.get(job.native_id)):
+            in_queue = queued.get(job.native_id)
+            for native in (in_queue, accounted.get(job.native_id)):
                 if native is not None and native.node:
                     job.node = job.native_node = native.node
             verdict = job.tracker.judge(
-                Evidence(queued.get(job.native_id), answered, accounted.get(job.native_id),
-                         self._has_accounting is not False, job.started, job.exited),
+                Evidence(in_queue, answered, accounted.get(job.native_id),
+                         self._keeps_accounting(), job.started, job.exited),
                 vanish_after=self.options.vanished_polls,
                 reason_grace=self.reason_grace_polls)
             if verdict is not None:
                 verdicts.append((job, verdict))
+                if verdict.state.terminal and in_queue is not None and in_queue.remove:
+                    removals.append((job.native_id, in_queue.message))
         self._apply(verdicts)
+        if removals:
+            with self._jobs_lock:
+                self._to_remove.extend(removals)
+                self._work_ready.notify()
 
     def _read_records(self, jobs: list[_Job]) -> None:
         starts, exits = read_records(
@@ -479,10 +531,15 @@ class BatchQueueBackend(EmulatedBackend):
             job.started = job.started or starts.get(job.task_id)
             job.exited = job.exited or exits.get(job.task_id)
 
+    def _keeps_accounting(self) -> bool:
+        """Does the system say how finished jobs ended (accounting, or a status query
+        that shows finished jobs)?"""
+        return self._finished_in_status or self._has_accounting is not False
+
     def _settled_by_record(self, job: _Job) -> bool:
         """Its exit record decides it without asking the system."""
         return job.exited is not None and (job.exited.exit_code == 0
-                                           or self._has_accounting is False)
+                                           or not self._keeps_accounting())
 
     def _query_queue(self, jobs: list[_Job]) -> tuple[bool, dict[str, NativeStatus]]:
         """One status query for these jobs (in chunks only beyond query_chunk)."""
@@ -498,9 +555,10 @@ class BatchQueueBackend(EmulatedBackend):
                 try:
                     result = self.commands.run(argv, retry=False)
                 except CommandError as e:
-                    if e.kind is ErrorKind.UNKNOWN_JOB:
-                        continue  # none of them is in the queue
-                    raise
+                    if e.kind is not ErrorKind.UNKNOWN_JOB:
+                        raise
+                    # some (or all) are unknown: what it printed covers the others
+                    result = e.result
                 out.update(self.dialect.parse_status(result))
         except (CommandError, ValueError) as e:
             self._query_failures += 1
@@ -569,8 +627,9 @@ class BatchQueueBackend(EmulatedBackend):
                 for job, status in ended:
                     if self._jobs.pop(job.task_id, None) is not None:
                         statuses.append(status)
-                        if status.message and status.state in (TaskState.LOST,
-                                                               TaskState.ERROR):
+                        # the system's reason (held, limit, node failure) goes in the log
+                        if status.message and (status.exit_reason is not None or status.state
+                                               in (TaskState.LOST, TaskState.ERROR)):
                             told.append((job, status.message))
             for job, message in told:
                 self._tell(job, message)

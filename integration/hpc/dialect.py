@@ -62,6 +62,9 @@ class NativeStatus:
     node: str | None = None  #: where it runs or ran
     pending_reason: str | None = None  #: why it waits, in the system's own words
     wall_time: float | None = None  #: seconds it ran, when the system says (accounting)
+    #: the job still sits in the queue though it can never run on its own (held, error
+    #: state): the base reports it ended and removes it, giving ``message`` as the reason
+    remove: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,14 @@ class CommandResult:
 
 
 class Dialect(Protocol):
-    """Pure builders and parsers of one batch-queue system."""
+    """Pure builders and parsers of one batch-queue system.
+
+    Optional members the base looks for (a dialect without them gets the default):
+    ``finished_in_status`` (bool, default False: the status query also shows finished
+    jobs, with their exit status and reason, so it serves as accounting);
+    ``submit_files(sub) -> {path: text}`` (files to write before the submit command,
+    such as a submit description); ``remove_argv(ids, reason) -> argv`` (remove jobs
+    that can never run, saying why; default ``cancel_argv``)."""
 
     #: registry-style name: "slurm", "gridengine", "lsf", "pbs", "htcondor"
     name: str

@@ -10,6 +10,7 @@ from ...scheduler.options import (
     OptionError,
     opt,
     parse_bool,
+    parse_cores,
     parse_count,
     parse_seconds,
 )
@@ -37,8 +38,12 @@ class BatchQueueOptions(CommonOptions):
     max_poll_interval: float = opt(
         "maxPollInterval", parse=parse_seconds, default=30.0, metavar="SECONDS",
         help="longest time between two status queries")
+    max_queued_cores: float | None = opt(
+        "maxQueuedCores", parse=parse_cores, metavar="CORES",
+        help="most cores of this run's jobs in the batch system at once, queued or "
+             "running (default: no limit; --maxJobs and the cluster decide)")
     vanished_polls: int = opt(
-        "vanishedPolls", parse=parse_positive, default=5, metavar="N",
+        "vanishedPolls", parse=parse_positive, default=3, metavar="N",
         help="a job seen neither in the queue nor in accounting, and without an exit "
              "record, for this many polls in a row is reported LOST")
     job_arrays: bool = opt(
