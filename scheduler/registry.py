@@ -116,6 +116,11 @@ register_backend(BackendEntry(
     "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
 ))
 register_backend(BackendEntry(
+    "gridengine", "mesobatch.integration.hpc.gridengine_backend:GridEngineBackend",
+    "a Grid Engine cluster (SGE, Son of Grid Engine, UGE): qsub, qstat, qacct, qdel",
+    requires_commands=("qsub", "qstat", "qacct", "qdel"),
+))
+register_backend(BackendEntry(
     "lsf", "mesobatch.integration.hpc.lsf_backend:LsfBackend",
     "an IBM Spectrum LSF cluster (bsub, bjobs -json, bkill)",
     requires_commands=("bsub", "bjobs", "bkill"),

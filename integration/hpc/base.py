@@ -17,7 +17,19 @@ and two threads, so that no command ever runs under the batch system's lock:
 
 What may run at once is an emulated offer of one agent (the queue): a job count,
 --maxJobs, and no resource counts, so the cluster's own scheduler (its priorities and
-fair share) decides the order and placement.
+fair share) decides the order and placement; --maxTotalCores, if set, also caps the
+cores of the run's jobs in the system at once.
+
+Optional hooks a dialect may have (absent: the plain behaviour):
+
+- ``accounting_queries(ids)``: the accounting commands that together cover these ids
+  (Grid Engine's ``qacct`` takes one job per call, an array job's tasks together);
+- ``explain_argv(ids)`` / ``parse_explain(result)``: the system's reason for jobs the
+  queue shows in an error state (Grid Engine's ``Eqw``); such a job ends ERROR with that
+  reason and is removed from the queue, where it would otherwise wait for ever;
+- ``reserved_exit_codes``: exit statuses the system takes for itself (Grid Engine
+  requeues a job whose script exits 99); the wrapper records the command's own status
+  and exits 1 instead.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar
 
 from ...executor.protocol import log_path
@@ -43,9 +55,9 @@ from ...scheduler.backend import BackendContext, Post
 from ...scheduler.contract import NodeInfo
 from ...scheduler.core.events import Event, TaskLaunch, TaskStatus
 from ...scheduler.core.jobs import JobSpec
-from ...scheduler.core.resources import Resources, offered_cpus_to_milli
+from ...scheduler.core.resources import offered_cpus_to_milli
 from ...scheduler.core.states import TaskState
-from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode
+from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode, LimitNames
 from .commands import CommandError, Commands, Retry
 from .dialect import Dialect, ErrorKind, NativeStatus, Submission
 from .options import BatchQueueOptions
@@ -150,7 +162,6 @@ class BatchQueueBackend(EmulatedBackend):
         self._to_cancel: list[_Job] = []
         self._exclude: set[str] = set()
         self._node_names: dict[str, str] = {}  # address in getNodes -> the system's name
-        self._to_remove: list[tuple[str, str]] = []  # (native id, why): held, error state
         self._finished_in_status: bool = getattr(self.dialect, "finished_in_status", False)
         self._stopping = False
         self._arrays = itertools.count(1)
@@ -162,15 +173,16 @@ class BatchQueueBackend(EmulatedBackend):
         self._poller = threading.Thread(target=self._poll_loop, daemon=True,
                                         name=f"mesobatch-{self.name}-poll")
 
+    limit_names: ClassVar[LimitNames] = LimitNames(cores="maxTotalCores")
+
     # ------------------------------------------------------------------ emulation
     def emulated_nodes(self) -> Sequence[EmulatedNode]:
         max_jobs = self.options.max_jobs or None
-        cores = self.options.max_queued_cores
-        # cores counted only when asked for; the cluster's scheduler places the jobs
-        held = None if cores is None else Resources(
-            cpus=offered_cpus_to_milli(cores), mem=UNBOUNDED.mem, disk=UNBOUNDED.disk,
-            gpus=UNBOUNDED.gpus)
-        return [EmulatedNode(self.agent_id, self.dialect.name, "", Capacity(held, max_jobs))]
+        total = self.options.max_total_cores
+        resources = None if total is None else replace(
+            UNBOUNDED, cpus=offered_cpus_to_milli(total))
+        return [EmulatedNode(self.agent_id, self.dialect.name, "",
+                             Capacity(resources, max_jobs))]
 
     def start(self) -> list[Event]:
         events = super().start()
@@ -310,14 +322,10 @@ class BatchQueueBackend(EmulatedBackend):
     def _submit_loop(self) -> None:
         while True:
             with self._jobs_lock:
-                while not (self._to_cancel or self._to_submit or self._to_remove
-                           or self._stopping):
+                while not (self._to_cancel or self._to_submit or self._stopping):
                     self._work_ready.wait()
                 cancels, self._to_cancel = self._to_cancel, []
-                removals, self._to_remove = self._to_remove, []
                 stopping = self._stopping
-            if removals:
-                self._remove(removals)
             if cancels:
                 self._cancel(cancels)
                 continue
@@ -408,7 +416,8 @@ class BatchQueueBackend(EmulatedBackend):
         write_script(path, job_script(
             title=f"job {s.job_id} ({s.name}), task {job.task_id}", command=s.command,
             env=env, log=log_path(self.context.log_dir, s.job_id, s.name),
-            record=os.path.join(self.record_dir, job.task_id), work_dir=self.work_dir))
+            record=os.path.join(self.record_dir, job.task_id), work_dir=self.work_dir,
+            reserved_exit_codes=getattr(self.dialect, "reserved_exit_codes", frozenset())))
         return path
 
     def _cancel(self, jobs: list[_Job]) -> None:
@@ -432,24 +441,6 @@ class BatchQueueBackend(EmulatedBackend):
         now = time.time()
         self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self.agent_id))
                    for j in done])
-
-    def _remove(self, removals: list[tuple[str, str]]) -> None:
-        """Take jobs whose end was reported but that still sit in the queue (held, error
-        state) off it, saying why where the system keeps a reason."""
-        remove_argv = getattr(self.dialect, "remove_argv", None)
-        by_reason: dict[str, list[str]] = {}
-        for native_id, why in removals:
-            by_reason.setdefault(why, []).append(native_id)
-        for why, ids in by_reason.items():
-            for chunk in chunks(ids, CANCEL_CHUNK):
-                argv: list[str] = (remove_argv(chunk, why) if remove_argv is not None
-                                   else self.dialect.cancel_argv(chunk))
-                try:
-                    self.commands.run(argv)
-                except CommandError as e:
-                    if e.kind is not ErrorKind.UNKNOWN_JOB:
-                        log.warning("cannot remove %s from the %s queue: %s",
-                                    " ".join(chunk), self.dialect.name, e)
 
     def _drop_unsubmitted(self) -> None:
         """At shutdown: what was never submitted never will be."""
@@ -500,8 +491,12 @@ class BatchQueueBackend(EmulatedBackend):
                     gone = [j for j in gone if not self._settled_by_record(j)]
                 if answered and gone and self._has_accounting is not False:
                     accounted = self._query_accounting(gone)
+        # a final state in a queue that shows no finished jobs: held or in error there
+        stuck = [j for j in watched if (q := queued.get(j.native_id)) is not None
+                 and q.state.terminal and not self._finished_in_status]
+        if stuck:
+            queued.update(self._explain(stuck, queued))
         verdicts: list[tuple[_Job, Verdict]] = []
-        removals: list[tuple[str, str]] = []
         for job in watched:
             assert job.tracker is not None
             in_queue = queued.get(job.native_id)
@@ -515,13 +510,9 @@ class BatchQueueBackend(EmulatedBackend):
                 reason_grace=self.reason_grace_polls)
             if verdict is not None:
                 verdicts.append((job, verdict))
-                if verdict.state.terminal and in_queue is not None and in_queue.remove:
-                    removals.append((job.native_id, in_queue.message))
         self._apply(verdicts)
-        if removals:
-            with self._jobs_lock:
-                self._to_remove.extend(removals)
-                self._work_ready.notify()
+        if stuck:
+            self._remove(stuck, queued)
 
     def _read_records(self, jobs: list[_Job]) -> None:
         starts, exits = read_records(
@@ -581,8 +572,12 @@ class BatchQueueBackend(EmulatedBackend):
     def _query_accounting(self, jobs: list[_Job]) -> dict[str, NativeStatus]:
         """Final states of jobs gone from the queue, in chunks of query_chunk."""
         out: dict[str, NativeStatus] = {}
-        for chunk in chunks([j.native_id for j in jobs], self.dialect.query_chunk):
-            argv = self.dialect.accounting_argv(chunk)
+        ids = [j.native_id for j in jobs]
+        queries = getattr(self.dialect, "accounting_queries", None)
+        argvs: Sequence[list[str] | None] = (
+            queries(ids) if queries is not None
+            else [self.dialect.accounting_argv(c) for c in chunks(ids, self.dialect.query_chunk)])
+        for argv in argvs:
             if argv is None:
                 self._has_accounting = False
                 return out
@@ -595,6 +590,47 @@ class BatchQueueBackend(EmulatedBackend):
             except ValueError as e:
                 log.warning("cannot read the %s accounting output: %s", self.name, e)
         return out
+
+    def _explain(self, jobs: list[_Job], queued: dict[str, NativeStatus]
+                 ) -> dict[str, NativeStatus]:
+        """The system's reasons for jobs its queue shows in a final (error) state, added
+        to their messages, if the dialect can ask (one query for all of them)."""
+        build = getattr(self.dialect, "explain_argv", None)
+        parse = getattr(self.dialect, "parse_explain", None)
+        if build is None or parse is None:
+            return {}
+        try:
+            why: dict[str, str] = parse(self.commands.run(build([j.native_id for j in jobs]),
+                                                          retry=False))
+        except (CommandError, ValueError) as e:
+            log.warning("cannot ask %s why jobs are in error state: %s", self.name, e)
+            return {}
+        out = {}
+        for job in jobs:
+            text = why.get(job.native_id)
+            if text:
+                native = queued[job.native_id]
+                out[job.native_id] = replace(native, message=f"{native.message}: {text}")
+        return out
+
+    def _remove(self, jobs: list[_Job], queued: dict[str, NativeStatus]) -> None:
+        """Take jobs whose end is decided, but which the queue still holds (an error
+        state or a hold waits for an administrator for ever), off the queue; with the
+        reason, where the system keeps one (``remove_argv``)."""
+        remove_argv = getattr(self.dialect, "remove_argv", None)
+        by_reason: dict[str, list[str]] = {}
+        for job in jobs:
+            by_reason.setdefault(queued[job.native_id].message, []).append(job.native_id)
+        for why, ids in by_reason.items():
+            for chunk in chunks(ids, CANCEL_CHUNK):
+                argv: list[str] = (remove_argv(chunk, why) if remove_argv is not None
+                                   else self.dialect.cancel_argv(chunk))
+                try:
+                    self.commands.run(argv, retry=False)
+                except CommandError as e:
+                    if e.kind is not ErrorKind.UNKNOWN_JOB:
+                        log.warning("cannot remove %s from the %s queue: %s",
+                                    " ".join(chunk), self.name, e)
 
     def _apply(self, verdicts: list[tuple[_Job, Verdict]]) -> None:
         """Post what changed: live states when they change, ends once."""

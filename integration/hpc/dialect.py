@@ -62,9 +62,6 @@ class NativeStatus:
     node: str | None = None  #: where it runs or ran
     pending_reason: str | None = None  #: why it waits, in the system's own words
     wall_time: float | None = None  #: seconds it ran, when the system says (accounting)
-    #: the job still sits in the queue though it can never run on its own (held, error
-    #: state): the base reports it ended and removes it, giving ``message`` as the reason
-    remove: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +106,8 @@ class Dialect(Protocol):
     jobs, with their exit status and reason, so it serves as accounting);
     ``submit_files(sub) -> {path: text}`` (files to write before the submit command,
     such as a submit description); ``remove_argv(ids, reason) -> argv`` (remove jobs
-    that can never run, saying why; default ``cancel_argv``)."""
+    held or in error in the queue, saying why; default ``cancel_argv``). Other hooks
+    are listed in base.py."""
 
     #: registry-style name: "slurm", "gridengine", "lsf", "pbs", "htcondor"
     name: str

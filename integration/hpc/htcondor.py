@@ -180,17 +180,17 @@ class HTCondorDialect:
             hold = int(ad.get("HoldReasonCode") or 0)
             message = (f"held: {ad.get('HoldReason', '')} (HoldReasonCode {hold}, "
                        f"HoldReasonSubCode {ad.get('HoldReasonSubCode', 0)})")
-            # a held job waits for a person for ever: it ends here and is removed
+            # a held job waits for a person for ever: it ends here (the base removes it)
             if hold in HOLD_MEMORY:
                 return NativeStatus(native_id, TaskState.FAILED,
                                     exit_reason=BatchJobExitReason.MEMLIMIT, node=host,
-                                    message=message, remove=True)
+                                    message=message)
             if hold in HOLD_DURATION:
                 return NativeStatus(native_id, TaskState.FAILED,
                                     exit_reason=BatchJobExitReason.MAXJOBDURATION, node=host,
-                                    message=message, remove=True)
+                                    message=message)
             return NativeStatus(native_id, TaskState.ERROR, exit_reason=BatchJobExitReason.ERROR,
-                                node=host, message=message, remove=True)
+                                node=host, message=message)
         if code == "3":
             return NativeStatus(native_id, TaskState.KILLED, exit_reason=BatchJobExitReason.KILLED,
                                 node=host, message=f"removed: {ad.get('RemoveReason', '')}")

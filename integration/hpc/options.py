@@ -27,6 +27,10 @@ def parse_positive(value: Any) -> int:
 class BatchQueueOptions(CommonOptions):
     """Options of every batch-queue backend (Slurm, Grid Engine, LSF, PBS, HTCondor)."""
 
+    max_total_cores: float | None = opt(
+        "maxTotalCores", parse=parse_cores, metavar="CORES",
+        help="most cores the jobs of this run in the batch system ask for at once, queued "
+             "or running (default: no limit; --maxJobs still holds)")
     max_jobs: int = opt(
         "maxJobs", parse=parse_count, default=10_000, metavar="N",
         help="most jobs of this run in the batch system at once, queued or running; the "
@@ -38,10 +42,6 @@ class BatchQueueOptions(CommonOptions):
     max_poll_interval: float = opt(
         "maxPollInterval", parse=parse_seconds, default=30.0, metavar="SECONDS",
         help="longest time between two status queries")
-    max_queued_cores: float | None = opt(
-        "maxQueuedCores", parse=parse_cores, metavar="CORES",
-        help="most cores of this run's jobs in the batch system at once, queued or "
-             "running (default: no limit; --maxJobs and the cluster decide)")
     vanished_polls: int = opt(
         "vanishedPolls", parse=parse_positive, default=3, metavar="N",
         help="a job seen neither in the queue nor in accounting, and without an exit "

@@ -8,42 +8,43 @@ from typing import Any
 import pytest
 
 import mesobatch
+from tests.services.gridengine import gridengine  # noqa: F401 (fixture)
 
 Factory = Callable[..., mesobatch.BatchSystem]
 
 #: batch-queue backends on the fakes in tests/doubles (lsf, pbs, htcondor)
 QUEUE_FAKES = ["lsf", "pbs", "torque", "htcondor"]
-BACKENDS = ["local", "mesos", *QUEUE_FAKES]
+#: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
+BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow),
+            *QUEUE_FAKES]
+
+#: seconds jobs that must run at the same time last, by backend: long enough that all
+#: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here;
+#: a fake's runners, one Python process per job, ~1.5 s on a busy 2-core machine)
+_OVERLAP_SECONDS = {"gridengine": 8.0, **{name: 3.0 for name in QUEUE_FAKES}}
+
+
+def overlap_seconds(bs: mesobatch.BatchSystem) -> float:
+    """How long jobs that must overlap should run on this batch system's backend."""
+    return _OVERLAP_SECONDS.get(bs.backend_class.name, 1.0)
 
 
 @pytest.fixture(params=BACKENDS)
-def make_bs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Factory]:
+def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
     """make_bs(cores=2, **options) -> a batch system whose nodes total ``cores`` cores,
     4 GiB of memory and 10 GiB of disk, jobs limited to the same."""
     made: list[mesobatch.BatchSystem] = []
     doubles: list[Any] = []
-    clusters: list[Any] = []
 
     def make(cores: float = 2, **options: Any) -> mesobatch.BatchSystem:
         options.setdefault("killGracePeriod", 1)
         limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        elif request.param == "gridengine":
+            bs = _gridengine(request, cores, limits, options)
         elif request.param in QUEUE_FAKES:
-            from tests.doubles.hpcfake.backends import FAKES
-
-            # A cluster larger than the run: --maxQueuedCores holds this run to
-            # ``cores`` (whole cores per job in the queue, fractions counted here).
-            fake = FAKES[request.param]
-            state = tmp_path_factory.mktemp(request.param)
-            for var, value in fake.environment(state).items():
-                monkeypatch.setenv(var, value)
-            clusters.append(fake.cluster(state))
-            options.setdefault("pollInterval", 0.2)
-            options.setdefault("maxPollInterval", 1)
-            bs = mesobatch.batch_system(request.param, maxQueuedCores=cores,
-                                        logDir=str(state / "logs"), **limits, **options)
+            bs = _queue_fake(request, cores, limits, options)
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
@@ -61,5 +62,39 @@ def make_bs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         bs.shutdown()
     for double in doubles:
         double.stop()
-    for cluster in clusters:
-        cluster.stop()
+
+
+def _gridengine(request: pytest.FixtureRequest, cores: float, limits: dict[str, Any],
+                options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """The real Grid Engine's light.q (32 slots; mesobatch keeps ``cores`` in use at once);
+    memory as mem_free per job, which no job is killed for (h_vmem is RLIMIT_AS)."""
+    ge = request.getfixturevalue("gridengine")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key in ("SGE_ROOT", "SGE_CELL", "PATH"):
+        monkeypatch.setenv(key, ge.env[key])
+    options.setdefault("pollInterval", 0.5)
+    options.setdefault("maxPollInterval", 2)
+    return mesobatch.batch_system(
+        "gridengine", maxTotalCores=cores, gridEngineQueue=ge.light_queue,
+        gridEngineArgs="-l light", gridEngineMemoryResource="mem_free",
+        gridEngineMemoryPer="job", **limits, **options)
+
+
+def _queue_fake(request: pytest.FixtureRequest, cores: float, limits: dict[str, Any],
+                options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """LSF, PBS Pro, Torque or HTCondor on its fake (tests/doubles), on a host of 64
+    cores; --maxTotalCores holds the run to ``cores`` (each job asks the queue for
+    whole cores; fractions are counted here)."""
+    from tests.doubles.hpcfake.backends import FAKES
+
+    fake = FAKES[request.param]
+    state = request.getfixturevalue("tmp_path_factory").mktemp(request.param)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for var, value in fake.environment(state).items():
+        monkeypatch.setenv(var, value)
+    cluster = fake.cluster(state)
+    request.addfinalizer(cluster.stop)  # whatever the test left running
+    options.setdefault("pollInterval", 0.2)
+    options.setdefault("maxPollInterval", 1)
+    return mesobatch.batch_system(request.param, maxTotalCores=cores,
+                                  logDir=str(state / "logs"), **limits, **options)
