@@ -115,3 +115,8 @@ register_backend(BackendEntry(
     "mesos", "mesobatch.scheduler.mesos.backend:MesosBackend",
     "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
 ))
+register_backend(BackendEntry(
+    "kubernetes", "mesobatch.integration.kubernetes.backend:KubernetesBackend",
+    "a Kubernetes cluster: one batch/v1 Job per job, followed by one pod watch",
+    requires_modules=("lightkube",), extra="kubernetes",
+))

@@ -11,7 +11,7 @@ import mesobatch
 
 Factory = Callable[..., mesobatch.BatchSystem]
 
-BACKENDS = ["local", "mesos"]
+BACKENDS = ["local", "mesos", "kubernetes"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -26,6 +26,17 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        elif request.param == "kubernetes":
+            from tests.doubles.kubernetes import KubernetesDouble, NodeSpec
+
+            # one node of that size; the pretend kubelet runs pods as local processes
+            k8s = KubernetesDouble(nodes=[NodeSpec(cpu=f"{cores:g}", memory="4Gi",
+                                                   ephemeral_storage="10Gi")])
+            k8s.start()
+            doubles.append(k8s)
+            bs = mesobatch.batch_system("kubernetes", kubernetesConfig=str(k8s.kubeconfig),
+                                        kubernetesImage="python:3.12-slim", **limits,
+                                        **options)
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
