@@ -106,8 +106,8 @@ class KubernetesBackend(EmulatedBackend):
                  context: BackendContext) -> None:
         super().__init__(options, post, context)
         self.options: KubernetesOptions = options
-        self.api = KubeApi(load_target(options.kubeconfig, options.context,
-                                          options.namespace))
+        self.api = KubeApi(load_target(options.kubernetes_config, options.kubernetes_context,
+                                          options.kubernetes_namespace))
         self.namespace = self.api.namespace
         self.run_tag = run_tag(context.workflow_id)
         self.selector = run_selector(self.run_tag)
@@ -129,7 +129,7 @@ class KubernetesBackend(EmulatedBackend):
         except BaseException:
             self.api.close()
             raise
-        self._pool = ThreadPoolExecutor(options.api_threads,
+        self._pool = ThreadPoolExecutor(options.kubernetes_api_threads,
                                         thread_name_prefix="mesobatch-kubernetes-api")
         self._watcher = threading.Thread(target=self._watch_loop, daemon=True,
                                          name="mesobatch-kubernetes-watch")
@@ -141,9 +141,9 @@ class KubernetesBackend(EmulatedBackend):
     def _survey(self) -> None:
         """Nodes and what other pods hold on them, once: the emulated nodes and the
         largest job. Without permission to list them, --kubernetesQuota must say."""
-        quota = self.options.quota
+        quota = self.options.kubernetes_quota
         try:
-            self._nodes = [read_node(n, self.options.spot_node_labels)
+            self._nodes = [read_node(n, self.options.kubernetes_spot_node_labels)
                            for n in self.api.list_nodes()]
         except KubeError as e:
             if quota is None:
@@ -169,7 +169,7 @@ class KubernetesBackend(EmulatedBackend):
         return self._emulated
 
     def limits(self) -> Limits:
-        top = largest(self._nodes, self.options.quota)
+        top = largest(self._nodes, self.options.kubernetes_quota)
         base = super().limits()
 
         def least(a: int | None, b: int) -> int:
@@ -273,7 +273,7 @@ class KubernetesBackend(EmulatedBackend):
                     self._resync(pods)
                     self._synced.set()
                 for kind, pod in self.api.watch_pods(self.selector, version,
-                                                     self.options.watch_timeout):
+                                                     self.options.kubernetes_watch_timeout):
                     version = (pod.get("metadata") or {}).get("resourceVersion") or version
                     failures = 0
                     self._on_pod(pod, deleted=kind == "DELETED")
@@ -384,7 +384,7 @@ class KubernetesBackend(EmulatedBackend):
 
     def _timer_loop(self) -> None:
         """Fail jobs the scheduler could not place for too long (no request made)."""
-        limit = self.options.unschedulable_timeout
+        limit = self.options.kubernetes_unschedulable_timeout
         while not self._stop.wait(1.0):
             now = time.time()
             with self._lock:
@@ -465,7 +465,7 @@ class KubernetesBackend(EmulatedBackend):
     def node_infos(self, preemptible: bool | None, timeout: float | None
                    ) -> dict[str, NodeInfo] | None:
         try:
-            nodes = [read_node(n, self.options.spot_node_labels)
+            nodes = [read_node(n, self.options.kubernetes_spot_node_labels)
                      for n in self.api.list_nodes()]
         except KubeError as e:
             log.warning("getNodes: %s", e)

@@ -49,7 +49,7 @@ def _affinity(options: KubernetesOptions, placement: Placement) -> JsonDict | No
     """Spot nodes for the spot pool, the others otherwise; never an ignored node.
     Node-selector terms are ORed, expressions within one ANDed."""
     by_key: dict[str, list[str]] = {}
-    for key, value in options.spot_node_labels:
+    for key, value in options.kubernetes_spot_node_labels:
         by_key.setdefault(key, []).append(value)
     avoid = [{"key": HOSTNAME_LABEL, "operator": "NotIn",
               "values": sorted(placement.excluded_nodes)}] if placement.excluded_nodes else []
@@ -86,7 +86,7 @@ def _resources(spec: JobSpec) -> JsonDict:
 def _volumes(options: KubernetesOptions) -> tuple[list[JsonDict], list[JsonDict]]:
     volumes: list[JsonDict] = []
     mounts: list[JsonDict] = []
-    for i, vol in enumerate(options.volumes):
+    for i, vol in enumerate(options.kubernetes_volumes):
         name = f"data-{i}"
         if vol.kind == "pvc":
             volumes.append({"name": name, "persistentVolumeClaim": {
@@ -105,23 +105,23 @@ def job_manifest(spec: JobSpec, *, name: str, run_tag: str, options: KubernetesO
     env = build_environment({}, spec.environment, spec.job_environment, spec.cores)
     env.setdefault("MESOBATCH_JOB_ID", str(spec.job_id))
     container: JsonDict = {
-        "name": CONTAINER, "image": options.image,
+        "name": CONTAINER, "image": options.kubernetes_image,
         "command": ["/bin/sh", "-c", spec.command],
         "env": [{"name": k, "value": v} for k, v in env.items()],
     }
     resources = _resources(spec)
     if resources:
         container["resources"] = resources
-    if options.working_dir:
-        container["workingDir"] = options.working_dir
-    if options.security_context:
-        container["securityContext"] = copy.deepcopy(options.security_context)
+    if options.kubernetes_working_dir:
+        container["workingDir"] = options.kubernetes_working_dir
+    if options.kubernetes_security_context:
+        container["securityContext"] = copy.deepcopy(options.kubernetes_security_context)
     volumes, mounts = _volumes(options)
     if mounts:
         container["volumeMounts"] = mounts
-    tolerations: Sequence[JsonDict] = options.tolerations
+    tolerations: Sequence[JsonDict] = options.kubernetes_tolerations
     if placement.spot:
-        tolerations = [*tolerations, *options.spot_tolerations]
+        tolerations = [*tolerations, *options.kubernetes_spot_tolerations]
     pod: JsonDict = {
         "restartPolicy": "Never",
         "containers": [container],
@@ -130,10 +130,10 @@ def job_manifest(spec: JobSpec, *, name: str, run_tag: str, options: KubernetesO
     }
     if spec.walltime:
         pod["activeDeadlineSeconds"] = max(1, math.ceil(spec.walltime))
-    if options.service_account:
-        pod["serviceAccountName"] = options.service_account
-    if options.node_selector:
-        pod["nodeSelector"] = dict(options.node_selector)
+    if options.kubernetes_service_account:
+        pod["serviceAccountName"] = options.kubernetes_service_account
+    if options.kubernetes_node_selector:
+        pod["nodeSelector"] = dict(options.kubernetes_node_selector)
     if tolerations:
         pod["tolerations"] = copy.deepcopy(list(tolerations))
     affinity = _affinity(options, placement)
@@ -148,7 +148,7 @@ def job_manifest(spec: JobSpec, *, name: str, run_tag: str, options: KubernetesO
         "metadata": {"name": name, "labels": labels, "annotations": annotations},
         "spec": {
             "backoffLimit": 0,
-            "ttlSecondsAfterFinished": options.ttl_after_finished,
+            "ttlSecondsAfterFinished": options.kubernetes_ttl_after_finished,
             "template": {"metadata": {"labels": dict(labels),
                                       "annotations": dict(annotations)},
                          "spec": pod},

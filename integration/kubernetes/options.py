@@ -190,71 +190,71 @@ class KubernetesOptions(CommonOptions):
     """Options of the kubernetes backend. The cluster is found the standard way: the
     in-cluster service account, else $KUBECONFIG or ~/.kube/config."""
 
-    kubeconfig: str | None = opt(
+    kubernetes_config: str | None = opt(
         "kubernetesConfig", parse=parse_path, metavar="FILE",
         help="kubeconfig file (default: the pod's service account in a cluster, else "
              "$KUBECONFIG, else ~/.kube/config)")
-    context: str | None = opt(
+    kubernetes_context: str | None = opt(
         "kubernetesContext", parse=parse_str, metavar="NAME",
         help="kubeconfig context to use (default: its current context)")
-    namespace: str | None = opt(
+    kubernetes_namespace: str | None = opt(
         "kubernetesNamespace", parse=parse_name, metavar="NAME",
         help="namespace of the jobs (default: the context's, else the service account's)")
-    image: str | None = opt(
+    kubernetes_image: str | None = opt(
         "kubernetesImage", parse=parse_str, metavar="IMAGE",
         help="container image every job runs in (required); it must have /bin/sh and "
              "whatever the jobs run")
-    service_account: str | None = opt(
+    kubernetes_service_account: str | None = opt(
         "kubernetesServiceAccount", parse=parse_name, metavar="NAME",
         help="service account of the jobs' pods (default: the namespace's default)")
-    node_selector: tuple[tuple[str, str], ...] = opt(
+    kubernetes_node_selector: tuple[tuple[str, str], ...] = opt(
         "kubernetesNodeSelector", parse=parse_labels, default=(), metavar="K=V,...",
         help="node labels the jobs' pods require, as key=value,key2=value2")
-    tolerations: tuple[JsonDict, ...] = opt(
+    kubernetes_tolerations: tuple[JsonDict, ...] = opt(
         "kubernetesTolerations", parse=parse_tolerations, default=(), metavar="JSON",
         help="tolerations of the jobs' pods, as a JSON list")
-    security_context: JsonDict | None = opt(  # noqa: RUF009 (a field with option metadata)
+    kubernetes_security_context: JsonDict | None = opt(  # noqa: RUF009 (a field with option metadata)
         "kubernetesSecurityContext", parse=parse_security_context, metavar="JSON",
         help="securityContext of the jobs' containers, as a JSON object")
-    volumes: tuple[Volume, ...] = opt(
+    kubernetes_volumes: tuple[Volume, ...] = opt(
         "kubernetesVolumes", parse=parse_volumes, default=(), metavar="SPEC,...",
         help="volumes mounted into every job: pvc:CLAIM:/mount or hostPath:/path:/mount "
              "(append :ro for read-only), comma-separated")
-    working_dir: str | None = opt(
+    kubernetes_working_dir: str | None = opt(
         "kubernetesWorkingDir", parse=parse_str, metavar="DIR",
         help="working directory of the jobs' containers (default: the image's)")
-    ttl_after_finished: int = opt(
+    kubernetes_ttl_after_finished: int = opt(
         "kubernetesTtlSecondsAfterFinished", parse=parse_count, default=600,
         metavar="SECONDS",
         help="the cluster deletes a finished Job and its pod this long after it ends")
-    unschedulable_timeout: float = opt(
+    kubernetes_unschedulable_timeout: float = opt(
         "kubernetesUnschedulableTimeout", parse=parse_seconds, default=600.0,
         metavar="SECONDS",
         help="a pod the scheduler cannot place for this long fails its job, quoting why")
-    spot_node_labels: tuple[tuple[str, str], ...] = opt(
+    kubernetes_spot_node_labels: tuple[tuple[str, str], ...] = opt(
         "kubernetesSpotNodeLabels", parse=parse_labels, default=SPOT_LABELS,
         metavar="K=V,...",
         help="a node with any of these labels is a spot node: preemptible jobs may go "
              "there, the others never do")
-    spot_tolerations: tuple[JsonDict, ...] = opt(
+    kubernetes_spot_tolerations: tuple[JsonDict, ...] = opt(
         "kubernetesSpotTolerations", parse=parse_tolerations, default=SPOT_TOLERATIONS,
         metavar="JSON",
         help="tolerations preemptible jobs get for the spot nodes' taints, as a JSON list")
-    quota: Quota | None = opt(  # noqa: RUF009 (a field with option metadata)
+    kubernetes_quota: Quota | None = opt(  # noqa: RUF009 (a field with option metadata)
         "kubernetesQuota", parse=parse_quota, metavar="RES=QTY,...",
         help="what this run's pods may request at once, e.g. cpu=8,memory=32Gi,"
              "ephemeral-storage=100Gi,nvidia.com/gpu=1,pods=50 (default: the "
              "allocatable resources of the ready nodes, less other pods' requests)")
-    api_threads: int = opt(
+    kubernetes_api_threads: int = opt(
         "kubernetesApiThreads", parse=parse_positive_int, default=4, metavar="N",
         help="API requests (create, delete, log) under way at once")
-    watch_timeout: int = opt(
+    kubernetes_watch_timeout: int = opt(
         "kubernetesWatchTimeout", parse=parse_positive_int, default=300, metavar="SECONDS",
         help="the server ends the pod watch after this long; it is resumed from the last "
              "resourceVersion")
 
     def validate(self) -> None:
         super().validate()
-        if not self.image:
+        if not self.kubernetes_image:
             raise OptionError("--kubernetesImage is required: the container image every "
                               "job runs in, e.g. python:3.12-slim")
