@@ -116,6 +116,11 @@ register_backend(BackendEntry(
     "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
 ))
 register_backend(BackendEntry(
+    "gridengine", "mesobatch.integration.hpc.gridengine_backend:GridEngineBackend",
+    "a Grid Engine cluster (SGE, Son of Grid Engine, UGE): qsub, qstat, qacct, qdel",
+    requires_commands=("qsub", "qstat", "qacct", "qdel"),
+))
+register_backend(BackendEntry(
     "kubernetes", "mesobatch.integration.kubernetes.backend:KubernetesBackend",
     "a Kubernetes cluster: one batch/v1 Job per job, followed by one pod watch",
     requires_modules=("lightkube",), extra="kubernetes",
