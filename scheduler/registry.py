@@ -115,3 +115,8 @@ register_backend(BackendEntry(
     "mesos", "mesobatch.scheduler.mesos.backend:MesosBackend",
     "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
 ))
+register_backend(BackendEntry(
+    "aws_batch", "mesobatch.integration.aws_batch.backend:AwsBatchBackend",
+    "AWS Batch job queues (boto3; standard credentials; spot queue for preemptible jobs)",
+    requires_modules=("boto3",), extra="aws",
+))

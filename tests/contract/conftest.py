@@ -11,11 +11,12 @@ import mesobatch
 
 Factory = Callable[..., mesobatch.BatchSystem]
 
-BACKENDS = ["local", "mesos"]
+BACKENDS = ["local", "mesos", "aws_batch"]
 
 
 @pytest.fixture(params=BACKENDS)
-def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
+def make_bs(request: pytest.FixtureRequest,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Factory]:
     """make_bs(cores=2, **options) -> a batch system whose nodes total ``cores`` cores,
     4 GiB of memory and 10 GiB of disk, jobs limited to the same."""
     made: list[mesobatch.BatchSystem] = []
@@ -26,6 +27,21 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        elif request.param == "aws_batch":
+            from tests.doubles.aws_batch import AwsBatchDouble
+            from tests.doubles.aws_batch.queues import add_queue
+
+            # the double's queue is large; the run may use ``cores`` vCPUs of it, and the
+            # double stops a job as ECS does (SIGTERM, SIGKILL after a grace period)
+            aws = AwsBatchDouble(state_delay=0.02, stop_grace=1.0)
+            aws.start()
+            doubles.append(aws)
+            for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                monkeypatch.setenv(variable, "testing")
+            bs = mesobatch.batch_system(
+                "aws_batch", awsBatchEndpoint=aws.endpoint_url, awsBatchRegion=aws.region,
+                awsBatchQueue=add_queue(aws, "contract"), awsBatchImage="python:3.11-slim",
+                awsBatchMaxVcpus=cores, pollInterval=0.1, **limits, **options)
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
