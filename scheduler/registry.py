@@ -116,6 +116,11 @@ register_backend(BackendEntry(
     "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
 ))
 register_backend(BackendEntry(
+    "gridengine", "mesobatch.integration.hpc.gridengine_backend:GridEngineBackend",
+    "a Grid Engine cluster (SGE, Son of Grid Engine, UGE): qsub, qstat, qacct, qdel",
+    requires_commands=("qsub", "qstat", "qacct", "qdel"),
+))
+register_backend(BackendEntry(
     "aws_batch", "mesobatch.integration.aws_batch.backend:AwsBatchBackend",
     "AWS Batch job queues (boto3; standard credentials; spot queue for preemptible jobs)",
     requires_modules=("boto3",), extra="aws",

@@ -8,15 +8,27 @@ from typing import Any
 import pytest
 
 import mesobatch
+from tests.services.gridengine import gridengine  # noqa: F401 (fixture)
 
 Factory = Callable[..., mesobatch.BatchSystem]
 
-BACKENDS = ["local", "mesos", "aws_batch"]
+#: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
+BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow),
+            "aws_batch"]
+
+#: seconds jobs that must run at the same time last, by backend: long enough that all
+#: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here;
+#: the AWS Batch double's jobs pass four states and a poll before they run)
+_OVERLAP_SECONDS = {"gridengine": 8.0, "aws_batch": 3.0}
+
+
+def overlap_seconds(bs: mesobatch.BatchSystem) -> float:
+    """How long jobs that must overlap should run on this batch system's backend."""
+    return _OVERLAP_SECONDS.get(bs.backend_class.name, 1.0)
 
 
 @pytest.fixture(params=BACKENDS)
-def make_bs(request: pytest.FixtureRequest,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Factory]:
+def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
     """make_bs(cores=2, **options) -> a batch system whose nodes total ``cores`` cores,
     4 GiB of memory and 10 GiB of disk, jobs limited to the same."""
     made: list[mesobatch.BatchSystem] = []
@@ -27,21 +39,10 @@ def make_bs(request: pytest.FixtureRequest,
         limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        elif request.param == "gridengine":
+            bs = _gridengine(request, cores, limits, options)
         elif request.param == "aws_batch":
-            from tests.doubles.aws_batch import AwsBatchDouble
-            from tests.doubles.aws_batch.queues import add_queue
-
-            # the double's queue is large; the run may use ``cores`` vCPUs of it, and the
-            # double stops a job as ECS does (SIGTERM, SIGKILL after a grace period)
-            aws = AwsBatchDouble(state_delay=0.02, stop_grace=1.0)
-            aws.start()
-            doubles.append(aws)
-            for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-                monkeypatch.setenv(variable, "testing")
-            bs = mesobatch.batch_system(
-                "aws_batch", awsBatchEndpoint=aws.endpoint_url, awsBatchRegion=aws.region,
-                awsBatchQueue=add_queue(aws, "contract"), awsBatchImage="python:3.11-slim",
-                awsBatchMaxVcpus=cores, pollInterval=0.1, **limits, **options)
+            bs = _aws_batch(request, cores, doubles, limits, options)
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
@@ -59,3 +60,39 @@ def make_bs(request: pytest.FixtureRequest,
         bs.shutdown()
     for double in doubles:
         double.stop()
+
+
+def _gridengine(request: pytest.FixtureRequest, cores: float, limits: dict[str, Any],
+                options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """The real Grid Engine's light.q (32 slots; mesobatch keeps ``cores`` in use at once);
+    memory as mem_free per job, which no job is killed for (h_vmem is RLIMIT_AS)."""
+    ge = request.getfixturevalue("gridengine")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key in ("SGE_ROOT", "SGE_CELL", "PATH"):
+        monkeypatch.setenv(key, ge.env[key])
+    options.setdefault("pollInterval", 0.5)
+    options.setdefault("maxPollInterval", 2)
+    return mesobatch.batch_system(
+        "gridengine", maxTotalCores=cores, gridEngineQueue=ge.light_queue,
+        gridEngineArgs="-l light", gridEngineMemoryResource="mem_free",
+        gridEngineMemoryPer="job", **limits, **options)
+
+
+def _aws_batch(request: pytest.FixtureRequest, cores: float, doubles: list[Any],
+               limits: dict[str, Any], options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """The AWS Batch double: a large queue, of which the run may use ``cores`` vCPUs; the
+    double stops a job as ECS does (SIGTERM, SIGKILL after a grace period)."""
+    from tests.doubles.aws_batch import AwsBatchDouble
+    from tests.doubles.aws_batch.queues import add_queue
+
+    aws = AwsBatchDouble(state_delay=0.02, stop_grace=1.0)
+    aws.start()
+    doubles.append(aws)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    options.setdefault("pollInterval", 0.1)
+    return mesobatch.batch_system(
+        "aws_batch", awsBatchEndpoint=aws.endpoint_url, awsBatchRegion=aws.region,
+        awsBatchQueue=add_queue(aws, "contract"), awsBatchImage="python:3.11-slim",
+        awsBatchMaxVcpus=cores, **limits, **options)
