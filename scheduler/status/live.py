@@ -35,4 +35,4 @@ def live_view(core: SchedulerCore, now: float, note: str | None,
             memory_total=int(info.memoryTotal), memory_used=info.memoryUsed,
             cores_requested=info.requestedCores, jobs=info.workers))
     nodes.sort(key=lambda n: n.name)
-    return LiveView(queue, tuple(nodes), explain(core, now, note), fatal_error)
+    return LiveView(queue, tuple(nodes), explain(core, now, note), note, fatal_error)

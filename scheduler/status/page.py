@@ -40,6 +40,8 @@ word-break:break-all;max-height:12em;overflow:auto}
 .alert{background:#fdecea;border-color:#f5c2c0;color:var(--bad)}
 .muted{color:var(--muted)}
 svg{width:100%;height:48px}
+@media (max-width:560px){body{font-size:14px}main{padding:4px 6px}
+section{padding:6px 8px}table{font-size:13px}th,td{padding:3px 4px}.wide{display:none}}
 """
 
 
@@ -66,6 +68,8 @@ def sparkline(values: tuple[float, ...], width: int = 300, height: int = 40) -> 
     """An inline SVG line of ``values`` (oldest left), scaled to its largest value."""
     if not values:
         return ""
+    if len(values) == 1:
+        values = values * 2
     top = max(values) or 1.0
     step = width / max(1, len(values) - 1)
     points = " ".join(f"{i * step:.1f},{height - v / top * (height - 2) - 1:.1f}"
@@ -85,9 +89,14 @@ def _totals(s: Snapshot) -> str:
         for cls, n, label in cards) + "</div>"
 
 
-def _table(head: list[str], rows: list[str], numeric: frozenset[int] = frozenset()) -> str:
-    ths = "".join(f'<th{" class=n" if i in numeric else ""}>{escape(h)}</th>'
-                  for i, h in enumerate(head))
+def _table(head: list[str], rows: list[str], numeric: frozenset[int] = frozenset(),
+           wide: frozenset[int] = frozenset()) -> str:
+    """A table; ``wide`` columns are left out on a phone's narrow screen."""
+    def cls(i: int) -> str:
+        names = " ".join(n for n, on in (("n", i in numeric), ("wide", i in wide)) if on)
+        return f' class="{names}"' if names else ""
+
+    ths = "".join(f"<th{cls(i)}>{escape(h)}</th>" for i, h in enumerate(head))
     return f'<div class="scroll"><table><tr>{ths}</tr>{"".join(rows)}</table></div>'
 
 
@@ -102,14 +111,14 @@ def _queue(shapes: tuple[ShapeView, ...]) -> str:
 def _nodes(nodes: tuple[NodeView, ...]) -> str:
     if not nodes:
         return '<p class="muted">No node seen yet.</p>'
-    rows = [f"<tr><td>{escape(n.name)}</td><td>{escape(n.state)}</td>"
+    rows = [f'<tr><td>{escape(n.name)}</td><td class="wide">{escape(n.state)}</td>'
             f'<td class="n">{n.jobs}</td>'
             f'<td class="n">{n.cores_requested:g} / {n.cores_total:g}</td>'
             f"<td>{_bar(n.cpu_load)}</td>"
             f'<td>{_bar(n.memory_used)}<span class="muted">{_bytes(n.memory_total)}</span></td>'
             "</tr>" for n in nodes]
     return _table(["node", "state", "jobs", "cores asked", "cpu load", "memory used"], rows,
-                  frozenset({2, 3}))
+                  frozenset({2, 3}), frozenset({1}))
 
 
 def _running(jobs: tuple[RunningJob, ...], more: int) -> str:
@@ -117,11 +126,11 @@ def _running(jobs: tuple[RunningJob, ...], more: int) -> str:
         return '<p class="muted">No job runs.</p>'
     rows = [f'<tr><td class="n">{j.job_id}</td><td>{escape(j.name)}</td>'
             f"<td>{escape(j.node)}</td><td>{escape(j.state)}</td>"
-            f'<td class="n">{_duration(j.run_time)}</td><td class="n">{j.cores:g}</td>'
-            f'<td class="n">{_bytes(j.memory)}</td></tr>' for j in jobs]
+            f'<td class="n">{_duration(j.run_time)}</td><td class="n wide">{j.cores:g}</td>'
+            f'<td class="n wide">{_bytes(j.memory)}</td></tr>' for j in jobs]
     extra = f'<p class="muted">... and {more} more</p>' if more else ""
     return _table(["id", "name", "node", "state", "run time", "cores", "memory"], rows,
-                  frozenset({0, 4, 5, 6})) + extra
+                  frozenset({0, 4, 5, 6}), frozenset({5, 6})) + extra
 
 
 def _failure(f: Failure, now: float) -> str:
@@ -149,7 +158,7 @@ def render_page(s: Snapshot) -> str:
     rate = sum(recent) / len(recent) if recent else 0.0
     alert = (f'<section class="alert"><b>The backend cannot run jobs:</b> '
              f"{escape(s.fatal_error)}</section>" if s.fatal_error else "")
-    message = (f'<p class="muted">{escape(s.status_message)}</p>' if s.status_message else "")
+    message = f'<p class="muted">{escape(s.note)}</p>' if s.note else ""
     stamp = time.strftime("%H:%M:%S", time.localtime(now))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -283,12 +283,13 @@ class Recorder:
             running_not_shown=max(0, len(launched) - MAX_RUNNING_SHOWN),
             failures=tuple(failures), throughput=self._throughput(now),
             bucket_seconds=self._bucket_seconds, status_message=live.status_message,
-            fatal_error=live.fatal_error)
+            note=live.note, fatal_error=live.fatal_error)
 
     def _throughput(self, now: float) -> tuple[float, ...]:
-        """Jobs finished per second in each bucket of the window, up to now."""
+        """Jobs finished per second in each bucket of the window, up to now (the last
+        bucket is the current one, not yet full)."""
         size = self._buckets.maxlen or 1
         last = int(now // self._bucket_seconds)
         counts = dict((b, c) for b, c in self._buckets)
-        first = max(last - size + 1, int(self._started_at // self._bucket_seconds))
+        first = last - size + 1
         return tuple(counts.get(b, 0) / self._bucket_seconds for b in range(first, last + 1))

@@ -82,7 +82,10 @@ class Snapshot:
     #: jobs finished per second in each bucket, oldest first, the current bucket last
     throughput: tuple[float, ...]
     bucket_seconds: float
+    #: getSchedulingStatusMessage: why jobs wait, and the backend's note
     status_message: str | None
+    #: the backend's own note on its state (part of status_message), if any
+    note: str | None
     fatal_error: str | None
 
     def to_json(self) -> dict[str, Any]:
@@ -100,4 +103,5 @@ class LiveView:
     queue: tuple[ShapeView, ...]
     nodes: tuple[NodeView, ...]
     status_message: str | None
+    note: str | None
     fatal_error: str | None

@@ -26,7 +26,7 @@ def snapshot(**kw: object) -> Snapshot:
         failures=(Failure(3, "bad", "failed", 2, 1.0, "n1", 3700.0, "", "/l/3.log",
                           ("Traceback", "ValueError: <&>")),),
         throughput=(0.0, 1.0, 2.0), bucket_seconds=10.0, status_message=None,
-        fatal_error=None)
+        note="Most used: 1 of 2 cores.", fatal_error=None)
     base.update(kw)
     return Snapshot(**base)  # type: ignore[arg-type]
 
@@ -36,7 +36,7 @@ def test_page_shows_each_part_and_escapes_what_jobs_say() -> None:
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>" not in page
     assert "ValueError: &lt;&amp;&gt;" in page and "/l/3.log" in page
     assert "waiting for resources." in page and "2 min 05 s" in page
-    assert "up 1 h 02 min" in page
+    assert "up 1 h 02 min" in page and "Most used: 1 of 2 cores." in page
     assert 'name="viewport"' in page and 'http-equiv="refresh"' in page
     for section in ("totals", "throughput", "queue", "running", "nodes", "failures"):
         assert f'<section id="{section}">' in page
