@@ -33,6 +33,8 @@ class BackendContext:
     log_dir: str
     #: extra attributes from a workflow engine's configuration (e.g. Toil's Config)
     engine_config: Any = None
+    #: the status page's address, when one is served (Mesos links to it: webui_url)
+    status_url: str | None = None
 
 
 class Backend(abc.ABC):

@@ -31,6 +31,7 @@ from .options import (
     unknown_option_error,
 )
 from .registry import UnknownBackend, availability, backend_names, batch_system_class, get_entry
+from .status.terminal import announce
 
 log = logging.getLogger("mesobatch")
 
@@ -77,6 +78,9 @@ def _base_parser(backend: _Backend | None = None) -> tuple[_Parser, _Parser]:
     if backend is not None:
         _add_backend_options(run, backend)
     sub.add_parser("backends", help="list the backends and whether each can run here")
+    from .status.terminal import add_parser as add_status_parser  # noqa: PLC0415
+
+    add_status_parser(sub)
     from ..deploy.cli import add_parser as add_deploy_parser  # noqa: PLC0415
 
     add_deploy_parser(sub)
@@ -164,6 +168,9 @@ def _main(argv: list[str]) -> int:
         assert backend is not None
         return _run(args, rest, backend, [
             o for a in run_parser._actions for o in a.option_strings if o.startswith("--")])
+    if args.command == "status":
+        _no_extra(rest, [])
+        return _status(args)
     if args.command == "deploy":
         from ..deploy.cli import run as run_deploy  # noqa: PLC0415
 
@@ -209,6 +216,8 @@ def _run(args: argparse.Namespace, rest: list[str], backend: _Backend,
         if options.log_dir is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             options = replace(options, log_dir=os.path.abspath(f"mesobatch-logs/{stamp}"))
+        if options.status_port is None:  # a run serves its status page unless told not to
+            options = replace(options, status_port=0)
         defaults = _defaults(args)
     except OptionError as e:
         raise CliError(str(e)) from None
@@ -222,10 +231,22 @@ def _run(args: argparse.Namespace, rest: list[str], backend: _Backend,
         raise CliError(str(e)) from None
     with _Stop() as stop:  # through shutdown: a signal there must not break it off
         try:
-            return _run_jobs(bs, jobs, args, stop)
+            _validate_jobs(bs, jobs, args)
+            with announce(bs.status_url):
+                return _run_jobs(bs, jobs, args, stop)
         finally:
             bs.shutdown()
             _remove_if_empty(bs.log_dir)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status.terminal import StatusError, run  # noqa: PLC0415
+
+    try:
+        return run(args)
+    except StatusError as e:
+        print(f"mesobatch status: {e}", file=sys.stderr)
+        return 1
 
 
 def _remove_if_empty(log_dir: str) -> None:
@@ -260,12 +281,15 @@ def _defaults(args: argparse.Namespace) -> Defaults:
     return Defaults(cores, sizes["memory"], sizes["disk"])
 
 
-def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace, stop: _Stop) -> int:
+def _validate_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace) -> None:
     for job in jobs:
         try:
             bs.validate_job(job.command, job, job.env)
         except (InsufficientSystemResources, InvalidJob) as e:
             raise CliError(f"{args.jobs}:{job.line}: {e}") from None
+
+
+def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace, stop: _Stop) -> int:
     started = time.monotonic()
     ids = bs.issue_many([(j.command, j, j.env) for j in jobs])
     by_id = dict(zip(ids, jobs, strict=True))

@@ -127,6 +127,25 @@ def parse_count(value: Any) -> int:
     return n
 
 
+#: --statusPort off: no status page (where one would be served by default)
+STATUS_OFF = -1
+
+
+def parse_port(value: Any) -> int:
+    """A TCP port to listen on: 1-65535, 0 for any free one, or "off" (STATUS_OFF)."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "none", "no"):
+        return STATUS_OFF
+    try:
+        port = int(value) if not isinstance(value, bool) else -2
+    except (TypeError, ValueError, OverflowError):
+        port = -2
+    if port == STATUS_OFF:
+        return port
+    if not 0 <= port <= 65535 or (isinstance(value, float) and value != port):
+        raise ValueError("expected a port from 1 to 65535, 0 for any free port, or off")
+    return port
+
+
 def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -378,6 +397,14 @@ class CommonOptions:
     max_resource_size: int = opt(
         "maxResourceSize", parse=parse_size, default=DEFAULT_MAX_SIZE, metavar="SIZE",
         help="largest blob that may be shipped, or function result returned")
+    status_port: int | None = opt(
+        "statusPort", parse=parse_port, metavar="PORT",
+        help="serve a status page, /api/status (JSON) and /metrics (Prometheus) on this "
+             "port; 0: any free port; off: none (default: none, but `mesobatch run` "
+             "serves one on a free port)")
+    status_address: str = opt(
+        "statusAddress", parse=parse_str, default="127.0.0.1", metavar="ADDRESS",
+        help="the address the status page listens on; 0.0.0.0 for every interface")
 
     def validate(self) -> None:
         """Check combinations of values; raise OptionError."""

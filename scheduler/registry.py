@@ -115,3 +115,8 @@ register_backend(BackendEntry(
     "mesos", "mesobatch.scheduler.mesos.backend:MesosBackend",
     "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
 ))
+register_backend(BackendEntry(
+    "gridengine", "mesobatch.integration.hpc.gridengine_backend:GridEngineBackend",
+    "a Grid Engine cluster (SGE, Son of Grid Engine, UGE): qsub, qstat, qacct, qdel",
+    requires_commands=("qsub", "qstat", "qacct", "qdel"),
+))

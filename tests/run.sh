@@ -56,6 +56,20 @@ if ! command -v kubectl >/dev/null; then
       apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null; }
 fi
 
+# A real headless browser for the status page's test (tests/services/browser.py):
+# Debian's chromium and its WebDriver, and fonts for its text.
+if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ] ||
+   [ ! -d /usr/share/fonts/truetype/liberation ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "chromium is not installed: run 'apt-get install chromium chromium-driver fonts-liberation' as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null &&
+      apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null; }
+fi
+
 # Real Slurm 22.05 (tests/services/slurm.py starts it): controller, node daemon, clients,
 # munge, and slurmdbd with MariaDB for sacct. Never slurm-wlm-torque (it conflicts with
 # Grid Engine's clients).

@@ -87,6 +87,7 @@ class MesosBackend(Backend):
             role=options.mesos_role, failover_timeout=options.mesos_failover_timeout,
             checkpoint=options.mesos_checkpoint, hostname=socket.gethostname(),
             framework_id=options.mesos_framework_id, principal=options.mesos_principal,
+            webui_url=context.status_url,
         )
         zk_credentials = (read_secret(options.zk_credentials_file, "zkCredentialsFile")
                           if options.zk_credentials_file else None)

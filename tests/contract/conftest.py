@@ -8,10 +8,21 @@ from typing import Any
 import pytest
 
 import mesobatch
+from tests.services.gridengine import gridengine  # noqa: F401 (fixture)
 
 Factory = Callable[..., mesobatch.BatchSystem]
 
-BACKENDS = ["local", "mesos"]
+#: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
+BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow)]
+
+#: seconds jobs that must run at the same time last, by backend: long enough that all
+#: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here)
+_OVERLAP_SECONDS = {"gridengine": 8.0}
+
+
+def overlap_seconds(bs: mesobatch.BatchSystem) -> float:
+    """How long jobs that must overlap should run on this batch system's backend."""
+    return _OVERLAP_SECONDS.get(bs.backend_class.name, 1.0)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -26,6 +37,8 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        elif request.param == "gridengine":
+            bs = _gridengine(request, cores, limits, options)
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
@@ -43,3 +56,19 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         bs.shutdown()
     for double in doubles:
         double.stop()
+
+
+def _gridengine(request: pytest.FixtureRequest, cores: float, limits: dict[str, Any],
+                options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """The real Grid Engine's light.q (32 slots; mesobatch keeps ``cores`` in use at once);
+    memory as mem_free per job, which no job is killed for (h_vmem is RLIMIT_AS)."""
+    ge = request.getfixturevalue("gridengine")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key in ("SGE_ROOT", "SGE_CELL", "PATH"):
+        monkeypatch.setenv(key, ge.env[key])
+    options.setdefault("pollInterval", 0.5)
+    options.setdefault("maxPollInterval", 2)
+    return mesobatch.batch_system(
+        "gridengine", maxTotalCores=cores, gridEngineQueue=ge.light_queue,
+        gridEngineArgs="-l light", gridEngineMemoryResource="mem_free",
+        gridEngineMemoryPer="job", **limits, **options)

@@ -22,7 +22,7 @@ from mesobatch import (
     UpdatedBatchJobInfo,
 )
 
-from .conftest import Factory
+from .conftest import Factory, overlap_seconds
 
 GIB = 1024**3
 SMALL = JobDescription(cores=0.1, memory=16 * 1024**2, disk=16 * 1024**2)
@@ -151,7 +151,7 @@ def _peak_concurrency(bs, cores: float, n: int, tmp_path: Path, seconds: float) 
 def test_peak_concurrency_is_exactly_n_over_c(make_bs: Factory, tmp_path: Path,
                                               cores: float, expected: int) -> None:
     bs = make_bs(cores=2)
-    assert _peak_concurrency(bs, cores, expected * 2, tmp_path, 1.0) == expected
+    assert _peak_concurrency(bs, cores, expected * 2, tmp_path, overlap_seconds(bs)) == expected
 
 
 def test_omp_num_threads_follows_cores(make_bs: Factory, tmp_path: Path) -> None:
