@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, NoReturn
 from ..executor.protocol import log_file_name
 from .contract import BatchJobExitReason, InsufficientSystemResources, UpdatedBatchJobInfo
 from .core.jobs import InvalidJob
+from .job_logs import read_log
 from .jobfile import Defaults, JobFileError, JobLine, read_job_file
 from .options import (
     ENV_PREFIX,
@@ -306,7 +307,7 @@ def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace, stop: _Sto
     if stop.signum is not None:
         _kill_unfinished(bs, [i for i in ids if i not in results], stop)
     elapsed = time.monotonic() - started
-    _summary(by_id, results, elapsed, bs.log_dir if bs.backend_class.name == "local" else None)
+    _summary(by_id, results, elapsed, bs.log_dir)
     print(f"job logs: {bs.log_dir}", file=sys.stderr)
     if stop.signum is not None:
         print("interrupted: unfinished jobs were killed", file=sys.stderr)
@@ -421,11 +422,31 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
             row = [str(job.line), job.name, outcome, str(r.exitStatus),
                    f"{r.wallTime:.2f}" if r.wallTime is not None else "-"]
             if log_dir:
-                row.append(log_file_name(r.jobID, job.name))
+                name = log_file_name(r.jobID, job.name)
+                row.append(name if os.path.exists(os.path.join(log_dir, name)) else "-")
             table.add_row(*row)
         console.print(table)
         if len(bad) > len(shown):
             console.print(f"... and {len(bad) - len(shown)} more failed jobs")
+    if log_dir:
+        _failed_tails(console, jobs, bad, log_dir)
+
+
+#: failed jobs whose last lines the summary shows, and how many lines of each
+_TAILS_SHOWN, _TAIL_LINES = 5, 5
+
+
+def _failed_tails(console: Any, jobs: dict[int, JobLine],
+                  bad: list[UpdatedBatchJobInfo], log_dir: str) -> None:
+    """The last lines of the first failed jobs' logs (those that have one)."""
+    from rich.markup import escape  # noqa: PLC0415
+
+    for r in sorted(bad, key=lambda r: jobs[r.jobID].line)[:_TAILS_SHOWN]:
+        tail = read_log(log_dir, r.jobID, _TAIL_LINES)
+        if tail:
+            job = jobs[r.jobID]
+            console.print(f"[bold]line {job.line} ({escape(job.name)}), last lines:[/bold]")
+            console.print(escape(tail), highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -120,3 +120,8 @@ register_backend(BackendEntry(
     "a Grid Engine cluster (SGE, Son of Grid Engine, UGE): qsub, qstat, qacct, qdel",
     requires_commands=("qsub", "qstat", "qacct", "qdel"),
 ))
+register_backend(BackendEntry(
+    "kubernetes", "mesobatch.integration.kubernetes.backend:KubernetesBackend",
+    "a Kubernetes cluster: one batch/v1 Job per job, followed by one pod watch",
+    requires_modules=("lightkube",), extra="kubernetes",
+))

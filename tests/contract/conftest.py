@@ -13,7 +13,8 @@ from tests.services.gridengine import gridengine  # noqa: F401 (fixture)
 Factory = Callable[..., mesobatch.BatchSystem]
 
 #: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
-BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow)]
+BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow),
+            "kubernetes"]
 
 #: seconds jobs that must run at the same time last, by backend: long enough that all
 #: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here)
@@ -37,6 +38,17 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        elif request.param == "kubernetes":
+            from tests.doubles.kubernetes import KubernetesDouble, NodeSpec
+
+            # one node of that size; the pretend kubelet runs pods as local processes
+            k8s = KubernetesDouble(nodes=[NodeSpec(cpu=f"{cores:g}", memory="4Gi",
+                                                   ephemeral_storage="10Gi")])
+            k8s.start()
+            doubles.append(k8s)
+            bs = mesobatch.batch_system("kubernetes", kubernetesConfig=str(k8s.kubeconfig),
+                                        kubernetesImage="python:3.12-slim", **limits,
+                                        **options)
         elif request.param == "gridengine":
             bs = _gridengine(request, cores, limits, options)
         else:

@@ -10,11 +10,13 @@ import shutil
 import site
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.doubles.mesos import MesosDouble
+from tests.services.gridengine import GridEngine
 
 from . import fanout_workflow as wf
 from .conftest import REPO, explain, run
@@ -61,6 +63,31 @@ def test_fanout_workflow(batch_system: str, tmp_path: Path,
     assert_workflow_succeeded(result, tmp_path)
     if double is not None:  # every job went through Mesos: 20 + the retry + root + follow-on
         assert double.counters()["tasks_launched"] - launched >= wf.FANOUT + 3
+
+
+def accounting_records() -> int:
+    """Jobs Grid Engine has finished (one line each in its accounting file)."""
+    path = Path("/var/lib/gridengine/default/common/accounting")
+    return sum(1 for line in path.read_text().splitlines() if not line.startswith("#"))
+
+
+@pytest.mark.slow
+def test_fanout_workflow_on_grid_engine(tmp_path: Path, gridengine: GridEngine) -> None:
+    """The same workflow with --batchSystem mesobatch_gridengine on the real Grid Engine:
+    every job is a Grid Engine job (light.q, memory as mem_free per job)."""
+    before = accounting_records()
+    argv = [
+        *workflow_argv(sys.executable, tmp_path, "mesobatch_gridengine", None),
+        "--gridEngineQueue", gridengine.light_queue, "--gridEngineArgs=-l light",
+        "--gridEngineMemoryResource", "mem_free", "--gridEngineMemoryPer", "job",
+        "--maxTotalCores", "4", "--pollInterval", "0.5", "--maxPollInterval", "2"]
+    result = run(argv, cwd=REPO, env={**os.environ, **gridengine.env})
+    assert_workflow_succeeded(result, tmp_path)
+    # 20 + the retry + root + follow-on, once Grid Engine has flushed its accounting
+    deadline = time.monotonic() + 30
+    while accounting_records() - before < wf.FANOUT + 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert accounting_records() - before >= wf.FANOUT + 3
 
 
 def make_virtualenv(path: Path) -> Path:
