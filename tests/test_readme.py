@@ -50,6 +50,8 @@ ELSEWHERE = {
     "python3 -m venv ~/toil": "installs Toil (tests/run.sh installs the same)",
     "python my_workflow.py file:/shared/jobstore":
         "Toil workflows (tests/integration/toil/ runs them on the double and locally)",
+    "mesobatch run jobs.txt --backend gridengine":
+        "needs Grid Engine (tests/integration/hpc/ runs jobs on a real one)",
     "caller ──issueBatchJob──▶": "a diagram",
     "scheduler/    the scheduler process": "a folder listing",
 }
