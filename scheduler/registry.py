@@ -121,6 +121,16 @@ register_backend(BackendEntry(
     requires_commands=("qsub", "qstat", "qacct", "qdel"),
 ))
 register_backend(BackendEntry(
+    "kubernetes", "mesobatch.integration.kubernetes.backend:KubernetesBackend",
+    "a Kubernetes cluster: one batch/v1 Job per job, followed by one pod watch",
+    requires_modules=("lightkube",), extra="kubernetes",
+))
+register_backend(BackendEntry(
+    "aws_batch", "mesobatch.integration.aws_batch.backend:AwsBatchBackend",
+    "AWS Batch job queues (boto3; standard credentials; spot queue for preemptible jobs)",
+    requires_modules=("boto3",), extra="aws",
+))
+register_backend(BackendEntry(
     "lsf", "mesobatch.integration.hpc.lsf_backend:LsfBackend",
     "an IBM Spectrum LSF cluster (bsub, bjobs -json, bkill)",
     requires_commands=("bsub", "bjobs", "bkill"),

@@ -16,12 +16,13 @@ Factory = Callable[..., mesobatch.BatchSystem]
 QUEUE_FAKES = ["lsf", "pbs", "torque", "htcondor"]
 #: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
 BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow),
-            *QUEUE_FAKES]
+            "kubernetes", "aws_batch", *QUEUE_FAKES]
 
 #: seconds jobs that must run at the same time last, by backend: long enough that all
 #: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here;
-#: a fake's runners, one Python process per job, ~1.5 s on a busy 2-core machine)
-_OVERLAP_SECONDS = {"gridengine": 8.0, **{name: 3.0 for name in QUEUE_FAKES}}
+#: the AWS Batch double's jobs pass four states and a poll before they run; a queue
+#: fake's runners, one Python process per job, start 20 in ~1.5 s on a busy machine)
+_OVERLAP_SECONDS = {"gridengine": 8.0, "aws_batch": 3.0, **dict.fromkeys(QUEUE_FAKES, 3.0)}
 
 
 def overlap_seconds(bs: mesobatch.BatchSystem) -> float:
@@ -41,8 +42,21 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        elif request.param == "kubernetes":
+            from tests.doubles.kubernetes import KubernetesDouble, NodeSpec
+
+            # one node of that size; the pretend kubelet runs pods as local processes
+            k8s = KubernetesDouble(nodes=[NodeSpec(cpu=f"{cores:g}", memory="4Gi",
+                                                   ephemeral_storage="10Gi")])
+            k8s.start()
+            doubles.append(k8s)
+            bs = mesobatch.batch_system("kubernetes", kubernetesConfig=str(k8s.kubeconfig),
+                                        kubernetesImage="python:3.12-slim", **limits,
+                                        **options)
         elif request.param == "gridengine":
             bs = _gridengine(request, cores, limits, options)
+        elif request.param == "aws_batch":
+            bs = _aws_batch(request, cores, doubles, limits, options)
         elif request.param in QUEUE_FAKES:
             bs = _queue_fake(request, cores, limits, options)
         else:
@@ -77,7 +91,27 @@ def _gridengine(request: pytest.FixtureRequest, cores: float, limits: dict[str, 
     return mesobatch.batch_system(
         "gridengine", maxTotalCores=cores, gridEngineQueue=ge.light_queue,
         gridEngineArgs="-l light", gridEngineMemoryResource="mem_free",
-        gridEngineMemoryPer="job", **limits, **options)
+        gridEngineMemoryPer="job", gridEngineAccountingDelay=2, **limits, **options)
+
+
+def _aws_batch(request: pytest.FixtureRequest, cores: float, doubles: list[Any],
+               limits: dict[str, Any], options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """The AWS Batch double: a large queue, of which the run may use ``cores`` vCPUs; the
+    double stops a job as ECS does (SIGTERM, SIGKILL after a grace period)."""
+    from tests.doubles.aws_batch import AwsBatchDouble
+    from tests.doubles.aws_batch.queues import add_queue
+
+    aws = AwsBatchDouble(state_delay=0.02, stop_grace=1.0)
+    aws.start()
+    doubles.append(aws)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    options.setdefault("pollInterval", 0.1)
+    return mesobatch.batch_system(
+        "aws_batch", awsBatchEndpoint=aws.endpoint_url, awsBatchRegion=aws.region,
+        awsBatchQueue=add_queue(aws, "contract"), awsBatchImage="python:3.11-slim",
+        awsBatchMaxVcpus=cores, **limits, **options)
 
 
 def _queue_fake(request: pytest.FixtureRequest, cores: float, limits: dict[str, Any],

@@ -5,7 +5,10 @@ into LOST, one status command per poll, and getNodes' addresses back to node nam
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from tests.doubles.hpcfake.testing import FakeCluster
 
 from .conftest import wait_for
 
+ROOT = Path(__file__).resolve().parents[3]
 QUEUES = ["lsf", "pbs", "torque", "htcondor"]
 MIB = 2**20
 J = JobDescription(cores=1, memory=64 * MIB, disk=MIB)
@@ -267,3 +271,38 @@ def test_get_nodes_addresses_map_back_to_node_names(queue: Queue) -> None:
     # submissions exclude the node by the system's name for it, whatever getNodes said
     assert backend_of(bs)._exclude == {socket.gethostname().split(".")[0]}
     bs.killBatchJobs([job, later])
+
+
+def _cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("MESOBATCH_")}
+    full.update(env, COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "mesobatch", *args], cwd=cwd, env=full,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_backends_says_which_queue_is_usable_here(tmp_path: Path) -> None:
+    env = FAKES["lsf"].environment(tmp_path / "lsf")
+    listing = _cli("backends", cwd=tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines() if line.strip()}
+    assert " yes " in rows["lsf"]  # the LSF fake's bsub, bjobs and bkill are on PATH
+    assert "no: command 'condor_submit' is not on PATH" in rows["htcondor"]
+    assert "no: command 'pbsnodes' is not on PATH" in rows["pbs"]
+    assert "no: command 'pbsnodes' is not on PATH" in rows["torque"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", QUEUES)
+def test_mesobatch_run_on_each_queue(name: str, tmp_path: Path) -> None:
+    fake = FAKES[name]
+    cluster = fake.cluster(tmp_path / name)
+    try:
+        r = _cli("run", str(ROOT / "examples" / "jobs.jsonl"), "--backend", name,
+                 "--pollInterval", "0.2", "--logDir", str(tmp_path / "logs"), "--no-progress",
+                 cwd=tmp_path, env=fake.environment(tmp_path / name))
+        submitted = len(Store(tmp_path / name).read()["jobs"])
+    finally:
+        cluster.stop()
+    assert r.returncode == 0, r.stderr
+    assert "succeeded  10" in r.stdout and "failed     0" in r.stdout, r.stdout
+    assert submitted == 10  # every job went through the fake
