@@ -7,11 +7,13 @@ The recorder's thread (or a snapshot) takes what was appended and does the work.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from ..contract import BatchJobExitReason
 from ..core.events import (
@@ -27,7 +29,7 @@ from ..core.events import (
     TaskStatus,
 )
 from ..core.states import TaskState
-from .metrics import Metrics
+from .metrics import Counts, Metrics
 from .snapshot import Failure, LiveView, RunningJob, Snapshot, Totals
 
 #: running jobs listed in a snapshot (the longest-running first); the rest are counted
@@ -91,7 +93,8 @@ class Recorder:
                  snapshot_max_age: float = 0.5, drain_interval: float = 0.25) -> None:
         self.backend = backend
         self.workflow_id = workflow_id
-        self.metrics = Metrics()
+        self._counts = Counts()
+        self.metrics = Metrics(self.counts)
         self._live = live
         self._log_path = log_path
         self._clock = clock
@@ -101,7 +104,6 @@ class Recorder:
         self._snapshot_lock = threading.Lock()  # one snapshot built at a time
         self._jobs: dict[int, _Job] = {}
         self._by_task: dict[str, _Job] = {}
-        self._issued = 0
         self._succeeded = 0
         self._failed = 0
         self._killed = 0
@@ -144,69 +146,89 @@ class Recorder:
             while inbox:
                 event, actions = inbox.popleft()
                 self._apply(event, actions)
-            launched = len(self._by_task)
-            self.metrics.jobs.labels("running").set(launched)
-            self.metrics.jobs.labels("queued").set(len(self._jobs) - launched)
+            self._counts.running = len(self._by_task)
+            self._counts.queued = len(self._jobs) - self._counts.running
 
     # ------------------------------------------------------------------ bookkeeping
     def _apply(self, event: Event, actions: Sequence[Action]) -> None:
-        m = self.metrics
+        handler = self._EVENTS.get(type(event))
+        if handler is not None:
+            handler(self, event)
         now = event.now
-        if isinstance(event, JobsSubmitted):
-            for spec in event.jobs:
-                self._jobs[spec.job_id] = _Job(spec.job_id, spec.name, spec.cores,
-                                               spec.memory, now)
-            self._issued += len(event.jobs)
-            m.issued.inc(len(event.jobs))
-        elif isinstance(event, KillRequested):
-            for job_id in event.job_ids:
-                job = self._jobs.pop(job_id, None)
-                if job is not None:
-                    self._unlaunch(job)
-                    self._killed += 1
-                    m.finished.labels("killed").inc()
-        elif isinstance(event, OffersReceived):
-            m.offers_received.inc(len(event.offers))
-        elif isinstance(event, TaskStatus):
-            self._task_status(event)
-        elif isinstance(event, Disconnected):
-            m.backend_errors.labels("disconnected").inc()
         for action in actions:
-            if isinstance(action, Launch):
-                for task in action.tasks:
-                    job = self._jobs.get(task.job.job_id)
-                    if job is not None:
-                        self._unlaunch(job)
-                        job.task_id = task.task_id
-                        job.node = action.hostname or action.agent_id
-                        job.launched_at = now
-                        self._by_task[task.task_id] = job
-            elif isinstance(action, Decline):
-                m.offers_declined.inc(len(action.offer_ids))
-            elif isinstance(action, Report):
-                self._report(action, now)
-        if isinstance(event, TaskStatus) and (event.never_started or event.id_taken):
+            kind = type(action)
+            if kind is Launch:
+                self._launch(action, now)  # type: ignore[arg-type]
+            elif kind is Report:
+                self._report(action, now)  # type: ignore[arg-type]
+            elif kind is Decline:
+                self._counts.offers_declined += len(action.offer_ids)  # type: ignore[union-attr]
+        if type(event) is TaskStatus and (event.never_started or event.id_taken):
             # queued again, unless relaunched or reported in the same breath
             job = self._by_task.get(event.task_id)
             if job is not None and job.task_id == event.task_id:
                 self._unlaunch(job)
 
+    def _submitted(self, event: JobsSubmitted) -> None:
+        now = event.now
+        jobs = self._jobs
+        for spec in event.jobs:
+            jobs[spec.job_id] = _Job(spec.job_id, spec.name, spec.cores, spec.memory, now)
+        self._counts.issued += len(event.jobs)
+
+    def _kill(self, event: KillRequested) -> None:
+        for job_id in event.job_ids:
+            job = self._jobs.pop(job_id, None)
+            if job is not None:
+                self._unlaunch(job)
+                self._killed += 1
+                self._finish("killed")
+
+    def _offers(self, event: OffersReceived) -> None:
+        self._counts.offers_received += len(event.offers)
+
+    def _disconnected(self, event: Disconnected) -> None:
+        self._counts.backend_errors["disconnected"] += 1
+
     def _task_status(self, event: TaskStatus) -> None:
         if event.launch_refused:
-            self.metrics.backend_errors.labels("launch_refused").inc()
+            self._counts.backend_errors["launch_refused"] += 1
         job = self._by_task.get(event.task_id)
         if job is None or job.started_at is not None:
             return
         if event.state is TaskState.RUNNING:
             job.started_at = event.now
-            self.metrics.issue_to_start.observe(max(0.0, event.now - job.issued_at))
+            self._counts.issue_to_start.observe(max(0.0, event.now - job.issued_at))
+
+    _EVENTS: ClassVar[dict[type[Any], Callable[[Recorder, Any], None]]] = {
+        JobsSubmitted: _submitted,
+        KillRequested: _kill,
+        OffersReceived: _offers,
+        Disconnected: _disconnected,
+        TaskStatus: _task_status,
+    }
+
+    def _launch(self, launch: Launch, now: float) -> None:
+        node = launch.hostname or launch.agent_id
+        for task in launch.tasks:
+            job = self._jobs.get(task.job.job_id)
+            if job is not None:
+                self._unlaunch(job)
+                job.task_id = task.task_id
+                job.node = node
+                job.launched_at = now
+                self._by_task[task.task_id] = job
 
     def _unlaunch(self, job: _Job) -> None:
         if job.task_id is not None:
             self._by_task.pop(job.task_id, None)
-        job.task_id = None
-        job.node = ""
-        job.launched_at = job.started_at = None
+            job.task_id = None
+            job.node = ""
+            job.launched_at = job.started_at = None
+
+    def _finish(self, result: str) -> None:
+        finished = self._counts.finished
+        finished[result] = finished.get(result, 0) + 1
 
     def _report(self, report: Report, now: float) -> None:
         info = report.info
@@ -218,26 +240,33 @@ class Recorder:
         reason = info.exitReason
         ok = reason is BatchJobExitReason.FINISHED and info.exitStatus == 0
         result = "succeeded" if ok else (reason.name.lower() if reason else "failed")
-        self.metrics.finished.labels(result).inc()
+        self._finish(result)
         wall = info.wallTime or 0.0
-        self.metrics.run_time.observe(max(0.0, wall))
-        if reason is BatchJobExitReason.ERROR:
-            self.metrics.backend_errors.labels("job_error").inc()
+        self._counts.run_time.observe(max(0.0, wall))
         if ok:
             self._succeeded += 1
         elif reason is BatchJobExitReason.KILLED:
             self._killed += 1
         else:
+            if reason is BatchJobExitReason.ERROR:
+                self._counts.backend_errors["job_error"] += 1
             self._failed += 1
             if len(self._failures) == self._failures.maxlen:
                 self._tails.pop(self._failures[0].job_id, None)
             self._failures.append(_Ended(job.job_id, job.name, result, info.exitStatus, wall,
                                          node, now, report.message))
         bucket = int(now // self._bucket_seconds)
-        if self._buckets and self._buckets[-1][0] == bucket:
-            self._buckets[-1][1] += 1
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == bucket:
+            buckets[-1][1] += 1
         else:
-            self._buckets.append([bucket, 1])
+            buckets.append([bucket, 1])
+
+    def counts(self) -> Counts:
+        """A copy of the metrics' counts, everything observed so far taken in."""
+        self.drain()
+        with self._lock:
+            return copy.deepcopy(self._counts)
 
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> Snapshot:
@@ -273,7 +302,7 @@ class Recorder:
             failures.append(Failure(ended.job_id, ended.name, ended.result, ended.exit_code,
                                     ended.wall_time, ended.node, ended.ended_at,
                                     ended.message, path, tail))
-        totals = Totals(issued=self._issued, queued=len(self._jobs) - len(launched),
+        totals = Totals(issued=self._counts.issued, queued=len(self._jobs) - len(launched),
                         running=len(launched), succeeded=self._succeeded,
                         failed=self._failed, killed=self._killed)
         return Snapshot(
