@@ -50,6 +50,7 @@ from .core.explain import explain
 from .core.jobs import JobSpec, build_spec, check_limits, check_variable
 from .core.resources import MIB
 from .core.scheduler import SchedulerCore
+from .job_logs import read_log
 from .options import (
     STATUS_OFF,
     CommonOptions,
@@ -373,6 +374,13 @@ class BatchSystem:
                     break
                 self._changed.wait(left)
 
+    def kill_now(self) -> None:
+        """Skip the kill grace period: jobs being killed, and any killed from now on, get
+        SIGKILL at once where the backend can do that (the local one; elsewhere kills
+        keep their grace). For a caller that gives up waiting (a second Ctrl-C)."""
+        with self._lock:
+            self._backend.kill_now()
+
     def getIssuedBatchJobIDs(self) -> list[int]:
         with self._lock, self._results_lock:
             return self._core.issued() + list(self._unconsumed)
@@ -398,6 +406,19 @@ class BatchSystem:
             info = self._results.popleft()
             self._unconsumed.discard(info.jobID)
             return info
+
+    def getJobLog(self, jobID: int, lastLines: int | None = None) -> str | None:
+        """Job ``jobID``'s output (stdout and stderr as written) from the log directory,
+        its last ``lastLines`` lines if given; None while there is none: on the local
+        backend and batch queues the log grows as the job runs; on Mesos it arrives from
+        the agent with the job's result (up to --mesosMaxLogSize, the tail kept). Raises
+        ValueError for anything but a job id."""
+        if isinstance(jobID, bool) or not isinstance(jobID, int) or jobID < 1:
+            raise ValueError(f"invalid job id {jobID!r}: expected a job id (an int >= 1)")
+        if lastLines is not None and (isinstance(lastLines, bool) or not isinstance(
+                lastLines, int) or lastLines < 0):
+            raise ValueError(f"invalid lastLines {lastLines!r}: expected an int >= 0")
+        return read_log(self.log_dir, jobID, lastLines)
 
     def fatal_error(self) -> str | None:
         """Why the backend can never run a job again (e.g. Mesos refused our credentials),

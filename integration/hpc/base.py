@@ -587,7 +587,8 @@ class BatchQueueBackend(EmulatedBackend):
             text = why.get(job.native_id)
             if text:
                 native = queued[job.native_id]
-                out[job.native_id] = replace(native, message=f"{native.message}: {text}")
+                out[job.native_id] = replace(
+                    native, message=f"{native.message}; {self.dialect.name} says: {text}")
         return out
 
     def _remove(self, jobs: list[_Job]) -> None:

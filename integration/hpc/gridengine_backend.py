@@ -49,48 +49,50 @@ def _arguments(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class GridEngineOptions(BatchQueueOptions):
-    """Options of the Grid Engine backend (on top of every batch queue's)."""
+    """Options of the Grid Engine backend (on top of every batch queue's). The fields
+    carry the system's name: in Toil's one Config every backend's options live side by
+    side, keyed by field name."""
 
-    flavor: str = opt(
+    gridengine_flavor: str = opt(
         "gridEngineFlavor", parse=_choice(FLAVORS), default="sge", metavar="|".join(FLAVORS),
         help="sge: Sun/Oracle SGE, Son of Grid Engine, Open Grid Scheduler; uge: Univa/Altair "
              "Grid Engine (decides the default memory resource)")
-    parallel_environment: str = opt(
+    gridengine_pe: str = opt(
         "gridEnginePE", parse=parse_str, default="smp", metavar="NAME",
         env_aliases=("TOIL_GRIDENGINE_PE",),
         help="parallel environment of jobs of more than one core (-pe NAME CORES); it should "
              "have allocation_rule $pe_slots, so all of a job's cores are on one host")
-    memory_resource: str | None = opt(
+    gridengine_memory_resource: str | None = opt(
         "gridEngineMemoryResource", parse=_name, metavar="NAME",
         help="resource that asks for memory: h_vmem, mem_free, s_vmem, virtual_free, "
              "m_mem_free, ... (default: h_vmem for sge, m_mem_free for uge)")
-    memory_per: str = opt(
+    gridengine_memory_per: str = opt(
         "gridEngineMemoryPer", parse=_choice(MEMORY_PER), default="slot",
         metavar="|".join(MEMORY_PER),
         help="slot: the memory resource counts per slot (consumable YES; a job asks for its "
              "memory divided by its cores); job: per job (consumable JOB)")
-    disk_resource: str | None = opt(
+    gridengine_disk_resource: str | None = opt(
         "gridEngineDiskResource", parse=_name, metavar="NAME",
         help="the site's resource for local disk, asked for per job (default: disk is not "
              "requested; Grid Engine defines no such resource)")
-    gpu_resource: str | None = opt(
+    gridengine_gpu_resource: str | None = opt(
         "gridEngineGpuResource", parse=_name, default="gpu", metavar="NAME",
         help="the site's resource for GPUs, asked for per job ('none': jobs that need GPUs "
              "are refused at submission)")
-    queue: str | None = opt(
+    gridengine_queue: str | None = opt(
         "gridEngineQueue", parse=_name, metavar="QUEUE",
         help="queue(s) for every job (-q), e.g. all.q or 'short.q,long.q'")
-    project: str | None = opt(
+    gridengine_project: str | None = opt(
         "gridEngineProject", parse=_name, metavar="PROJECT",
         help="project of every job (-P)")
-    extra_args: tuple[str, ...] = opt(
+    gridengine_args: tuple[str, ...] = opt(
         "gridEngineArgs", parse=_arguments, default=(), metavar="ARGS",
         env_aliases=("TOIL_GRIDENGINE_ARGS",),
         help="more qsub arguments for every job, split as a shell would (nothing runs them); "
              "those of $MESOBATCH_GRIDENGINE_ARGS come after them. Options mesobatch sets "
              "itself (-N, -o, -e, -wd, -pe, -t, -b, h_rt, the memory resource, ...) are "
              "refused")
-    verify: bool = opt(
+    gridengine_verify: bool = opt(
         "gridEngineVerify", parse=parse_bool, default=False, metavar="BOOL",
         help="qsub -w e: refuse a job no queue could ever run instead of letting it wait "
              "for ever (Grid Engine's check ignores load values: leave it off where the "
@@ -99,11 +101,13 @@ class GridEngineOptions(BatchQueueOptions):
     def settings(self) -> GridEngineSettings:
         """The dialect's settings (ValueError if Grid Engine would refuse a name)."""
         return GridEngineSettings(
-            flavor=self.flavor, parallel_environment=self.parallel_environment,
-            memory_resource=self.memory_resource, memory_per_slot=self.memory_per == "slot",
-            disk_resource=self.disk_resource, gpu_resource=self.gpu_resource,
-            queue=self.queue, project=self.project, extra_args=self.extra_args,
-            verify=self.verify)
+            flavor=self.gridengine_flavor, parallel_environment=self.gridengine_pe,
+            memory_resource=self.gridengine_memory_resource,
+            memory_per_slot=self.gridengine_memory_per == "slot",
+            disk_resource=self.gridengine_disk_resource,
+            gpu_resource=self.gridengine_gpu_resource, queue=self.gridengine_queue,
+            project=self.gridengine_project, extra_args=self.gridengine_args,
+            verify=self.gridengine_verify)
 
     def validate(self) -> None:
         super().validate()

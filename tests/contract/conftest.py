@@ -13,11 +13,13 @@ from tests.services.gridengine import gridengine  # noqa: F401 (fixture)
 Factory = Callable[..., mesobatch.BatchSystem]
 
 #: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
-BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow)]
+BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow),
+            "kubernetes", "aws_batch"]
 
 #: seconds jobs that must run at the same time last, by backend: long enough that all
-#: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here)
-_OVERLAP_SECONDS = {"gridengine": 8.0}
+#: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here;
+#: the AWS Batch double's jobs pass four states and a poll before they run)
+_OVERLAP_SECONDS = {"gridengine": 8.0, "aws_batch": 3.0}
 
 
 def overlap_seconds(bs: mesobatch.BatchSystem) -> float:
@@ -37,8 +39,21 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         limits = {"maxCores": cores, "maxMemory": "4G", "maxDisk": "10G"}
         if request.param == "local":
             bs = mesobatch.batch_system("local", maxGpus=0, **limits, **options)
+        elif request.param == "kubernetes":
+            from tests.doubles.kubernetes import KubernetesDouble, NodeSpec
+
+            # one node of that size; the pretend kubelet runs pods as local processes
+            k8s = KubernetesDouble(nodes=[NodeSpec(cpu=f"{cores:g}", memory="4Gi",
+                                                   ephemeral_storage="10Gi")])
+            k8s.start()
+            doubles.append(k8s)
+            bs = mesobatch.batch_system("kubernetes", kubernetesConfig=str(k8s.kubeconfig),
+                                        kubernetesImage="python:3.12-slim", **limits,
+                                        **options)
         elif request.param == "gridengine":
             bs = _gridengine(request, cores, limits, options)
+        elif request.param == "aws_batch":
+            bs = _aws_batch(request, cores, doubles, limits, options)
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
@@ -72,3 +87,23 @@ def _gridengine(request: pytest.FixtureRequest, cores: float, limits: dict[str, 
         "gridengine", maxTotalCores=cores, gridEngineQueue=ge.light_queue,
         gridEngineArgs="-l light", gridEngineMemoryResource="mem_free",
         gridEngineMemoryPer="job", **limits, **options)
+
+
+def _aws_batch(request: pytest.FixtureRequest, cores: float, doubles: list[Any],
+               limits: dict[str, Any], options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """The AWS Batch double: a large queue, of which the run may use ``cores`` vCPUs; the
+    double stops a job as ECS does (SIGTERM, SIGKILL after a grace period)."""
+    from tests.doubles.aws_batch import AwsBatchDouble
+    from tests.doubles.aws_batch.queues import add_queue
+
+    aws = AwsBatchDouble(state_delay=0.02, stop_grace=1.0)
+    aws.start()
+    doubles.append(aws)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    options.setdefault("pollInterval", 0.1)
+    return mesobatch.batch_system(
+        "aws_batch", awsBatchEndpoint=aws.endpoint_url, awsBatchRegion=aws.region,
+        awsBatchQueue=add_queue(aws, "contract"), awsBatchImage="python:3.11-slim",
+        awsBatchMaxVcpus=cores, **limits, **options)
