@@ -122,6 +122,15 @@ class TaskRunner:
         self._reapers.wake()
         return True
 
+    def hurry(self) -> None:
+        """No more grace: tasks being killed get SIGKILL now, and later kills at once."""
+        with self._lock:
+            self.kill_grace = 0.0
+            for proc in self._procs.values():
+                if proc.killed:
+                    self._terminate(proc, 0.0)
+        self._reapers.wake()
+
     def running(self) -> list[str]:
         """Tasks started or submitted that have not ended."""
         with self._lock:

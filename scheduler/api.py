@@ -374,6 +374,13 @@ class BatchSystem:
                     break
                 self._changed.wait(left)
 
+    def kill_now(self) -> None:
+        """Skip the kill grace period: jobs being killed, and any killed from now on, get
+        SIGKILL at once where the backend can do that (the local one; elsewhere kills
+        keep their grace). For a caller that gives up waiting (a second Ctrl-C)."""
+        with self._lock:
+            self._backend.kill_now()
+
     def getIssuedBatchJobIDs(self) -> list[int]:
         with self._lock, self._results_lock:
             return self._core.issued() + list(self._unconsumed)

@@ -113,6 +113,10 @@ class Backend(abc.ABC):
         message lists ignored nodes); a backend with real nodes keeps its own set too,
         e.g. to keep new submissions off them. Lock held; must not block."""
 
+    def kill_now(self) -> None:  # noqa: B027 (optional: kills keep their grace elsewhere)
+        """Kill the tasks being killed at once, and later ones without grace. Lock held;
+        must not block."""
+
     def fatal_error(self) -> str | None:
         """Why this backend can never run a job again (refused credentials, ...), if so."""
         return None

@@ -70,6 +70,24 @@ def parse_size(value: Any) -> int:
     return size
 
 
+def parse_limit_size(value: Any) -> int:
+    """A size limit (--maxMemory, --maxDisk): 0, or at least 1M, since resources are
+    counted in whole MiB (1K would be offered as 0 MiB)."""
+    size = parse_size(value)
+    if 0 < size < _UNITS["m"]:
+        raise ValueError(f"{_short(value)} is less than 1M: resources are counted in whole "
+                         "MiB, expected 0 or a size of at least 1M")
+    return size
+
+
+def format_size(size: int) -> str:
+    """A size as parse_size reads it, in the largest unit that divides it: 1G, 1536M."""
+    for unit in "EPTGMK":
+        if size and size % _UNITS[unit.lower()] == 0:
+            return f"{size // _UNITS[unit.lower()]}{unit}"
+    return str(size)
+
+
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 40 else text[:30] + f"... ({len(text)} characters)"
@@ -325,6 +343,8 @@ def add_arguments(cls: type[Any], parser: argparse.ArgumentParser | Any,
         if meta.name in skip:
             continue
         default = next(f.default for f in dataclasses.fields(cls) if f.name == dest)
+        if meta.parse in (parse_size, parse_limit_size) and isinstance(default, int):
+            default = format_size(default)
         shown = "" if default is None else f" (default: {default})"
         parser.add_argument(
             f"--{meta.name}", *(f"--{a}" for a in meta.aliases), dest=dest, default=None,
@@ -362,10 +382,10 @@ class CommonOptions:
         "maxCores", parse=parse_cores, metavar="CORES",
         help="largest number of cores one job may request")
     max_memory: int | None = opt(
-        "maxMemory", parse=parse_size, metavar="SIZE",
+        "maxMemory", parse=parse_limit_size, metavar="SIZE",
         help="largest memory one job may request, e.g. 4G")
     max_disk: int | None = opt(
-        "maxDisk", parse=parse_size, metavar="SIZE",
+        "maxDisk", parse=parse_limit_size, metavar="SIZE",
         help="largest disk one job may request, e.g. 10G")
     log_dir: str | None = opt(
         "logDir", parse=parse_path, metavar="DIR",

@@ -125,3 +125,8 @@ register_backend(BackendEntry(
     "a Kubernetes cluster: one batch/v1 Job per job, followed by one pod watch",
     requires_modules=("lightkube",), extra="kubernetes",
 ))
+register_backend(BackendEntry(
+    "aws_batch", "mesobatch.integration.aws_batch.backend:AwsBatchBackend",
+    "AWS Batch job queues (boto3; standard credentials; spot queue for preemptible jobs)",
+    requires_modules=("boto3",), extra="aws",
+))

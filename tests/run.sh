@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# compat: the editable install is a plain .pth to the checkout, so Toil, which finds plugins
-# by scanning sys.path, sees toil_batch_system_mesobatch (the default editable finder hides
-# it); toil[cwl] for toil-cwl-runner in tests/integration/toil/.
-python3 -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat \
-  -e '.[test,toil]' 'toil[cwl]'
+# A plain editable install, as the README's quick start makes (a .pth to the checkout:
+# Toil, which finds plugins by scanning sys.path, sees toil_batch_system_mesobatch);
+# toil[cwl] for toil-cwl-runner in tests/integration/toil/. From a virtualenv, python3 is
+# the virtualenv's.
+python3 -m pip install -q --disable-pip-version-check -e '.[test,toil]' 'toil[cwl]'
 # Toil's own test package, whose batch-system tests tests/integration/toil/ runs, calls rsync on import.
 if ! command -v rsync >/dev/null; then
   if [ "$(id -u)" != 0 ]; then echo "rsync is not installed: run 'apt-get install rsync' as root" >&2; exit 1; fi

@@ -13,10 +13,10 @@ def _plural(n: int, word: str) -> str:
 
 
 _DIMENSIONS = (
-    ("cores", "cpus", lambda v: f"{format_cores(v)} cores"),
+    ("cores", "cpus", lambda v: f"{format_cores(v)} {'core' if v == 1000 else 'cores'}"),
     ("memory", "mem", format_mib),
     ("disk", "disk", format_mib),
-    ("GPUs", "gpus", lambda v: f"{v} GPUs"),
+    ("GPUs", "gpus", lambda v: f"{v} {'GPU' if v == 1 else 'GPUs'}"),
 )
 
 

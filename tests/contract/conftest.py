@@ -14,11 +14,12 @@ Factory = Callable[..., mesobatch.BatchSystem]
 
 #: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
 BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow),
-            "kubernetes"]
+            "kubernetes", "aws_batch"]
 
 #: seconds jobs that must run at the same time last, by backend: long enough that all
-#: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here)
-_OVERLAP_SECONDS = {"gridengine": 8.0}
+#: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here;
+#: the AWS Batch double's jobs pass four states and a poll before they run)
+_OVERLAP_SECONDS = {"gridengine": 8.0, "aws_batch": 3.0}
 
 
 def overlap_seconds(bs: mesobatch.BatchSystem) -> float:
@@ -51,6 +52,8 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
                                         **options)
         elif request.param == "gridengine":
             bs = _gridengine(request, cores, limits, options)
+        elif request.param == "aws_batch":
+            bs = _aws_batch(request, cores, doubles, limits, options)
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
@@ -83,4 +86,24 @@ def _gridengine(request: pytest.FixtureRequest, cores: float, limits: dict[str, 
     return mesobatch.batch_system(
         "gridengine", maxTotalCores=cores, gridEngineQueue=ge.light_queue,
         gridEngineArgs="-l light", gridEngineMemoryResource="mem_free",
-        gridEngineMemoryPer="job", **limits, **options)
+        gridEngineMemoryPer="job", gridEngineAccountingDelay=2, **limits, **options)
+
+
+def _aws_batch(request: pytest.FixtureRequest, cores: float, doubles: list[Any],
+               limits: dict[str, Any], options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """The AWS Batch double: a large queue, of which the run may use ``cores`` vCPUs; the
+    double stops a job as ECS does (SIGTERM, SIGKILL after a grace period)."""
+    from tests.doubles.aws_batch import AwsBatchDouble
+    from tests.doubles.aws_batch.queues import add_queue
+
+    aws = AwsBatchDouble(state_delay=0.02, stop_grace=1.0)
+    aws.start()
+    doubles.append(aws)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    options.setdefault("pollInterval", 0.1)
+    return mesobatch.batch_system(
+        "aws_batch", awsBatchEndpoint=aws.endpoint_url, awsBatchRegion=aws.region,
+        awsBatchQueue=add_queue(aws, "contract"), awsBatchImage="python:3.11-slim",
+        awsBatchMaxVcpus=cores, **limits, **options)
