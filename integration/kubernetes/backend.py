@@ -148,6 +148,9 @@ class KubernetesBackend(EmulatedBackend):
             self._nodes = [read_node(n, self.options.kubernetes_spot_node_labels)
                            for n in self.api.list_nodes()]
         except KubeError as e:
+            if e.code != 403:  # unreachable, refused credentials, ...: nothing will work
+                raise RuntimeError(f"the Kubernetes API at {self.api.server} does not "
+                                   f"answer as it should: {e}") from None
             if quota is None:
                 raise RuntimeError(f"{e}; without nodes to count, give the room this run "
                                    "may use with --kubernetesQuota") from None
@@ -581,8 +584,9 @@ class KubernetesBackend(EmulatedBackend):
             log.warning("pods of this run still there after shutdown: %s",
                         ", ".join(left_pods[:10]))
         self._stop.set()
-        self._watcher.join(timeout=2)
-        self._timer.join(timeout=2)
+        for thread in (self._watcher, self._timer):
+            if thread.ident is not None:  # started
+                thread.join(timeout=2)
         self.api.close()
 
     def _atexit(self) -> None:

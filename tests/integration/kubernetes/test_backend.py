@@ -276,3 +276,19 @@ def test_gpu_jobs_request_nvidia_gpus(make: Make, double: KubernetesDouble) -> N
     with pytest.raises(mesobatch.InsufficientSystemResources):  # no node has two
         bs.issueBatchJob("true", job(accelerators=[{"kind": "gpu", "count": 2}]))
     bs.killBatchJobs([job_id])
+
+
+def test_an_unreachable_cluster_is_a_clear_error_at_start(tmp_path: Path,
+                                                          double: KubernetesDouble) -> None:
+    config = double.kubeconfig.read_text().replace(double.url, "https://127.0.0.1:9")
+    (tmp_path / "kubeconfig").write_text(config)
+    with pytest.raises(RuntimeError, match=r"Kubernetes API at https://127\.0\.0\.1:9 does "
+                                           r"not answer.*cannot list nodes"):
+        mesobatch.batch_system("kubernetes", kubernetesConfig=str(tmp_path / "kubeconfig"),
+                               kubernetesImage="i")
+
+
+def test_a_context_that_is_not_there_is_named(double: KubernetesDouble) -> None:
+    with pytest.raises(RuntimeError, match="context 'elsewhere'"):
+        mesobatch.batch_system("kubernetes", kubernetesConfig=str(double.kubeconfig),
+                               kubernetesContext="elsewhere", kubernetesImage="i")
