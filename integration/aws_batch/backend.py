@@ -459,8 +459,9 @@ class AwsBatchBackend(EmulatedBackend):
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Terminate what is still in AWS Batch (the batch system killed every job before
-        calling this, so those are queued), then any job of this run AWS Batch lists that
-        we lost track of (a submission whose answer never came), then stop."""
+        calling this, so those are queued), then, if a SubmitJob's answer was ever lost,
+        any job of this run AWS Batch lists and we never knew (ListJobs pages through all
+        the run's jobs, so only then), then stop."""
         with self._jobs_lock:
             self._stopping = True
             for job in self._jobs.values():
@@ -476,7 +477,7 @@ class AwsBatchBackend(EmulatedBackend):
         if self._poller.is_alive():
             self._poller.join(timeout=60)
         self._logs.shutdown(wait=True, cancel_futures=True)
-        if self._submitter.ident is not None:  # start() got as far as submitting
+        if self.api.uncertain["submit_job"]:  # a submission's answer was lost
             self._sweep()
         atexit.unregister(self._atexit)
 

@@ -72,6 +72,7 @@ class _Job:
     running_since: float | None = None  #: when the watch saw its container run
     placed_at: float | None = None  #: when the watch first saw its pod on a node
     created_at: float | None = None  #: when its Job was created
+    last: PodView | None = None  #: what its pod said last
     #: seconds its pod has been unschedulable while no other pod of the run ran
     unschedulable_for: float | None = None
     pending: str | None = None  #: why it waits: the scheduler's words, or a waiting reason
@@ -257,6 +258,14 @@ class KubernetesBackend(EmulatedBackend):
             log.warning("cannot kill job %d: %s", job.spec.job_id, e)
             with self._lock:
                 job.kill = False
+                view = job.last  # it may have ended meanwhile, unreported
+                finish = view is not None and view.phase is Phase.ENDED \
+                    and not job.ending and job.name in self._jobs
+                if finish:
+                    job.ending = True
+            if finish:
+                assert view is not None
+                self._finish(job, view, time.time())
             return
         self._end(job, TaskStatus(job.task_id, TaskState.KILLED, time.time(),
                                   agent_id=self._agent(job)))
@@ -334,7 +343,10 @@ class KubernetesBackend(EmulatedBackend):
                 self._live_pods.add(pod_name)
             name = labels.get(NAME_LABEL) if isinstance(labels, dict) else None
             job = self._jobs.get(name) if isinstance(name, str) else None
-            if job is None or job.ending or job.kill:
+            if job is None or job.ending:
+                return pod_name
+            job.last = view
+            if job.kill:  # its end is the kill's, unless the delete fails (_delete)
                 return pod_name
             job.pod = pod_name
             job.node = view.node or job.node

@@ -292,3 +292,29 @@ def test_a_context_that_is_not_there_is_named(double: KubernetesDouble) -> None:
     with pytest.raises(RuntimeError, match="context 'elsewhere'"):
         mesobatch.batch_system("kubernetes", kubernetesConfig=str(double.kubeconfig),
                                kubernetesContext="elsewhere", kubernetesImage="i")
+
+
+def test_a_kill_whose_delete_fails_still_frees_the_room_when_the_job_ends(
+        make: Make, double: KubernetesDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesobatch.integration.kubernetes.api import KubeError
+
+    bs = make()
+    first = bs.issueBatchJob("sleep 1", job(cores=2))
+    running_pod(double, first)
+    backend = bs._backend  # type: ignore[attr-defined]
+
+    def refuse(name: str, grace: float) -> bool:
+        time.sleep(2)  # the job ends while its kill is under way
+        raise KubeError(f"cannot delete Job {name}", 403, "Forbidden", "not allowed")
+
+    monkeypatch.setattr(backend.api, "delete_job", refuse)
+    bs.killBatchJobs([first])  # refused: the job runs on, and ends by itself
+    assert wait(lambda: not pods_of(double, first) or all(
+        p["status"].get("phase") == "Succeeded" for p in pods_of(double, first)), 10)
+    time.sleep(2.5)  # the refusal has come
+    monkeypatch.undo()
+    second = bs.issueBatchJob("true", job(cores=2))  # needs all the room the first held
+    info = result(bs, 60)
+    assert (info.jobID, info.exitStatus) == (second, 0)
+    # the first's own end freed its room: the core did not have to kill it again
+    assert double.request_count("delete", "jobs") == 0
