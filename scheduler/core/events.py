@@ -96,6 +96,9 @@ class TaskStatus:
     #: Mesos refused the launch because another task holds its id (an earlier run's):
     #: whatever reported under this id was that task, and this one never ran
     id_taken: bool = False
+    #: what the task used, when its end was measured (bytes; CPU seconds)
+    peak_memory: int | None = None
+    cpu_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
