@@ -71,7 +71,7 @@ def through_mesobatch(n: int, queue: str, work: Path, arrays: bool) -> dict[str,
     bs: BatchSystem = mesobatch.batch_system(
         "gridengine", logDir=str(work / f"logs-{time.monotonic_ns()}"), gridEngineQueue=queue,
         gridEngineArgs="-l light" if light else "", gridEngineMemoryResource="mem_free",
-        gridEngineMemoryPer="job", jobArrays=arrays)
+        gridEngineMemoryPer="job", gridEngineAccountingDelay=2, jobArrays=arrays)
     job = mesobatch.JobDescription(cores=1, memory=16 * 2**20, disk=2**20)
     try:
         start = time.perf_counter()

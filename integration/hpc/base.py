@@ -150,6 +150,9 @@ class BatchQueueBackend(EmulatedBackend):
             os.makedirs(d, exist_ok=True)
         self.work_dir = os.getcwd()
         self.agent_id = self.dialect.name
+        #: seconds a system may take to write a finished job's accounting: a job gone
+        #: from the queue is not LOST before (a subclass sets it from its options)
+        self.accounting_delay = 0.0
         #: seconds between status queries now (adapts to how long queries take)
         self.poll_interval = options.poll_interval
         self.polls = 0  #: status queries that answered
@@ -481,6 +484,7 @@ class BatchQueueBackend(EmulatedBackend):
         if stuck:
             queued.update(self._explain(stuck, queued))
         verdicts: list[tuple[_Job, Verdict]] = []
+        now = time.monotonic()
         for job in watched:
             assert job.tracker is not None
             for native in (queued.get(job.native_id), accounted.get(job.native_id)):
@@ -488,9 +492,9 @@ class BatchQueueBackend(EmulatedBackend):
                     job.node = job.native_node = native.node
             verdict = job.tracker.judge(
                 Evidence(queued.get(job.native_id), answered, accounted.get(job.native_id),
-                         self._has_accounting is not False, job.started, job.exited),
+                         self._has_accounting is not False, job.started, job.exited, now),
                 vanish_after=self.options.vanished_polls,
-                reason_grace=self.reason_grace_polls)
+                reason_grace=self.reason_grace_polls, accounting_delay=self.accounting_delay)
             if verdict is not None:
                 verdicts.append((job, verdict))
         self._apply(verdicts)

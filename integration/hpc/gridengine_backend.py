@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...scheduler.options import OptionError, opt, parse_bool, parse_str
+from ...scheduler.backend import BackendContext, Post
+from ...scheduler.options import OptionError, opt, parse_bool, parse_seconds, parse_str
 from .base import BatchQueueBackend
 from .dialect import Dialect
 from .gridengine import FLAVORS, GridEngineDialect, GridEngineSettings, extra_arguments
@@ -92,6 +93,11 @@ class GridEngineOptions(BatchQueueOptions):
              "those of $MESOBATCH_GRIDENGINE_ARGS come after them. Options mesobatch sets "
              "itself (-N, -o, -e, -wd, -pe, -t, -b, h_rt, the memory resource, ...) are "
              "refused")
+    gridengine_accounting_delay: float = opt(
+        "gridEngineAccountingDelay", parse=parse_seconds, default=15.0, metavar="SECONDS",
+        help="how long Grid Engine may take to write a finished job's accounting (its "
+             "reporting_params flush_time, 15 s by default): a job gone from qstat without "
+             "an exit record is not reported LOST before qacct had this long to know it")
     gridengine_verify: bool = opt(
         "gridEngineVerify", parse=parse_bool, default=False, metavar="BOOL",
         help="qsub -w e: refuse a job no queue could ever run instead of letting it wait "
@@ -123,6 +129,11 @@ class GridEngineBackend(BatchQueueBackend):
 
     name = "gridengine"
     options_class = GridEngineOptions
+
+    def __init__(self, options: GridEngineOptions, post: Post, context: BackendContext
+                 ) -> None:
+        super().__init__(options, post, context)
+        self.accounting_delay = options.gridengine_accounting_delay
 
     def make_dialect(self) -> Dialect:
         o = self.options

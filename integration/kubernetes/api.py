@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import httpx2 as httpx
 from lightkube import ApiError, Client, KubeConfig
@@ -20,7 +20,7 @@ from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core.exceptions import ConfigError
 from lightkube.operators import not_in
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Node, Pod
+from lightkube.resources.core_v1 import Event, Node, Pod
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult
 
 JsonDict = dict[str, Any]
@@ -164,11 +164,22 @@ class KubeApi:
         except Exception as e:
             raise _error(f"watch of pods {selector} failed", e) from None
 
-    def read_log(self, pod: str, container: str) -> str:
+    def copy_log(self, pod: str, container: str, out: IO[str]) -> None:
+        """Write a pod's log to ``out`` as it streams in (it may be large)."""
         try:
-            return "".join(self._client.log(pod, container=container))
+            for line in self._client.log(pod, container=container):
+                out.write(line)
         except Exception as e:
             raise _error(f"cannot read the log of pod {pod}", e) from None
+
+    def job_events(self, name: str) -> list[JsonDict]:
+        """The events about one Job (why it has no pod, say)."""
+        try:
+            return [e.to_dict() for e in self._client.list(
+                Event, namespace=self.namespace,
+                fields={"involvedObject.kind": "Job", "involvedObject.name": name})]
+        except Exception as e:
+            raise _error(f"cannot list the events of Job {name}", e) from None
 
     def list_foreign_pods(self) -> list[JsonDict]:
         """Every pod of the cluster that has not ended (their requests hold room)."""

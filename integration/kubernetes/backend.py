@@ -71,6 +71,7 @@ class _Job:
     request: Resources = field(default_factory=Resources)
     running_since: float | None = None  #: when the watch saw its container run
     placed_at: float | None = None  #: when the watch first saw its pod on a node
+    created_at: float | None = None  #: when its Job was created
     unschedulable_since: float | None = None
     pending: str | None = None  #: why it waits: the scheduler's words, or a waiting reason
 
@@ -220,13 +221,14 @@ class KubernetesBackend(EmulatedBackend):
         try:
             self._retry(lambda: self.api.create_job(manifest), ok=(409,))
         except KubeError as e:
-            if e.code in (401, 403):
-                self._fatal = str(e)
+            if e.code == 401 or (e.code == 403 and "exceeded quota" not in e.message):
+                self._fatal = str(e)  # refused credentials or permissions: for every job
             self._end(job, TaskStatus(job.task_id, TaskState.ERROR, time.time(),
                                       message=str(e), agent_id=self._agent(job)))
             return
         with self._lock:
             job.step = Step.CREATED
+            job.created_at = time.time()
             delete = job.kill and job.name in self._jobs
         if delete:
             self._delete(job)
@@ -282,11 +284,15 @@ class KubernetesBackend(EmulatedBackend):
             except Expired:
                 self.relists += 1
                 version = None
-            except KubeError as e:
+            except Exception as e:  # a failed request, or a surprise: list again soon
                 if self._stop.is_set():
                     return
                 failures += 1
-                log.warning("kubernetes watch: %s (try %d)", e, failures)
+                if isinstance(e, KubeError):
+                    log.warning("kubernetes watch: %s (try %d)", e, failures)
+                else:
+                    log.exception("kubernetes watch: unexpected error; listing again")
+                    version = None
                 self._stop.wait(min(30.0, BACKOFF * 2 ** min(failures, 6)))
 
     def _resync(self, pods: list[dict[str, object]]) -> None:
@@ -372,32 +378,50 @@ class KubernetesBackend(EmulatedBackend):
         assert job.pod is not None
         pod = job.pod
         try:
-            text = self._retry(lambda: self.api.read_log(pod, CONTAINER)) or ""
-        except KubeError as e:
-            text = f"mesobatch: {e}\n"
-        try:
             with open(log_path(self.context.log_dir, job.spec.job_id, job.spec.name),
                       "a") as f:
-                f.write(text)
+                try:
+                    self.api.copy_log(pod, CONTAINER, f)
+                except KubeError as e:
+                    f.write(f"mesobatch: {e}\n")
         except OSError as e:
             log.warning("cannot write the log of job %d: %s", job.spec.job_id, e)
 
     def _timer_loop(self) -> None:
-        """Fail jobs the scheduler could not place for too long (no request made)."""
+        """Fail jobs whose pod the scheduler could not place, or whose Job made no pod,
+        for too long (no request made but to say why a Job has no pod)."""
         limit = self.options.kubernetes_unschedulable_timeout
         while not self._stop.wait(1.0):
             now = time.time()
             with self._lock:
-                stuck = [j for j in self._jobs.values()
-                         if j.unschedulable_since is not None and not j.ending and not j.kill
+                live = [j for j in self._jobs.values() if not j.ending and not j.kill]
+                stuck = [j for j in live if j.unschedulable_since is not None
                          and now - j.unschedulable_since >= limit]
-                for job in stuck:
+                podless = [j for j in live if j.pod is None and j.created_at is not None
+                           and now - j.created_at >= limit]
+                for job in stuck + podless:
                     job.ending = True
             for job in stuck:
                 view = PodView(Phase.ENDED, state=TaskState.ERROR, message=(
                     f"the pod could not be scheduled for {limit:g} s "
                     f"(--kubernetesUnschedulableTimeout): {job.pending}"))
                 self._submit(self._finish, job, view, now)
+            for job in podless:
+                self._submit(self._no_pod, job, limit)
+
+    def _no_pod(self, job: _Job, limit: float) -> None:
+        """A Job that made no pod in time: ERROR, quoting its warning events."""
+        try:
+            events = self.api.job_events(job.name)
+            said = [f"{e.get('reason')}: {e.get('message')}" for e in events
+                    if e.get("type") == "Warning"]
+            why = "; ".join(dict.fromkeys(said)) or "no event says why"
+        except KubeError as e:
+            why = str(e)
+        view = PodView(Phase.ENDED, state=TaskState.ERROR, message=(
+            f"Job {job.name} made no pod in {limit:g} s "
+            f"(--kubernetesUnschedulableTimeout): {why}"))
+        self._finish(job, view, time.time())
 
     # ------------------------------------------------------------------ reporting
     def _agent(self, job: _Job) -> str:
@@ -446,10 +470,21 @@ class KubernetesBackend(EmulatedBackend):
                 time.sleep(BACKOFF * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
-    def _submit(self, fn: Callable[..., object], *args: object) -> None:
-        """Hand work to the request pool; at shutdown (pool closed) it is dropped."""
+    def _submit(self, fn: Callable[..., object], job: _Job, *args: object) -> None:
+        """Hand work on a job to the request pool; at shutdown (pool closed) it is
+        dropped. Should the work fail unexpectedly, the job ends in ERROR rather than
+        wait for ever."""
+        def guarded() -> None:
+            try:
+                fn(job, *args)
+            except Exception as e:
+                log.exception("kubernetes backend: %s of job %d failed", fn.__name__,
+                              job.spec.job_id)
+                self._end(job, TaskStatus(job.task_id, TaskState.ERROR, time.time(),
+                                          message=f"internal error: {e!r}",
+                                          agent_id=self._agent(job)))
         with contextlib.suppress(RuntimeError):
-            self._pool.submit(fn, *args)
+            self._pool.submit(guarded)
 
     # ------------------------------------------------------------------ status and nodes
     def status_note(self) -> str | None:

@@ -86,7 +86,7 @@ def _gridengine(request: pytest.FixtureRequest, cores: float, limits: dict[str, 
     return mesobatch.batch_system(
         "gridengine", maxTotalCores=cores, gridEngineQueue=ge.light_queue,
         gridEngineArgs="-l light", gridEngineMemoryResource="mem_free",
-        gridEngineMemoryPer="job", **limits, **options)
+        gridEngineMemoryPer="job", gridEngineAccountingDelay=2, **limits, **options)
 
 
 def _aws_batch(request: pytest.FixtureRequest, cores: float, doubles: list[Any],

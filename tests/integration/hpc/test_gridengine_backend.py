@@ -36,7 +36,7 @@ def make(gridengine: GridEngine, gridengine_env: dict[str, str], tmp_path: Path,
             "logDir": str(tmp_path / "logs"), "pollInterval": 0.5, "maxPollInterval": 2,
             "killGracePeriod": 1, "maxTotalCores": 8, "gridEngineQueue": gridengine.light_queue,
             "gridEngineArgs": "-l light", "gridEngineMemoryResource": "mem_free",
-            "gridEngineMemoryPer": "job", **options}
+            "gridEngineMemoryPer": "job", "gridEngineAccountingDelay": 2, **options}
         bs = mesobatch.batch_system("gridengine", **settings)
         made.append(bs)
         return bs

@@ -119,6 +119,19 @@ def test_unschedulable_pods_are_explained_then_fail_after_the_timeout(
     assert "could not be scheduled for 2 s" in log.read_text() and said in log.read_text()
 
 
+def test_a_job_that_makes_no_pod_fails_quoting_its_events(make: Make, tmp_path: Path
+                                                          ) -> None:
+    # the ServiceAccount admission refuses the Job's pod: the Job controller's FailedCreate
+    bs = make(kubernetesServiceAccount="nobody", kubernetesUnschedulableTimeout=2)
+    job_id = bs.issueBatchJob("true", job())
+    info = result(bs)
+    assert (info.jobID, info.exitReason) == (job_id, BatchJobExitReason.ERROR)
+    (log,) = (tmp_path / "logs").glob(f"{job_id}-*")
+    text = log.read_text()
+    assert "made no pod in 2 s" in text and "FailedCreate" in text
+    assert 'serviceaccount "nobody" not found' in text
+
+
 def test_logs_land_in_the_log_dir(make: Make, tmp_path: Path) -> None:
     bs = make()
     job_id = bs.issueBatchJob("echo out; echo err >&2; exit 3", job())

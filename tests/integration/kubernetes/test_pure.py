@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mesobatch.integration.kubernetes.backend import wall_time
 from mesobatch.integration.kubernetes.capacity import (
     ON_DEMAND,
     SPOT,
@@ -274,6 +275,18 @@ def test_start_error_is_an_error() -> None:
     view = read_pod(pod("Failed", container=terminated(128, "StartError",
                                                        message="exec: no such file")))
     assert view.state is TaskState.ERROR and "no such file" in view.message
+
+
+def test_wall_time_is_never_short() -> None:
+    # the container started at 100.7 (startedAt says 100), the watch saw the pod on its
+    # node at 100.2 and its end at 103.9
+    view = read_pod(pod("Succeeded", container={"state": {"terminated": {
+        "exitCode": 0, "startedAt": "1970-01-01T00:01:40Z",
+        "finishedAt": "1970-01-01T00:01:43Z"}}}))
+    assert wall_time(100.2, view, 103.9) == pytest.approx(3.7)
+    # an image pull of a minute: startedAt is later than the placement
+    assert wall_time(40.0, view, 103.9) == pytest.approx(3.9)
+    assert wall_time(None, read_pod(pod("Pending")), 5.0) is None
 
 
 # ----------------------------------------------------------------------------- capacity

@@ -80,6 +80,7 @@ def test_fanout_workflow_on_grid_engine(tmp_path: Path, gridengine: GridEngine) 
         *workflow_argv(sys.executable, tmp_path, "mesobatch_gridengine", None),
         "--gridEngineQueue", gridengine.light_queue, "--gridEngineArgs=-l light",
         "--gridEngineMemoryResource", "mem_free", "--gridEngineMemoryPer", "job",
+        "--gridEngineAccountingDelay", "2",
         "--maxTotalCores", "4", "--pollInterval", "0.5", "--maxPollInterval", "2"]
     result = run(argv, cwd=REPO, env={**os.environ, **gridengine.env})
     assert_workflow_succeeded(result, tmp_path)
