@@ -1,12 +1,13 @@
-"""Memory enforcement by watching (--enforceMemory): every so often, the resident
-memory of each watched task's process group is summed from /proc, and a task over its
-limit is reported to the runner, which kills it.
+"""What tasks' processes use at once, sampled: every so often the resident memory of
+each running task's process group is summed from /proc. The sums give each task's
+peak over all its processes together (the kernel's wait4 peak is the largest single
+process's, and it is spoilt for the first one; see runner.py), and a task over its
+memory limit (--enforceMemory) is reported to the runner, which kills it.
 
 A watchdog rather than the kernel's limit: cgroups need a delegated, writable cgroup v2
 hierarchy, which containers and agents without systemd delegation do not give; /proc
-is always there. The price is the interval: a job may overshoot for up to that long.
-The sums also give each watched task's peak over all its processes at once, which the
-kernel's per-process peak (wait4) does not.
+is always there. The price is the interval: a job may overshoot for up to that long,
+and a job shorter than it is not sampled at all.
 """
 
 from __future__ import annotations
@@ -53,26 +54,28 @@ def group_memory(pgids: set[int], proc: str = "/proc") -> dict[int, int]:
 @dataclass(slots=True)
 class _Watched:
     pgid: int
-    limit: int
+    limit: int | None
     peak: int = 0
     over: bool = False
 
 
 class MemoryWatch:
-    """One thread that samples the watched tasks every ``interval`` seconds, while
-    there are any, and calls ``on_over(task_id, used_bytes)`` once for a task over its
-    limit (from its own thread)."""
+    """One thread that samples the watched tasks while there are any: every
+    ``interval`` seconds, every ``limit_interval`` while one has a limit; it calls
+    ``on_over(task_id, used_bytes)`` once for a task over its limit (from its thread)."""
 
-    def __init__(self, on_over: Callable[[str, int], None], interval: float = 0.2) -> None:
+    def __init__(self, on_over: Callable[[str, int], None], interval: float = 1.0,
+                 limit_interval: float = 0.2) -> None:
         self._on_over = on_over
         self.interval = interval
+        self.limit_interval = limit_interval
         self._lock = threading.Lock()
         self._tasks: dict[str, _Watched] = {}
         self._wake = threading.Condition(self._lock)
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def watch(self, task_id: str, pgid: int, limit: int) -> None:
+    def watch(self, task_id: str, pgid: int, limit: int | None) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -107,7 +110,8 @@ class MemoryWatch:
             for task_id, w in tasks.items():
                 amount = used.get(w.pgid, 0)
                 w.peak = max(w.peak, amount)
-                if amount > w.limit and not w.over and task_id in self._tasks:
+                if (w.limit is not None and amount > w.limit and not w.over
+                        and task_id in self._tasks):
                     w.over = True
                     over.append((task_id, amount))
         for task_id, amount in over:
@@ -125,5 +129,6 @@ class MemoryWatch:
                     return
             self.sample()
             with self._lock:
+                limited = any(w.limit is not None for w in self._tasks.values())
                 if not self._closed:
-                    self._wake.wait(self.interval)
+                    self._wake.wait(self.limit_interval if limited else self.interval)

@@ -190,8 +190,7 @@ class TaskRunner:
             cancel = self._queued.pop(task_id, False)
             self._procs[task_id] = proc
             self._keeper.watch(proc.pid)
-            if proc.spec.memory_limit is not None:
-                self._memory.watch(task_id, proc.pid, proc.spec.memory_limit)
+            self._memory.watch(task_id, proc.pid, proc.spec.memory_limit)
             if warm_key is None:
                 self._reapers.watch_child(proc.pid, lambda: [self._child_ended(proc)])
             else:
@@ -261,13 +260,16 @@ class TaskRunner:
         rc = os.waitstatus_to_exitcode(status)
         sig = -rc if rc < 0 else None
         exit_code = 128 + sig if sig is not None else rc
-        sampled = self._memory.forget(proc.spec.task_id)
-        peak = cpu = None
-        if usage is not None:  # ru_maxrss: KiB on Linux, of the largest process
-            peak = max(usage.ru_maxrss * 1024, sampled or 0)
+        peak = self._memory.forget(proc.spec.task_id)
+        cpu = None
+        if usage is not None:
             cpu = round(usage.ru_utime + usage.ru_stime, 3)
-        elif sampled is not None:
-            peak = sampled
+            # ru_maxrss (KiB) is the peak of the task's largest process; the first one
+            # took over the peak of our own memory when it exec'd (posix_spawn shares it
+            # until then), so it tells only when it is above our own peak.
+            largest = usage.ru_maxrss * 1024
+            if largest > resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024:
+                peak = max(peak or 0, largest)
         return TaskExit(proc.spec.task_id, exit_code, wall, sig,
                         killed=proc.killed and not proc.walltime_exceeded
                         and not proc.memory_exceeded,
