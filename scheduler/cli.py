@@ -465,7 +465,8 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
           r.exitReason == BatchJobExitReason.FINISHED]
     bad = [r for r in results.values() if r not in ok]
     unfinished = len(jobs) - len(results)
-    console = Console()
+    # into a file or a pipe: lines as long as the table needs, never cut short
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     totals = Table("outcome", "jobs", box=None)
     totals.add_row("succeeded", str(len(ok)))
     totals.add_row("failed", str(len(bad)))
