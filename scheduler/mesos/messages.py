@@ -307,7 +307,9 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
         exit_reason = BatchJobExitReason.MAXJOBDURATION
     elif result is not None and result.memory_exceeded:
         exit_reason = BatchJobExitReason.MEMLIMIT
-    if state is TaskState.FAILED and reason == "REASON_EXECUTOR_TERMINATED":
+    executor_died = (state in (TaskState.FAILED, TaskState.LOST)
+                     and reason == "REASON_EXECUTOR_TERMINATED")
+    if executor_died:
         # the executor died under the task: the node's fault, not the job's
         state = TaskState.LOST
     # for a task that never reported anything else (the core checks)
@@ -317,7 +319,7 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
         wall_time=wall, message=message,
         agent_id=(raw.get("agent_id") or {}).get("value"), exit_reason=exit_reason,
         never_started=outcome.never_started, launch_refused=outcome.launch_refused,
-        id_taken=outcome.id_taken,
+        id_taken=outcome.id_taken, unless_running=executor_died,
         peak_memory=result.peak_memory if result is not None else None,
         cpu_time=result.cpu_time if result is not None else None,
     )
