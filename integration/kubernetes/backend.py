@@ -329,8 +329,8 @@ class KubernetesBackend(EmulatedBackend):
                 self._gone.notify_all()
             else:
                 self._live_pods.add(pod_name)
-            job = self._jobs.get(labels.get(NAME_LABEL, "") if isinstance(labels, dict)
-                                 else "")
+            name = labels.get(NAME_LABEL) if isinstance(labels, dict) else None
+            job = self._jobs.get(name) if isinstance(name, str) else None
             if job is None or job.ending or job.kill:
                 return pod_name
             job.pod = pod_name
