@@ -54,6 +54,8 @@ ELSEWHERE = {
         "needs Grid Engine (tests/integration/hpc/ runs jobs on a real one)",
     "mesobatch run jobs.jsonl --backend kubernetes":
         "needs a Kubernetes cluster (tests/integration/kubernetes/ against the double)",
+    "$ mesobatch status": "what it prints while a batch runs (tests/scheduler/status/"
+                          "test_server.py runs it against a running batch)",
     "caller ──issueBatchJob──▶": "a diagram",
     "scheduler/    the scheduler process": "a folder listing",
 }
