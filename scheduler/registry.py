@@ -130,3 +130,23 @@ register_backend(BackendEntry(
     "AWS Batch job queues (boto3; standard credentials; spot queue for preemptible jobs)",
     requires_modules=("boto3",), extra="aws",
 ))
+register_backend(BackendEntry(
+    "lsf", "mesobatch.integration.hpc.lsf_backend:LsfBackend",
+    "an IBM Spectrum LSF cluster (bsub, bjobs -json, bkill)",
+    requires_commands=("bsub", "bjobs", "bkill"),
+))
+register_backend(BackendEntry(
+    "pbs", "mesobatch.integration.hpc.pbs_backend:PbsBackend",
+    "a PBS Professional / OpenPBS cluster (qsub -l select, qstat -F json, qdel)",
+    requires_commands=("qsub", "qstat", "qdel", "pbsnodes"),
+))
+register_backend(BackendEntry(
+    "torque", "mesobatch.integration.hpc.pbs_backend:TorqueBackend",
+    "a Torque cluster (qsub -l nodes=1:ppn, qstat -x XML, qdel)",
+    requires_commands=("qsub", "qstat", "qdel", "pbsnodes"),
+))
+register_backend(BackendEntry(
+    "htcondor", "mesobatch.integration.hpc.htcondor_backend:HTCondorBackend",
+    "an HTCondor pool (condor_submit, condor_q/condor_history -json, condor_rm)",
+    requires_commands=("condor_submit", "condor_q", "condor_history", "condor_rm"),
+))

@@ -56,6 +56,8 @@ ELSEWHERE = {
         "needs a Kubernetes cluster (tests/integration/kubernetes/ against the double)",
     "$ mesobatch status": "what it prints while a batch runs (tests/scheduler/status/"
                           "test_server.py runs it against a running batch)",
+    "mesobatch run jobs.jsonl --backend aws_batch":
+        "needs AWS (tests/integration/aws_batch/ against the double, and moto's server)",
     "caller ──issueBatchJob──▶": "a diagram",
     "scheduler/    the scheduler process": "a folder listing",
 }

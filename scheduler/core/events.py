@@ -96,6 +96,11 @@ class TaskStatus:
     #: Mesos refused the launch because another task holds its id (an earlier run's):
     #: whatever reported under this id was that task, and this one never ran
     id_taken: bool = False
+    #: the task's process never started unless the task reported RUNNING: its executor
+    #: died while it was still starting (Mesos's executor reports RUNNING once the
+    #: process is spawned, and its keeper kills whatever it had spawned); queued again
+    #: like never_started when it had not reported RUNNING
+    unless_running: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -245,7 +245,8 @@ class SchedulerCore:
         if rec.killed_at is not None:
             del self.jobs[rec.job.job_id]
             return
-        if event.id_taken or (event.never_started and rec.state is TaskState.LAUNCHING):
+        if event.id_taken or (event.never_started and rec.state is TaskState.LAUNCHING) or (
+                event.unless_running and rec.state in (TaskState.LAUNCHING, TaskState.STARTING)):
             # The job is untouched (e.g. launched on a stale offer): try again, unless the
             # launch was refused for its own sake too often.
             if event.launch_refused:

@@ -303,7 +303,9 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
     exit_reason = _REASON_OVERRIDES.get(reason)
     if result is not None and result.walltime_exceeded:
         exit_reason = BatchJobExitReason.MAXJOBDURATION
-    if state is TaskState.FAILED and reason == "REASON_EXECUTOR_TERMINATED":
+    executor_died = (state in (TaskState.FAILED, TaskState.LOST)
+                     and reason == "REASON_EXECUTOR_TERMINATED")
+    if executor_died:
         # the executor died under the task: the node's fault, not the job's
         state = TaskState.LOST
     # for a task that never reported anything else (the core checks)
@@ -313,5 +315,5 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
         wall_time=wall, message=message,
         agent_id=(raw.get("agent_id") or {}).get("value"), exit_reason=exit_reason,
         never_started=outcome.never_started, launch_refused=outcome.launch_refused,
-        id_taken=outcome.id_taken,
+        id_taken=outcome.id_taken, unless_running=executor_died,
     )
