@@ -34,7 +34,7 @@ from ...scheduler.core.states import TaskState
 from ...scheduler.options import OptionError
 from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode, LimitNames
 from . import requests
-from .calls import Api, AwsError
+from .calls import THROTTLING, Api, AwsError
 from .logs import copy_log, log_stream
 from .options import AwsBatchOptions
 from .status import Observed, observe
@@ -384,7 +384,10 @@ class AwsBatchBackend(EmulatedBackend):
         except AwsError as e:
             self._failed_polls += 1
             log.warning("DescribeJobs failed (%d in a row): %s", self._failed_polls, e)
-            if self._failed_polls >= FATAL_POLLS and e.code not in ("", "ClientException"):
+            # refused credentials or permissions will not pass; throttling and lost
+            # connections may
+            if self._failed_polls >= FATAL_POLLS and e.code not in ("", "ClientException") \
+                    and e.code not in THROTTLING:
                 self._fatal = (f"AWS Batch's DescribeJobs has failed {self._failed_polls} "
                                f"times in a row: {e}")
             return
