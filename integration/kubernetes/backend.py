@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import enum
 import logging
+import os
 import re
 import secrets
 import threading
@@ -39,8 +40,16 @@ from ...scheduler.core.states import TaskState
 from ..emulated import EmulatedBackend, EmulatedNode, LimitNames
 from .api import Expired, KubeApi, KubeError, load_target
 from .capacity import SPOT, NodeView, largest, pod_request, pools, read_node
-from .manifest import CONTAINER, NAME_LABEL, Placement, job_manifest, job_name, run_selector
-from .options import KubernetesOptions
+from .manifest import (
+    CONTAINER,
+    NAME_LABEL,
+    Placement,
+    job_manifest,
+    job_name,
+    owner_reference,
+    run_selector,
+)
+from .options import JsonDict, KubernetesOptions
 from .pod_status import Phase, PodView, read_pod
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: tries of a request that failed for a passing reason, and the first pause between
+#: where a pod's service account is mounted (in-cluster)
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 ATTEMPTS = 5
 BACKOFF = 0.5
 
@@ -127,8 +138,10 @@ class KubernetesBackend(EmulatedBackend):
         self._nodes: list[NodeView] = []
         self._nodes_seen: list[NodeView] = []  # the last getNodes' nodes
         self._emulated: list[EmulatedNode] = []
+        self._owner: JsonDict | None = None  # owner reference of the run's Jobs
         try:
             self._survey()
+            self._owner = self._find_owner()
         except BaseException:
             self.api.close()
             raise
@@ -170,6 +183,33 @@ class KubernetesBackend(EmulatedBackend):
         if not self._emulated:
             raise RuntimeError("no ready, schedulable node in the cluster to run jobs on "
                                "(or give --kubernetesQuota)")
+
+    def _find_owner(self) -> JsonDict | None:
+        """The owner reference for the run's Jobs: --kubernetesOwnerPod, else the
+        leader's own pod when it runs in the namespace (the pod's name is its
+        HOSTNAME), so that Jobs do not outlive a leader whose pod is deleted."""
+        name = self.options.kubernetes_owner_pod
+        guessed = name is None
+        if guessed:
+            in_cluster = os.path.exists(f"{SERVICE_ACCOUNT}/token") and \
+                bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+            name = os.environ.get("HOSTNAME") if in_cluster else None
+            if not name:
+                return None
+        assert name is not None
+        try:
+            pod = self.api.get_pod(name)
+        except KubeError as e:
+            if guessed:
+                log.info("the Jobs get no owner: %s", e)
+                return None
+            raise RuntimeError(f"--kubernetesOwnerPod {name}: {e}") from None
+        if pod is None:
+            if guessed:
+                return None
+            raise RuntimeError(f"--kubernetesOwnerPod {name}: no pod of that name in "
+                               f"namespace {self.namespace}")
+        return owner_reference(pod)
 
     def emulated_nodes(self) -> Sequence[EmulatedNode]:
         return self._emulated
@@ -222,7 +262,8 @@ class KubernetesBackend(EmulatedBackend):
                                          agent_id=self._agent(job))])
             return
         manifest = job_manifest(job.spec, name=job.name, run_tag=self.run_tag,
-                                options=self.options, placement=placement)
+                                options=self.options, placement=placement,
+                                owner=self._owner)
         try:
             self._retry(lambda: self.api.create_job(manifest), ok=(409,))
         except KubeError as e:
