@@ -101,6 +101,9 @@ class TaskStatus:
     #: process is spawned, and its keeper kills whatever it had spawned); queued again
     #: like never_started when it had not reported RUNNING
     unless_running: bool = False
+    #: what the task used, when its end was measured (bytes; CPU seconds)
+    peak_memory: int | None = None
+    cpu_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
