@@ -4,10 +4,12 @@ Each job runs from a wrapper script of its own. It sends its output to the job's
 file, exports the job's variables (each value quoted, never re-parsed), records that it
 started, runs the command as ``/bin/sh -c COMMAND`` (the command is one quoted word,
 so the shell parses it exactly once, as on every other backend), and records its exit
-status. Each record is written to a temporary name and renamed, so a reader never sees
-half of one. The records are the ground truth when the system's accounting is off or
-slow: ``<records>/<task id>.started`` holds the node's name, ``<task id>.exit`` the
-exit status; their modification times give the wall time.
+status (a signal as 128 + n). A SIGTERM to the wrapper (a cancel) is passed on to the
+command, SIGKILL following after the kill grace period. Each record is written to a
+temporary name and renamed, so a reader never sees half of one. The records are the
+ground truth when the system's accounting is off or slow:
+``<records>/<task id>.started`` holds the node's name, ``<task id>.exit`` the exit
+status; their modification times give the wall time.
 
 An array of jobs submits one dispatcher script that runs the wrapper its index names.
 """
@@ -27,8 +29,9 @@ EXITED = ".exit"
 
 
 def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
-               record: str, work_dir: str) -> str:
-    """The wrapper of one job. ``record`` is the path its records start with."""
+               record: str, work_dir: str, kill_grace: float = 5.0) -> str:
+    """The wrapper of one job. ``record`` is the path its records start with;
+    ``kill_grace`` the seconds between SIGTERM and SIGKILL when the job is killed."""
     q = shlex.quote
     lines = [
         "#!/bin/sh",
@@ -43,9 +46,20 @@ def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
     # command would drop it from its environment anyway, on every backend.
     lines += [f"export {name}={q(value)}" for name, value in env.items()
               if _NAME.fullmatch(name)]
+    # On SIGTERM (a cancel) the wrapper stays until its command is gone: it passes the
+    # signal on, waits ``kill_grace`` seconds, then kills. Where the wrapper leads its
+    # process group (Slurm, Grid Engine, PBS start job scripts so) that is the whole
+    # group, itself last; else its command. A wrapper that died at once would orphan
+    # a command that ignores SIGTERM out of the batch system's sight (Slurm's
+    # proctrack/linuxproc follows parents).
     lines += [
-        f"/bin/sh -c {q(command)}",
-        "rc=$?",
+        f"/bin/sh -c {q(command)} &",
+        "pid=$!",
+        "G=$(cut -d' ' -f5 /proc/$$/stat 2>/dev/null)",
+        'if [ "$G" = "$$" ]; then K=0; else K=$pid; fi',
+        "trap 'trap \"\" TERM INT HUP; kill -TERM $K 2>/dev/null; "
+        f"sleep {max(0.0, kill_grace):g}; kill -KILL $K 2>/dev/null' TERM INT HUP",
+        'while :; do wait "$pid"; rc=$?; kill -0 "$pid" 2>/dev/null || break; done',
         f'echo "$rc" >"$R{EXITED}.tmp" && mv -f "$R{EXITED}.tmp" "$R{EXITED}"',
         'exit "$rc"',
         "",
