@@ -3,6 +3,7 @@
     GET  /blobs/<sha256>               a blob                     bearer token
     GET  /public/<sha256>/<file name>  a public blob (the bundle) no token
     PUT  /results/<32 hex digits>      a function job's outcome   bearer token
+    PUT  /logs/<job id>-<name>.log     a job's output (Mesos)     bearer token
     GET  /health                       "ok" (for check-agent)     no token
 
 The token is per framework and reaches the executor inside its tasks' TaskInfo.data,
@@ -29,8 +30,10 @@ import hmac
 import http.client
 import io
 import logging
+import os
 import re
 import resource
+import secrets
 import socket
 import threading
 import time
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 _BLOB = re.compile(r"/blobs/([0-9a-f]{64})")
 _PUBLIC = re.compile(r"/public/([0-9a-f]{64})/[A-Za-z0-9._-]+")
 _RESULT = re.compile(r"/results/([0-9a-f]{32})")
+#: what protocol.log_file_name makes
+_LOG = re.compile(r"/logs/([0-9]{1,19}-[A-Za-z0-9_.-]{1,60}\.log)")
 _LENGTH = re.compile(r"[0-9]{1,19}")  # no sign, no '_', no spaces: int() takes all three
 
 #: the most connections served at once (fewer when the descriptor limit is low)
@@ -114,6 +119,9 @@ class ResourceServer:
         self.head_timeout = head_timeout
         self.io_timeout = io_timeout
         self._stats = TransferStats()
+        #: where PUT /logs/ writes, and the largest log it takes (None: refused)
+        self.log_dir: str | None = None
+        self.max_log_size = 0
         self._stats_lock = threading.Lock()
         self._conns: dict[asyncio.StreamWriter, _Conn] = {}
         store.on_delete.append(self._forget)
@@ -330,7 +338,8 @@ class ResourceServer:
                    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, keep: bool
                    ) -> tuple[int, bool]:
         m = _RESULT.fullmatch(path)
-        if m is None:
+        log_name = m_log.group(1) if (m_log := _LOG.fullmatch(path)) else None
+        if m is None and (log_name is None or self.log_dir is None):
             return await self._answer(writer, 404, "not found", False)
         if not self._authorised(headers):
             self._refused()
@@ -345,6 +354,9 @@ class ResourceServer:
                                       "Content-Length must be one whole number of bytes",
                                       False)
         length = int(text)
+        if m is None:
+            assert log_name is not None and self.log_dir is not None
+            return await self._put_log(log_name, self.log_dir, length, reader, writer, keep)
         try:
             upload = self.store.receive_result(m.group(1), length)
         except ResourceTooLarge as e:
@@ -365,6 +377,33 @@ class ResourceServer:
             upload.commit()
         with self._stats_lock:
             self._stats.results += 1
+        return await self._answer(writer, 201, "stored", keep)
+
+
+    async def _put_log(self, name: str, log_dir: str, length: int,
+                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       keep: bool) -> tuple[int, bool]:
+        """A job's log into ``log_dir`` (whole or not at all: renamed into place)."""
+        if length > self.max_log_size:
+            self._refused()
+            return await self._answer(writer, 413, f"a log of {length} bytes is over the "
+                                      f"limit of {self.max_log_size}", False)
+        target = os.path.join(log_dir, name)
+        part = f"{target}.part-{secrets.token_hex(4)}"
+        try:
+            with open(part, "wb") as f:
+                left = length
+                while left > 0:
+                    chunk = await asyncio.wait_for(reader.read(min(_CHUNK, left)),
+                                                   self.io_timeout)
+                    if not chunk:
+                        raise _Close  # the client went away; the log may come again
+                    f.write(chunk)
+                    left -= len(chunk)
+            os.replace(part, target)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
         return await self._answer(writer, 201, "stored", keep)
 
 

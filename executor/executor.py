@@ -15,13 +15,21 @@ import shutil
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from . import stats
+from . import job_logs, stats
 from .interface import Executor, ExecutorDriver
-from .protocol import NodeReport, TaskPayload, TaskResult
+from .protocol import NodeReport, TaskPayload, TaskResult, b64encode, log_file_name
 from .runner import LaunchError, TaskExit, TaskRunner
-from .shipping import NodeResources, Prepared, ResourceError, Source, source_for
+from .shipping import (
+    HttpSource,
+    NodeResources,
+    Prepared,
+    ResourceError,
+    Source,
+    source_for,
+)
 from .task_start import Ending, TaskRequest, outcome, prepare, process_spec
 
 log = logging.getLogger(__name__)
@@ -70,6 +78,7 @@ class MesobatchExecutor(Executor):
                                        or os.path.join(self.sandbox, "cache"))
         self._sources: dict[tuple[str, str], Source] = {}
         self._outcomes: dict[str, Prepared] = {}  # task id -> where its outcome goes
+        self._log_plans: dict[str, _LogPlan] = {}  # task id -> where its log goes
 
     # ------------------------------------------------------------------ callbacks
     def registered(self, driver: ExecutorDriver, executorInfo: dict[str, Any],
@@ -94,6 +103,11 @@ class MesobatchExecutor(Executor):
             if task_id in self._live or task_id in self._done:
                 return  # a re-sent launch: it already runs or ran
             self._live[task_id] = grace
+            if payload.log_cap > 0:
+                name = log_file_name(payload.job_id, payload.name)
+                self._log_plans[task_id] = _LogPlan(
+                    name, os.path.join(self.sandbox, name), payload.log_cap,
+                    self._uploader(payload.resource_url, payload.resource_token))
         self._update(task_id, "TASK_STARTING")
         req = self._request(task_id, payload)
         if req.ships():  # fetching may take a while: not on the event thread
@@ -186,14 +200,25 @@ class MesobatchExecutor(Executor):
         for ex in exits:
             with self._lock:
                 pending = self._outcomes.pop(ex.task_id, None)
-            if pending is not None and not ex.killed:
-                # the result goes to the scheduler before the task is reported ended
-                threading.Thread(target=self._return_outcome, args=(ex, pending),
+                plan = self._log_plans.pop(ex.task_id, None)
+            if pending is not None and ex.killed:
+                pending = None
+            small = plan is not None and _log_size(plan.path) <= job_logs.INLINE_MAX
+            if pending is not None or (plan is not None and not small):
+                # the result and the log go to the scheduler before the task is reported
+                threading.Thread(target=self._return_then_end, args=(ex, pending, plan),
                                  name=f"outcome-{ex.task_id}", daemon=True).start()
             else:
-                self._ended(ex)
+                self._ended(ex, plan)
 
-    def _return_outcome(self, ex: TaskExit, pending: Prepared) -> None:
+    def _return_then_end(self, ex: TaskExit, pending: Prepared | None,
+                         plan: _LogPlan | None) -> None:
+        if pending is not None and not self._return_outcome(ex, pending):
+            return
+        self._ended(ex, plan)
+
+    def _return_outcome(self, ex: TaskExit, pending: Prepared) -> bool:
+        """The function job's outcome to its caller; False if that failed the task."""
         assert pending.upload is not None and pending.result_id and pending.result_file
         try:
             if os.path.exists(pending.result_file):
@@ -202,18 +227,28 @@ class MesobatchExecutor(Executor):
             log.warning("task %s: %s", ex.task_id, e)
             result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded)
             self._terminal(ex.task_id, "TASK_FAILED", str(e), result)
-            return
+            return False
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(pending.result_file)
-        self._ended(ex)
+        return True
 
-    def _ended(self, ex: TaskExit) -> None:
-        result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded)
+    def _ended(self, ex: TaskExit, plan: _LogPlan | None = None) -> None:
+        result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded,
+                            **(_return_log(ex.task_id, plan) if plan is not None else {}))
         out = outcome(ex)
         reason = "REASON_MAX_COMPLETION_TIME_REACHED" if out.walltime_exceeded else None
         state = out.ending.value if out.ending is not Ending.ERROR else "TASK_FAILED"
         self._terminal(ex.task_id, state, out.message, result, reason)
+
+    def _uploader(self, url: str, token: str) -> HttpSource | None:
+        if not url.startswith(("http://", "https://")):
+            return None
+        key = (url, token)
+        source = self._sources.get(key)
+        if source is None:
+            source = self._sources[key] = source_for(*key)
+        return source if isinstance(source, HttpSource) else None
 
     def _terminal(self, task_id: str, state: str, message: str = "",
                   result: TaskResult | None = None, reason: str | None = None) -> None:
@@ -223,6 +258,7 @@ class MesobatchExecutor(Executor):
                 return
             self._done.add(task_id)
             self._live.pop(task_id, None)
+            self._log_plans.pop(task_id, None)
         self._update(task_id, state, message, result.encode() if result else None, reason)
 
     def _update(self, task_id: str, state: str, message: str = "", data: str | None = None,
@@ -265,3 +301,41 @@ class MesobatchExecutor(Executor):
         for path in self._work_dirs:
             shutil.rmtree(path, ignore_errors=True)
         self._work_dirs.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class _LogPlan:
+    """Where a task's log is, and how it goes back (--mesosMaxLogSize)."""
+
+    name: str  #: its file name, the same here and in the scheduler's log directory
+    path: str
+    cap: int
+    upload: HttpSource | None  #: None: only a log small enough to ride in the result
+
+
+def _log_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _return_log(task_id: str, plan: _LogPlan) -> dict[str, Any]:
+    """TaskResult's log fields: a small log inline, a larger one uploaded first (in the
+    calling thread); nothing when neither worked."""
+    collected = job_logs.collect(plan.path, plan.cap)
+    if collected is None:  # never started: no log
+        return {}
+    if collected.inline:
+        return {"log_file": plan.name, "log_size": collected.size,
+                "log": b64encode(collected.body)}
+    if plan.upload is None:
+        log.warning("task %s: its log (%d bytes) stays in %s: no resource server to send "
+                    "it to", task_id, collected.size, plan.path)
+        return {}
+    try:
+        plan.upload.upload_log(plan.name, collected.body)
+    except ResourceError as e:
+        log.warning("task %s: %s; its log stays in %s", task_id, e, plan.path)
+        return {}
+    return {"log_file": plan.name, "log_size": collected.size}

@@ -25,6 +25,10 @@ def log_path(log_dir: str, job_id: int, name: str) -> str:
     return os.path.join(log_dir, log_file_name(job_id, name))
 
 
+#: what a log cut to its tail may carry beyond the cap: the line saying so
+LOG_NOTE_ROOM = 200
+
+
 # --------------------------------------------------------------------------- task data
 # TaskInfo.data carries a TaskPayload as JSON; a terminal TaskStatus.data carries a
 # TaskResult; the executor's framework messages carry NodeReport. All JSON objects,
@@ -137,6 +141,8 @@ class TaskPayload(_Base64Json):
     resource_url: str = ""
     #: bearer token for resource_url; per framework, never passed on to the task
     resource_token: str = ""
+    #: return the job's output, its last ``log_cap`` bytes at most (0: leave it here)
+    log_cap: int = 0
 
     def check(self) -> None:
         if not self.command.strip() or "\0" in self.command:
@@ -156,6 +162,12 @@ class TaskResult(_Base64Json):
     wall_time: float
     signal: int | None = None
     walltime_exceeded: bool = False
+    #: the job's log file name (log_file_name) and its size in bytes, when it is returned
+    log_file: str = ""
+    log_size: int | None = None
+    #: a small log itself (base64), when it comes with the result; a larger one was sent
+    #: to the resource server (PUT /logs/) before this result
+    log: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .cold_start import SHELL, ColdStart, Starter
+from .keeper_link import KeeperLink
 from .process_groups import LeftoverGroups, signal_group
 from .process_spec import (
     LaunchError,
@@ -58,7 +59,8 @@ class TaskRunner:
     exits noticed together come in one list).
 
     ``reapers`` threads wait for tasks to end (see reapers.py); ``starter`` starts the
-    tasks that no fork server runs (default: ColdStart)."""
+    tasks that no fork server runs (default: ColdStart). A keeper process (keeper.py)
+    kills every task's group if this process dies without close()."""
 
     def __init__(self, on_exit: Callable[[list[TaskExit]], None], *,
                  kill_grace: float = 5.0, reapers: int = 1,
@@ -72,6 +74,7 @@ class TaskRunner:
         self._queued: dict[str, bool] = {}  # submitted, not yet started -> kill requested
         self._closed = False
         self._leftovers = LeftoverGroups()
+        self._keeper = KeeperLink()
         self._spawner: Spawner[tuple[ProcessSpec, list[str] | None]] = Spawner(
             self._start_submitted)
         self._reapers: Reapers[TaskExit] = Reapers(
@@ -119,6 +122,15 @@ class TaskRunner:
         self._reapers.wake()
         return True
 
+    def hurry(self) -> None:
+        """No more grace: tasks being killed get SIGKILL now, and later kills at once."""
+        with self._lock:
+            self.kill_grace = 0.0
+            for proc in self._procs.values():
+                if proc.killed:
+                    self._terminate(proc, 0.0)
+        self._reapers.wake()
+
     def running(self) -> list[str]:
         """Tasks started or submitted that have not ended."""
         with self._lock:
@@ -144,6 +156,12 @@ class TaskRunner:
         self._leftovers.kill_until_gone(deadline + 1.0)
         self._reapers.stop(timeout=2.0)
         self._warm.close()
+        self._keeper.close()
+
+    @property
+    def keeper_pid(self) -> int | None:
+        """The keeper's pid (None: it could not start)."""
+        return self._keeper.pid
 
     # ------------------------------------------------------------------ starting
     def _start(self, spec: ProcessSpec, argv: list[str] | None) -> None:
@@ -166,6 +184,7 @@ class TaskRunner:
         with self._lock:
             cancel = self._queued.pop(task_id, False)
             self._procs[task_id] = proc
+            self._keeper.watch(proc.pid)
             if warm_key is None:
                 self._reapers.watch_child(proc.pid, lambda: [self._child_ended(proc)])
             else:
@@ -224,6 +243,8 @@ class TaskRunner:
     def _remove(self, proc: _Proc, status: int) -> TaskExit:
         """Out of the table, as a TaskExit from its wait status (lock held)."""
         del self._procs[proc.spec.task_id]
+        # Killed already (its group) or gone: what it left is killed or dies at once.
+        self._keeper.forget(proc.pid)
         if not self._procs:
             self._all_ended.notify_all()
         wall = time.monotonic() - proc.started

@@ -161,6 +161,23 @@ class HttpSource:
             raise ResourceError(f"{self.url} refused result {rid}: HTTP {r.status} {text}")
 
 
+    def upload_log(self, name: str, body: bytes) -> None:
+        """A job's log (``name`` from log_file_name) to the scheduler's log directory."""
+        conn = self._connect()
+        try:
+            conn.request("PUT", f"{self._base}/logs/{name}", body=body,
+                         headers={**self._headers(), "Content-Length": str(len(body)),
+                                  "Content-Type": "application/octet-stream"})
+            r = conn.getresponse()
+            text = r.read(300).decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as e:
+            raise ResourceError(f"cannot return log {name} to {self.url}: {e}") from e
+        finally:
+            conn.close()
+        if r.status not in (200, 201, 204):
+            raise ResourceError(f"{self.url} refused log {name}: HTTP {r.status} {text}")
+
+
 Source = DirectorySource | HttpSource
 
 

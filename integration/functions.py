@@ -20,6 +20,7 @@ import functools
 import hashlib
 import io
 import logging
+import os
 import pickle
 import threading
 import uuid
@@ -28,7 +29,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..executor import function_task as ft
-from ..executor.protocol import RESULT_ID_ENV, SHIP_ENV, ResourceRef, format_refs, log_file_name
+from ..executor.protocol import (
+    RESULT_ID_ENV,
+    SHIP_ENV,
+    ResourceRef,
+    format_refs,
+    log_file_name,
+    log_path,
+)
 from ..scheduler.contract import JobDescription
 from ..scheduler.options import parse_size
 
@@ -86,6 +94,24 @@ class FunctionJobError(Exception):
         self.job_id = job_id
         self.exit_status = exit_status
         self.exit_reason = exit_reason
+
+
+#: how much of a failed call's log its FunctionJobError quotes
+LOG_TAIL_LINES = 20
+
+
+def _about_log(log_dir: str, job_id: int, name: str) -> str:
+    """Where the job's log is, with its last lines while it can be read here (a log
+    directory of the batch system's own goes at shutdown, with the error still held)."""
+    path = log_path(log_dir, job_id, name)
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 16384))
+            lines = f.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError:  # on another node (Mesos: the task's sandbox)
+        return f"its log is {log_file_name(job_id, name)} where the job ran"
+    tail = "\n".join(f"  | {line}" for line in lines) if lines else "  (empty)"
+    return f"the end of its log, {path}:\n{tail}"
 
 
 class ResourceRefused(FunctionJobError):
@@ -266,9 +292,9 @@ class _Engine:
             if data is None:
                 call.future.set_exception(FunctionJobError(
                     f"job {info.jobID} ({call.name}) ended ({reason}, exit status "
-                    f"{info.exitStatus}) without a result; see its log, "
-                    f"{log_file_name(info.jobID, call.name)}", info.jobID, info.exitStatus,
-                    reason))
+                    f"{info.exitStatus}) without a result; "
+                    f"{_about_log(self.bs.log_dir, info.jobID, call.name)}", info.jobID,
+                    info.exitStatus, reason))
                 continue
             ok, value = _decode(data, info.jobID)
             if ok:

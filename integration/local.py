@@ -40,8 +40,8 @@ from ..scheduler.options import (
     opt,
     parse_cores,
     parse_count,
+    parse_limit_size,
     parse_path,
-    parse_size,
 )
 from .emulated import Capacity, EmulatedBackend, EmulatedNode
 
@@ -61,10 +61,10 @@ class LocalOptions(CommonOptions):
         "maxCores", parse=parse_cores, default_factory=_cpu_count, metavar="CORES",
         help="cores this machine offers to jobs (default: all)")
     max_memory: int | None = opt(
-        "maxMemory", parse=parse_size, default_factory=machine_memory, metavar="SIZE",
+        "maxMemory", parse=parse_limit_size, default_factory=machine_memory, metavar="SIZE",
         help="memory this machine offers to jobs, e.g. 4G (default: all)")
     max_disk: int | None = opt(
-        "maxDisk", parse=parse_size, default_factory=machine_disk, metavar="SIZE",
+        "maxDisk", parse=parse_limit_size, default_factory=machine_disk, metavar="SIZE",
         help="disk this machine offers to jobs, e.g. 10G (default: free space here)")
     max_gpus: int | None = opt(
         "maxGpus", parse=parse_count, default_factory=detect_gpus, metavar="N",
@@ -211,6 +211,9 @@ class LocalBackend(EmulatedBackend):
                 return [TaskStatus(task_id, TaskState.KILLED, time.time(), agent_id=AGENT_ID)]
         self.runner.kill(task_id)
         return []
+
+    def kill_now(self) -> None:
+        self.runner.hurry()
 
     def task_alive(self, task_id: str) -> bool:
         with self._lock:

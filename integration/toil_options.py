@@ -24,10 +24,17 @@ log = logging.getLogger(__name__)
 #: keeps them in its Config under our field's name (``max_jobs`` for ``--maxJobs``).
 TOIL_OWN_OPTIONS = frozenset({"maxCores", "maxMemory", "maxDisk", "maxJobs"})
 
+#: Fields named as the dests of Toil's own batch systems' options of the same spelling
+#: (its aws_batch's --awsBatchRegion, --awsBatchQueue, --awsBatchJobRoleArn): whichever
+#: batch system adds the option first, the value lands where both read it.
+TOIL_SHARED_DESTS = frozenset({"aws_batch_region", "aws_batch_queue",
+                               "aws_batch_job_role_arn"})
+
 
 def toil_dest(dest: str) -> str:
     """The Config attribute that holds option ``dest`` in Toil."""
-    return dest if dest.startswith("mesos_") else f"mesobatch_{dest}"
+    return dest if dest.startswith("mesos_") or dest in TOIL_SHARED_DESTS \
+        else f"mesobatch_{dest}"
 
 
 def toil_option_fields(options_class: type[CommonOptions]) -> list[tuple[str, OptionMeta]]:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
+from ..executor.protocol import log_path
 from .backend import Backend, BackendContext
 from .contract import (
     BatchJobExitReason,
@@ -49,10 +50,21 @@ from .core.explain import explain
 from .core.jobs import JobSpec, build_spec, check_limits, check_variable
 from .core.resources import MIB
 from .core.scheduler import SchedulerCore
-from .options import CommonOptions, add_arguments, default_config_path, load_config_file, resolve
+from .job_logs import read_log
+from .options import (
+    STATUS_OFF,
+    CommonOptions,
+    add_arguments,
+    default_config_path,
+    load_config_file,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from ..deploy.resources import ResourceService
+    from .status.recorder import Recorder
+    from .status.server import StatusServer
+    from .status.snapshot import LiveView
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +168,18 @@ class BatchSystem:
         #: what setUserScript was given (Toil's attribute), None before
         self.userScript: Any = None
         self._node_filter: list[NodeFilter] = []
+        self._recorder: Recorder | None = None
+        self._status_server: StatusServer | None = None
         backend: Backend | None = None
         try:
-            backend = self._backend = cls(options, self._post,
-                                          BackendContext(self.workflow_id, log_dir, config))
+            self._open_status(options)
+            backend = self._backend = cls(options, self._post, BackendContext(
+                self.workflow_id, log_dir, config, self.status_url))
             self._core = SchedulerCore(self._backend.core_config())
             self._limits = self._backend.limits()
             with self._lock:
                 self._dispatch(self._backend.start())
+            self._start_status()
             self._ticker = threading.Thread(target=self._tick_loop, name="mesobatch-ticker",
                                             daemon=True)
             self._ticker.start()
@@ -175,12 +191,53 @@ class BatchSystem:
                     backend.shutdown()
                 except Exception:
                     log.exception("cleaning up after a failed start")
+            self._close_status()
             if self._own_log_dir:
                 shutil.rmtree(self.log_dir, ignore_errors=True)
             raise
         # A caller that exits without shutdown() leaves no job running and no scratch
         # directory behind.
         atexit.register(self._at_exit)
+
+    # ------------------------------------------------------------------ status page
+    @property
+    def status_url(self) -> str | None:
+        """The status page's address (--statusPort), or None when none is served."""
+        return self._status_server.url if self._status_server is not None else None
+
+    def _open_status(self, options: CommonOptions) -> None:
+        """Bind the status page's port (it serves once the backend has started)."""
+        if options.status_port is None or options.status_port == STATUS_OFF:
+            return
+        from .status.recorder import Recorder  # noqa: PLC0415
+        from .status.server import StatusServer  # noqa: PLC0415
+
+        self._recorder = Recorder(
+            backend=self.backend_class.name, workflow_id=self.workflow_id,
+            live=self._live_status,
+            log_path=lambda job_id, name: log_path(self.log_dir, job_id, name))
+        self._status_server = StatusServer(self._recorder, options.status_address,
+                                           options.status_port)
+
+    def _start_status(self) -> None:
+        if self._recorder is not None and self._status_server is not None:
+            self._recorder.start()
+            self._status_server.start()
+
+    def _live_status(self) -> LiveView:
+        from .status.live import live_view  # noqa: PLC0415
+
+        with self._lock:
+            if not self._closed:
+                self._dispatch(self._backend.poll_nodes())
+            return live_view(self._core, time.time(), self._backend.status_note(),
+                             self._backend.fatal_error())
+
+    def _close_status(self) -> None:
+        if self._status_server is not None:
+            self._status_server.close()
+        if self._recorder is not None:
+            self._recorder.close()
 
     # ------------------------------------------------------------------ options
     @classmethod
@@ -317,6 +374,13 @@ class BatchSystem:
                     break
                 self._changed.wait(left)
 
+    def kill_now(self) -> None:
+        """Skip the kill grace period: jobs being killed, and any killed from now on, get
+        SIGKILL at once where the backend can do that (the local one; elsewhere kills
+        keep their grace). For a caller that gives up waiting (a second Ctrl-C)."""
+        with self._lock:
+            self._backend.kill_now()
+
     def getIssuedBatchJobIDs(self) -> list[int]:
         with self._lock, self._results_lock:
             return self._core.issued() + list(self._unconsumed)
@@ -342,6 +406,19 @@ class BatchSystem:
             info = self._results.popleft()
             self._unconsumed.discard(info.jobID)
             return info
+
+    def getJobLog(self, jobID: int, lastLines: int | None = None) -> str | None:
+        """Job ``jobID``'s output (stdout and stderr as written) from the log directory,
+        its last ``lastLines`` lines if given; None while there is none: on the local
+        backend and batch queues the log grows as the job runs; on Mesos it arrives from
+        the agent with the job's result (up to --mesosMaxLogSize, the tail kept). Raises
+        ValueError for anything but a job id."""
+        if isinstance(jobID, bool) or not isinstance(jobID, int) or jobID < 1:
+            raise ValueError(f"invalid job id {jobID!r}: expected a job id (an int >= 1)")
+        if lastLines is not None and (isinstance(lastLines, bool) or not isinstance(
+                lastLines, int) or lastLines < 0):
+            raise ValueError(f"invalid lastLines {lastLines!r}: expected an int >= 0")
+        return read_log(self.log_dir, jobID, lastLines)
 
     def fatal_error(self) -> str | None:
         """Why the backend can never run a job again (e.g. Mesos refused our credentials),
@@ -493,6 +570,7 @@ class BatchSystem:
         atexit.unregister(self._at_exit)
         self._backend.shutdown()
         self._ticker.join(timeout=5)
+        self._close_status()
         if self._own_log_dir:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
@@ -525,8 +603,12 @@ class BatchSystem:
     def _dispatch(self, events: Sequence[Event]) -> None:
         """Feed events to the core; carry out its actions (lock held)."""
         pending = deque(events)
+        recorder = self._recorder
         while pending:
-            actions = self._core.handle(pending.popleft())
+            event = pending.popleft()
+            actions = self._core.handle(event)
+            if recorder is not None:
+                recorder.observe(event, actions)
             todo: list[Action] = []
             reports = []
             for action in actions:

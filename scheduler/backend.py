@@ -33,6 +33,8 @@ class BackendContext:
     log_dir: str
     #: extra attributes from a workflow engine's configuration (e.g. Toil's Config)
     engine_config: Any = None
+    #: the status page's address, when one is served (Mesos links to it: webui_url)
+    status_url: str | None = None
 
 
 class Backend(abc.ABC):
@@ -110,6 +112,10 @@ class Backend(abc.ABC):
         """ignoreNode (``ignored``) or unignoreNode: the core is told as well (its status
         message lists ignored nodes); a backend with real nodes keeps its own set too,
         e.g. to keep new submissions off them. Lock held; must not block."""
+
+    def kill_now(self) -> None:  # noqa: B027 (optional: kills keep their grace elsewhere)
+        """Kill the tasks being killed at once, and later ones without grace. Lock held;
+        must not block."""
 
     def fatal_error(self) -> str | None:
         """Why this backend can never run a job again (refused credentials, ...), if so."""

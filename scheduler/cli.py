@@ -7,17 +7,20 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from ..executor.protocol import log_file_name
 from .contract import BatchJobExitReason, InsufficientSystemResources, UpdatedBatchJobInfo
 from .core.jobs import InvalidJob
+from .job_logs import read_log
 from .jobfile import Defaults, JobFileError, JobLine, read_job_file
 from .options import (
     ENV_PREFIX,
+    CommonOptions,
     OptionError,
     add_arguments,
     default_config_path,
@@ -29,6 +32,7 @@ from .options import (
     unknown_option_error,
 )
 from .registry import UnknownBackend, availability, backend_names, batch_system_class, get_entry
+from .status.terminal import announce
 
 log = logging.getLogger("mesobatch")
 
@@ -42,7 +46,9 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(message)
 
 
-def _base_parser() -> _Parser:
+def _base_parser(backend: _Backend | None = None) -> tuple[_Parser, _Parser]:
+    """The whole command line; ``backend``'s options join ``run``'s, so that ``--help``
+    lists them and they may come anywhere (``run --maxCores 2 jobs.txt``)."""
     parser = _Parser(prog="mesobatch", allow_abbrev=False, description="Run batches of jobs on "
                      "the local machine, a Mesos cluster or another backend.")
     from mesobatch import __version__  # noqa: PLC0415
@@ -70,11 +76,69 @@ def _base_parser() -> _Parser:
     run.add_argument("--disk", default=None, metavar="SIZE",
                      help="disk per job unless the job says (default: 512M)")
     run.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    if backend is not None:
+        _add_backend_options(run, backend)
     sub.add_parser("backends", help="list the backends and whether each can run here")
+    from .status.terminal import add_parser as add_status_parser  # noqa: PLC0415
+
+    add_status_parser(sub)
     from ..deploy.cli import add_parser as add_deploy_parser  # noqa: PLC0415
 
     add_deploy_parser(sub)
-    return parser
+    return parser, run
+
+
+class _Backend(NamedTuple):
+    """The backend ``mesobatch run`` uses, and where that choice came from."""
+
+    name: str
+    source: str  #: "" (command line), " (from $MESOBATCH_BACKEND)", ...
+    cls: type[Any] | None  #: its batch-system class; None when it cannot be loaded
+    error: str | None = None  #: why it cannot be loaded
+
+
+def _choose_backend(argv: list[str]) -> _Backend:
+    """Which backend ``run`` uses: --backend < $MESOBATCH_BACKEND < the config file's
+    ``backend`` < local, read before the rest of the command line is parsed."""
+    pre = _Parser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--backend")
+    pre.add_argument("--config")
+    try:
+        known, _ = pre.parse_known_args(argv)
+    except CliError:
+        known = argparse.Namespace(backend=None, config=None)
+    env_name = ENV_PREFIX + "BACKEND"
+    if known.backend:
+        name, source = known.backend, ""
+    elif os.environ.get(env_name):
+        name, source = os.environ[env_name], f" (from ${env_name})"
+    else:
+        config_path = known.config or default_config_path()
+        config = _load_config(config_path)
+        name, source = str(config.get("backend", "local")), f" (from {config_path})"
+        if "backend" not in config:
+            source = ""
+    try:
+        return _Backend(name, source, batch_system_class(name))
+    except UnknownBackend:
+        return _Backend(name, source, None, f"unknown backend {name!r}{source}; available: "
+                        f"{', '.join(backend_names())}")
+    except ImportError as e:
+        return _Backend(name, source, None, str(e))
+
+
+def _add_backend_options(run: argparse.ArgumentParser, backend: _Backend) -> None:
+    """The backend's options in two groups: those every backend has, and its own."""
+    if backend.cls is None:
+        return
+    options_class = backend.cls.backend_class.options_class
+    common = {m.name for _, m in option_fields(CommonOptions)}
+    own = [m.name for _, m in option_fields(options_class) if m.name not in common]
+    add_arguments(options_class, run.add_argument_group(
+        f"options of every backend (here: {backend.name})"), skip=tuple(own))
+    if own:
+        add_arguments(options_class, run.add_argument_group(
+            f"options of the {backend.name} backend"), skip=tuple(common))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,7 +155,9 @@ def _main(argv: list[str]) -> int:
         from ..deploy.cli import check_agent  # noqa: PLC0415
 
         return check_agent(argv[2:])
-    parser = _base_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    backend = _choose_backend(argv) if command == "run" else None
+    parser, run_parser = _base_parser(backend)
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -100,12 +166,19 @@ def _main(argv: list[str]) -> int:
         _no_extra(rest, [])
         return _list_backends()
     if args.command == "run":
-        return _run(args, rest)
+        assert backend is not None
+        return _run(args, rest, backend, [
+            o for a in run_parser._actions for o in a.option_strings if o.startswith("--")])
+    if args.command == "status":
+        _no_extra(rest, [])
+        return _status(args)
     if args.command == "deploy":
         from ..deploy.cli import run as run_deploy  # noqa: PLC0415
 
         return run_deploy(args, rest)
-    parser.print_help()
+    parser.print_usage(sys.stderr)
+    print("mesobatch: error: say which command (run, backends, deploy); "
+          "mesobatch --help explains them", file=sys.stderr)
     return 2
 
 
@@ -128,29 +201,24 @@ def _list_backends() -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, rest: list[str]) -> int:
+def _run(args: argparse.Namespace, rest: list[str], backend: _Backend,
+         allowed: list[str]) -> int:
+    _no_extra(rest, allowed)
+    if backend.cls is None:
+        raise CliError(backend.error or f"backend {backend.name!r} cannot be loaded")
+    cls = backend.cls
     config_path = args.config or default_config_path()
     config = _load_config(config_path)
-    backend = args.backend or os.environ.get(ENV_PREFIX + "BACKEND") or config.get(
-        "backend", "local")
-    try:
-        cls = batch_system_class(str(backend))
-    except UnknownBackend as e:
-        raise CliError(str(e)) from None
-    except ImportError as e:
-        raise CliError(str(e)) from None
     options_class = cls.backend_class.options_class
-    opt_parser = _Parser(prog="mesobatch run", add_help=False, allow_abbrev=False)
-    add_arguments(options_class, opt_parser)
-    opts, extra = opt_parser.parse_known_args(rest)
-    _no_extra(extra, [f"--{m.name}" for _, m in option_fields(options_class)] + [
-        "--backend", "--config", "--format", "--cores", "--memory", "--disk", "--no-progress"])
+    values = {dest: getattr(args, dest, None) for dest, _ in option_fields(options_class)}
     try:
-        options = resolve(options_class, vars(opts), backend=str(backend), config=config,
+        options = resolve(options_class, values, backend=backend.name, config=config,
                           config_path=str(config_path))
         if options.log_dir is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             options = replace(options, log_dir=os.path.abspath(f"mesobatch-logs/{stamp}"))
+        if options.status_port is None:  # a run serves its status page unless told not to
+            options = replace(options, status_port=0)
         defaults = _defaults(args)
     except OptionError as e:
         raise CliError(str(e)) from None
@@ -162,11 +230,24 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         bs = cls(options=options)
     except (OptionError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
+    with _Stop() as stop:  # through shutdown: a signal there must not break it off
+        try:
+            _validate_jobs(bs, jobs, args)
+            with announce(bs.status_url):
+                return _run_jobs(bs, jobs, args, stop)
+        finally:
+            bs.shutdown()
+            _remove_if_empty(bs.log_dir)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status.terminal import StatusError, run  # noqa: PLC0415
+
     try:
-        return _run_jobs(bs, jobs, args)
-    finally:
-        bs.shutdown()
-        _remove_if_empty(bs.log_dir)
+        return run(args)
+    except StatusError as e:
+        print(f"mesobatch status: {e}", file=sys.stderr)
+        return 1
 
 
 def _remove_if_empty(log_dir: str) -> None:
@@ -201,45 +282,81 @@ def _defaults(args: argparse.Namespace) -> Defaults:
     return Defaults(cores, sizes["memory"], sizes["disk"])
 
 
-def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace) -> int:
+def _validate_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace) -> None:
     for job in jobs:
         try:
             bs.validate_job(job.command, job, job.env)
         except (InsufficientSystemResources, InvalidJob) as e:
             raise CliError(f"{args.jobs}:{job.line}: {e}") from None
+
+
+def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace, stop: _Stop) -> int:
     started = time.monotonic()
     ids = bs.issue_many([(j.command, j, j.env) for j in jobs])
     by_id = dict(zip(ids, jobs, strict=True))
     results: dict[int, UpdatedBatchJobInfo] = {}
-    interrupted = False
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with _Progress(len(jobs), enabled=not args.no_progress) as progress:
-            while len(results) < len(jobs):
-                info = bs.getUpdatedBatchJob(0.2)
-                if info is not None:
-                    results[info.jobID] = info
-                progress.update(results, len(bs.getRunningBatchJobIDs()))
-                fatal = bs.fatal_error()
-                if fatal:
-                    raise CliError(fatal)
-    except KeyboardInterrupt:
-        interrupted = True
-        bs.killBatchJobs([i for i in ids if i not in results])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with _Progress(len(jobs), enabled=not args.no_progress) as progress:
+        while len(results) < len(jobs) and stop.signum is None:
+            info = bs.getUpdatedBatchJob(0.2)
+            if info is not None:
+                results[info.jobID] = info
+            progress.update(results, len(bs.getRunningBatchJobIDs()))
+            fatal = bs.fatal_error()
+            if fatal:
+                raise CliError(fatal)
+    if stop.signum is not None:
+        _kill_unfinished(bs, [i for i in ids if i not in results], stop)
     elapsed = time.monotonic() - started
-    _summary(by_id, results, elapsed, bs.log_dir if bs.backend_class.name == "local" else None)
+    _summary(by_id, results, elapsed, bs.log_dir)
     print(f"job logs: {bs.log_dir}", file=sys.stderr)
-    if interrupted:
+    if stop.signum is not None:
         print("interrupted: unfinished jobs were killed", file=sys.stderr)
-        return 130
+        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
     return 0 if all(r.exitStatus == 0 and r.exitReason == BatchJobExitReason.FINISHED
                     for r in results.values()) else 1
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _Stop:
+    """Ctrl-C and SIGTERM during a run: the first stops it (unfinished jobs are killed,
+    with the kill grace period), a second one skips the grace period; the summary comes
+    either way. The handler only takes note (the run's loop looks every 0.2 s), so no
+    exception breaks off whatever the signal came in the middle of."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.hurry = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        else:
+            self.hurry.set()
+
+
+def _kill_unfinished(bs: Any, job_ids: list[int], stop: _Stop) -> None:
+    """Kill jobs from a thread of its own, so that this thread only waits: a second
+    signal skips the grace period instead of breaking the kill off half way."""
+    print("stopping: killing the unfinished jobs (interrupt again to skip the "
+          f"{bs.options.kill_grace_period:g} s grace period)", file=sys.stderr)
+    killer = threading.Thread(target=bs.killBatchJobs, args=(job_ids,),
+                              name="mesobatch-kill", daemon=True)
+    killer.start()
+    hurried = False
+    while killer.is_alive():
+        if stop.hurry.wait(0.1) and not hurried:
+            hurried = True
+            bs.kill_now()
+    killer.join()
 
 
 class _Progress:
@@ -305,11 +422,31 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
             row = [str(job.line), job.name, outcome, str(r.exitStatus),
                    f"{r.wallTime:.2f}" if r.wallTime is not None else "-"]
             if log_dir:
-                row.append(log_file_name(r.jobID, job.name))
+                name = log_file_name(r.jobID, job.name)
+                row.append(name if os.path.exists(os.path.join(log_dir, name)) else "-")
             table.add_row(*row)
         console.print(table)
         if len(bad) > len(shown):
             console.print(f"... and {len(bad) - len(shown)} more failed jobs")
+    if log_dir:
+        _failed_tails(console, jobs, bad, log_dir)
+
+
+#: failed jobs whose last lines the summary shows, and how many lines of each
+_TAILS_SHOWN, _TAIL_LINES = 5, 5
+
+
+def _failed_tails(console: Any, jobs: dict[int, JobLine],
+                  bad: list[UpdatedBatchJobInfo], log_dir: str) -> None:
+    """The last lines of the first failed jobs' logs (those that have one)."""
+    from rich.markup import escape  # noqa: PLC0415
+
+    for r in sorted(bad, key=lambda r: jobs[r.jobID].line)[:_TAILS_SHOWN]:
+        tail = read_log(log_dir, r.jobID, _TAIL_LINES)
+        if tail:
+            job = jobs[r.jobID]
+            console.print(f"[bold]line {job.line} ({escape(job.name)}), last lines:[/bold]")
+            console.print(escape(tail), highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

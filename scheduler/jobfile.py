@@ -109,6 +109,9 @@ def _json_job(line: int, text: str, where: str, d: Defaults) -> JobLine:
     unknown = sorted(set(obj) - set(JSON_KEYS))
     if unknown:
         raise JobFileError(f"{at}: unknown key {unknown[0]!r}; allowed: {', '.join(JSON_KEYS)}")
+    if "command" not in obj:
+        raise JobFileError(f"{at}: no \"command\": every job needs one, e.g. "
+                           '{"command": "echo hi"}')
     command = obj.get("command")
     if not isinstance(command, str) or not command.strip():
         raise JobFileError(f"{at}: invalid command {command!r}: expected a non-empty string")

@@ -70,6 +70,24 @@ def parse_size(value: Any) -> int:
     return size
 
 
+def parse_limit_size(value: Any) -> int:
+    """A size limit (--maxMemory, --maxDisk): 0, or at least 1M, since resources are
+    counted in whole MiB (1K would be offered as 0 MiB)."""
+    size = parse_size(value)
+    if 0 < size < _UNITS["m"]:
+        raise ValueError(f"{_short(value)} is less than 1M: resources are counted in whole "
+                         "MiB, expected 0 or a size of at least 1M")
+    return size
+
+
+def format_size(size: int) -> str:
+    """A size as parse_size reads it, in the largest unit that divides it: 1G, 1536M."""
+    for unit in "EPTGMK":
+        if size and size % _UNITS[unit.lower()] == 0:
+            return f"{size // _UNITS[unit.lower()]}{unit}"
+    return str(size)
+
+
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 40 else text[:30] + f"... ({len(text)} characters)"
@@ -107,6 +125,25 @@ def parse_count(value: Any) -> int:
     if n < 0 or (isinstance(value, float) and value != n):
         raise ValueError("expected a whole number >= 0")
     return n
+
+
+#: --statusPort off: no status page (where one would be served by default)
+STATUS_OFF = -1
+
+
+def parse_port(value: Any) -> int:
+    """A TCP port to listen on: 1-65535, 0 for any free one, or "off" (STATUS_OFF)."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "none", "no"):
+        return STATUS_OFF
+    try:
+        port = int(value) if not isinstance(value, bool) else -2
+    except (TypeError, ValueError, OverflowError):
+        port = -2
+    if port == STATUS_OFF:
+        return port
+    if not 0 <= port <= 65535 or (isinstance(value, float) and value != port):
+        raise ValueError("expected a port from 1 to 65535, 0 for any free port, or off")
+    return port
 
 
 def parse_bool(value: Any) -> bool:
@@ -306,6 +343,8 @@ def add_arguments(cls: type[Any], parser: argparse.ArgumentParser | Any,
         if meta.name in skip:
             continue
         default = next(f.default for f in dataclasses.fields(cls) if f.name == dest)
+        if meta.parse in (parse_size, parse_limit_size) and isinstance(default, int):
+            default = format_size(default)
         shown = "" if default is None else f" (default: {default})"
         parser.add_argument(
             f"--{meta.name}", *(f"--{a}" for a in meta.aliases), dest=dest, default=None,
@@ -343,10 +382,10 @@ class CommonOptions:
         "maxCores", parse=parse_cores, metavar="CORES",
         help="largest number of cores one job may request")
     max_memory: int | None = opt(
-        "maxMemory", parse=parse_size, metavar="SIZE",
+        "maxMemory", parse=parse_limit_size, metavar="SIZE",
         help="largest memory one job may request, e.g. 4G")
     max_disk: int | None = opt(
-        "maxDisk", parse=parse_size, metavar="SIZE",
+        "maxDisk", parse=parse_limit_size, metavar="SIZE",
         help="largest disk one job may request, e.g. 10G")
     log_dir: str | None = opt(
         "logDir", parse=parse_path, metavar="DIR",
@@ -358,6 +397,14 @@ class CommonOptions:
     max_resource_size: int = opt(
         "maxResourceSize", parse=parse_size, default=DEFAULT_MAX_SIZE, metavar="SIZE",
         help="largest blob that may be shipped, or function result returned")
+    status_port: int | None = opt(
+        "statusPort", parse=parse_port, metavar="PORT",
+        help="serve a status page, /api/status (JSON) and /metrics (Prometheus) on this "
+             "port; 0: any free port; off: none (default: none, but `mesobatch run` "
+             "serves one on a free port)")
+    status_address: str = opt(
+        "statusAddress", parse=parse_str, default="127.0.0.1", metavar="ADDRESS",
+        help="the address the status page listens on; 0.0.0.0 for every interface")
 
     def validate(self) -> None:
         """Check combinations of values; raise OptionError."""

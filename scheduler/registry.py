@@ -128,6 +128,21 @@ register_backend(BackendEntry(
     "an Apache Mesos cluster (v1 HTTP APIs; host:port, http(s):// or zk:// masters)",
 ))
 register_backend(BackendEntry(
+    "gridengine", "mesobatch.integration.hpc.gridengine_backend:GridEngineBackend",
+    "a Grid Engine cluster (SGE, Son of Grid Engine, UGE): qsub, qstat, qacct, qdel",
+    requires_commands=("qsub", "qstat", "qacct", "qdel"),
+))
+register_backend(BackendEntry(
+    "kubernetes", "mesobatch.integration.kubernetes.backend:KubernetesBackend",
+    "a Kubernetes cluster: one batch/v1 Job per job, followed by one pod watch",
+    requires_modules=("lightkube",), extra="kubernetes",
+))
+register_backend(BackendEntry(
+    "aws_batch", "mesobatch.integration.aws_batch.backend:AwsBatchBackend",
+    "AWS Batch job queues (boto3; standard credentials; spot queue for preemptible jobs)",
+    requires_modules=("boto3",), extra="aws",
+))
+register_backend(BackendEntry(
     "slurm", "mesobatch.integration.hpc.slurm_backend:SlurmBackend",
     "a Slurm cluster (sbatch, squeue, sacct, scancel; one emulated agent for the queue)",
     requires_commands=("sbatch", "squeue", "scancel", "sinfo", "scontrol"),

@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# compat: the editable install is a plain .pth to the checkout, so Toil, which finds plugins
-# by scanning sys.path, sees toil_batch_system_mesobatch (the default editable finder hides
-# it); toil[cwl] for toil-cwl-runner in tests/integration/toil/.
-python3 -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat \
-  -e '.[test,toil]' 'toil[cwl]'
+# A plain editable install, as the README's quick start makes (a .pth to the checkout:
+# Toil, which finds plugins by scanning sys.path, sees toil_batch_system_mesobatch);
+# toil[cwl] for toil-cwl-runner in tests/integration/toil/. From a virtualenv, python3 is
+# the virtualenv's.
+python3 -m pip install -q --disable-pip-version-check -e '.[test,toil]' 'toil[cwl]'
 # Toil's own test package, whose batch-system tests tests/integration/toil/ runs, calls rsync on import.
 if ! command -v rsync >/dev/null; then
   if [ "$(id -u)" != 0 ]; then echo "rsync is not installed: run 'apt-get install rsync' as root" >&2; exit 1; fi
@@ -54,6 +54,20 @@ if ! command -v kubectl >/dev/null; then
   apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null 2>&1 ||
     { apt-get update -q >/dev/null &&
       apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null; }
+fi
+
+# A real headless browser for the status page's test (tests/services/browser.py):
+# Debian's chromium and its WebDriver, and fonts for its text.
+if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ] ||
+   [ ! -d /usr/share/fonts/truetype/liberation ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "chromium is not installed: run 'apt-get install chromium chromium-driver fonts-liberation' as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null &&
+      apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null; }
 fi
 
 # Real Slurm 22.05 (tests/services/slurm.py starts it): controller, node daemon, clients,

@@ -17,7 +17,19 @@ and two threads, so that no command ever runs under the batch system's lock:
 
 What may run at once is an emulated offer of one agent (the queue): a job count,
 --maxJobs, and no resource counts, so the cluster's own scheduler (its priorities and
-fair share) decides the order and placement.
+fair share) decides the order and placement; --maxTotalCores, if set, also caps the
+cores of the run's jobs in the system at once.
+
+Optional hooks a dialect may have (absent: the plain behaviour):
+
+- ``accounting_queries(ids)``: the accounting commands that together cover these ids
+  (Grid Engine's ``qacct`` takes one job per call, an array job's tasks together);
+- ``explain_argv(ids)`` / ``parse_explain(result)``: the system's reason for jobs the
+  queue shows in an error state (Grid Engine's ``Eqw``); such a job ends ERROR with that
+  reason and is removed from the queue, where it would otherwise wait for ever;
+- ``reserved_exit_codes``: exit statuses the system takes for itself (Grid Engine
+  requeues a job whose script exits 99); the wrapper records the command's own status
+  and exits 1 instead.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar
 
 from ...executor.protocol import log_path
@@ -43,8 +55,9 @@ from ...scheduler.backend import BackendContext, Post
 from ...scheduler.contract import NodeInfo
 from ...scheduler.core.events import Event, TaskLaunch, TaskStatus
 from ...scheduler.core.jobs import JobSpec
+from ...scheduler.core.resources import offered_cpus_to_milli
 from ...scheduler.core.states import TaskState
-from ..emulated import Capacity, EmulatedBackend, EmulatedNode
+from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode, LimitNames
 from .commands import CommandError, Commands, Retry
 from .dialect import CommandResult, Dialect, ErrorKind, NativeStatus, Submission
 from .options import BatchQueueOptions
@@ -139,6 +152,9 @@ class BatchQueueBackend(EmulatedBackend):
             os.makedirs(d, exist_ok=True)
         self.work_dir = os.getcwd()
         self.agent_id = self.dialect.name
+        #: seconds a system may take to write a finished job's accounting: a job gone
+        #: from the queue is not LOST before (a subclass sets it from its options)
+        self.accounting_delay = 0.0
         #: seconds between status queries now (adapts to how long queries take)
         self.poll_interval = options.poll_interval
         self.polls = 0  #: status queries that answered
@@ -160,13 +176,19 @@ class BatchQueueBackend(EmulatedBackend):
         self._poller = threading.Thread(target=self._poll_loop, daemon=True,
                                         name=f"mesobatch-{self.name}-poll")
 
+    limit_names: ClassVar[LimitNames] = LimitNames(cores="maxTotalCores")
+
     def _classify(self, result: CommandResult) -> ErrorKind:
         return self.dialect.classify(result)
 
     # ------------------------------------------------------------------ emulation
     def emulated_nodes(self) -> Sequence[EmulatedNode]:
         max_jobs = self.options.max_jobs or None
-        return [EmulatedNode(self.agent_id, self.dialect.name, "", Capacity(None, max_jobs))]
+        total = self.options.max_total_cores
+        resources = None if total is None else replace(
+            UNBOUNDED, cpus=offered_cpus_to_milli(total))
+        return [EmulatedNode(self.agent_id, self.dialect.name, "",
+                             Capacity(resources, max_jobs))]
 
     def start(self) -> list[Event]:
         events = super().start()
@@ -396,6 +418,7 @@ class BatchQueueBackend(EmulatedBackend):
             title=f"job {s.job_id} ({s.name}), task {job.task_id}", command=s.command,
             env=env, log=log_path(self.context.log_dir, s.job_id, s.name),
             record=os.path.join(self.record_dir, job.task_id), work_dir=self.work_dir,
+            reserved_exit_codes=getattr(self.dialect, "reserved_exit_codes", frozenset()),
             kill_grace=self.options.kill_grace_period))
         return path
 
@@ -467,7 +490,12 @@ class BatchQueueBackend(EmulatedBackend):
                     gone = [j for j in gone if not self._settled_by_record(j)]
                 if answered and gone and self._has_accounting is not False:
                     accounted = self._query_accounting(gone)
+        stuck = [j for j in watched if (q := queued.get(j.native_id)) is not None
+                 and q.state.terminal]
+        if stuck:
+            queued.update(self._explain(stuck, queued))
         verdicts: list[tuple[_Job, Verdict]] = []
+        now = time.monotonic()
         for job in watched:
             assert job.tracker is not None
             for native in (queued.get(job.native_id), accounted.get(job.native_id)):
@@ -475,12 +503,14 @@ class BatchQueueBackend(EmulatedBackend):
                     job.node = job.native_node = native.node
             verdict = job.tracker.judge(
                 Evidence(queued.get(job.native_id), answered, accounted.get(job.native_id),
-                         self._has_accounting is not False, job.started, job.exited),
+                         self._has_accounting is not False, job.started, job.exited, now),
                 vanish_after=self.options.vanished_polls,
-                reason_grace=self.reason_grace_polls)
+                reason_grace=self.reason_grace_polls, accounting_delay=self.accounting_delay)
             if verdict is not None:
                 verdicts.append((job, verdict))
         self._apply(verdicts)
+        if stuck:
+            self._remove(stuck)
 
     def _read_records(self, jobs: list[_Job]) -> None:
         starts, exits = read_records(
@@ -534,8 +564,12 @@ class BatchQueueBackend(EmulatedBackend):
     def _query_accounting(self, jobs: list[_Job]) -> dict[str, NativeStatus]:
         """Final states of jobs gone from the queue, in chunks of query_chunk."""
         out: dict[str, NativeStatus] = {}
-        for chunk in chunks([j.native_id for j in jobs], self.dialect.query_chunk):
-            argv = self.dialect.accounting_argv(chunk)
+        ids = [j.native_id for j in jobs]
+        queries = getattr(self.dialect, "accounting_queries", None)
+        argvs: Sequence[list[str] | None] = (
+            queries(ids) if queries is not None
+            else [self.dialect.accounting_argv(c) for c in chunks(ids, self.dialect.query_chunk)])
+        for argv in argvs:
             if argv is None:
                 self._has_accounting = False
                 return out
@@ -548,6 +582,40 @@ class BatchQueueBackend(EmulatedBackend):
             except ValueError as e:
                 log.warning("cannot read the %s accounting output: %s", self.name, e)
         return out
+
+    def _explain(self, jobs: list[_Job], queued: dict[str, NativeStatus]
+                 ) -> dict[str, NativeStatus]:
+        """The system's reasons for jobs its queue shows in a final (error) state, added
+        to their messages, if the dialect can ask (one query for all of them)."""
+        build = getattr(self.dialect, "explain_argv", None)
+        parse = getattr(self.dialect, "parse_explain", None)
+        if build is None or parse is None:
+            return {}
+        try:
+            why: dict[str, str] = parse(self.commands.run(build([j.native_id for j in jobs]),
+                                                          retry=False))
+        except (CommandError, ValueError) as e:
+            log.warning("cannot ask %s why jobs are in error state: %s", self.name, e)
+            return {}
+        out = {}
+        for job in jobs:
+            text = why.get(job.native_id)
+            if text:
+                native = queued[job.native_id]
+                out[job.native_id] = replace(
+                    native, message=f"{native.message}; {self.dialect.name} says: {text}")
+        return out
+
+    def _remove(self, jobs: list[_Job]) -> None:
+        """Take jobs whose end is decided, but which the queue still holds (an error
+        state waits for an administrator for ever), off the queue."""
+        for chunk in chunks([j.native_id for j in jobs], CANCEL_CHUNK):
+            try:
+                self.commands.run(self.dialect.cancel_argv(chunk), retry=False)
+            except CommandError as e:
+                if e.kind is not ErrorKind.UNKNOWN_JOB:
+                    log.warning("cannot remove %s from the %s queue: %s", " ".join(chunk),
+                                self.name, e)
 
     def _apply(self, verdicts: list[tuple[_Job, Verdict]]) -> None:
         """Post what changed: live states when they change, ends once."""

@@ -522,7 +522,7 @@ class GridEngineDialect:
 
     # -- accounting --
 
-    def accounting_argv(self, native_ids: Sequence[str]) -> list[str] | None:
+    def accounting_argv(self, native_ids: Sequence[str]) -> list[str]:
         """``qacct -j ID``: one job (qacct reads a single id; an array job's ids all share
         it, and one call gives all its tasks, ``-t`` narrowing to one)."""
         parts = [split_id(i) for i in native_ids]
@@ -534,6 +534,14 @@ class GridEngineDialect:
         if len(tasks) == 1 and None not in tasks:
             return ["qacct", "-j", job, "-t", str(tasks.pop())]
         return ["qacct", "-j", job]
+
+    def accounting_queries(self, native_ids: Sequence[str]) -> list[list[str]]:
+        """The ``qacct`` calls that cover these ids: one per job (an array's tasks share
+        it: one call, without ``-t`` when more than one of its tasks is asked about)."""
+        by_job: dict[str, list[str]] = {}
+        for native_id in native_ids:
+            by_job.setdefault(split_id(native_id)[0], []).append(native_id)
+        return [self.accounting_argv(ids) for ids in by_job.values()]
 
     def accounting_by_name_argv(self, name_pattern: str) -> list[str]:
         """``qacct -j PATTERN``: every finished job whose name matches (``*`` and ``[...]``

@@ -10,6 +10,7 @@ from ...scheduler.options import (
     OptionError,
     opt,
     parse_bool,
+    parse_cores,
     parse_count,
     parse_seconds,
 )
@@ -26,6 +27,10 @@ def parse_positive(value: Any) -> int:
 class BatchQueueOptions(CommonOptions):
     """Options of every batch-queue backend (Slurm, Grid Engine, LSF, PBS, HTCondor)."""
 
+    max_total_cores: float | None = opt(
+        "maxTotalCores", parse=parse_cores, metavar="CORES",
+        help="most cores the jobs of this run in the batch system ask for at once, queued "
+             "or running (default: no limit; --maxJobs still holds)")
     max_jobs: int = opt(
         "maxJobs", parse=parse_count, default=10_000, metavar="N",
         help="most jobs of this run in the batch system at once, queued or running; the "

@@ -11,8 +11,9 @@ queue), and the wrapper's records. The rules, in order:
    accounting to say why (only where there is accounting);
 4. a live state from the queue (or accounting) is the job's state;
 5. a job seen nowhere and without an exit record, after a queue query that answered,
-   counts one poll towards vanishing; after ``vanish_after`` such polls in a row it is
-   LOST, with a message that says so. Never an endless wait, never assumed success.
+   counts one poll towards vanishing; after ``vanish_after`` such polls in a row (and,
+   where there is accounting, once its ``accounting_delay`` has passed) it is LOST,
+   with a message that says so. Never an endless wait, never assumed success.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Evidence:
     has_accounting: bool = False  #: the system keeps accounting at all
     started: StartRecord | None = None
     exited: ExitRecord | None = None
+    at: float = 0.0  #: when (monotonic seconds), for the accounting delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +59,14 @@ class Tracker:
     native_id: str
     record_path: str  #: where its exit record would be (for messages)
     missing: int = 0  #: polls in a row seen nowhere
+    missing_since: float | None = None  #: ``Evidence.at`` of the first of those polls
     waited: int = 0  #: polls a non-zero exit record has waited for accounting's reason
 
-    def judge(self, ev: Evidence, *, vanish_after: int, reason_grace: int) -> Verdict | None:
-        """The job's state from this poll's evidence; None: nothing new is known."""
+    def judge(self, ev: Evidence, *, vanish_after: int, reason_grace: int,
+              accounting_delay: float = 0.0) -> Verdict | None:
+        """The job's state from this poll's evidence; None: nothing new is known.
+        ``accounting_delay``: seconds the system may take to write a finished job's
+        accounting (Grid Engine's flush_time); a job is not LOST before it passed."""
         wall = _wall(ev.started, ev.exited)
         node = ev.started.node if ev.started is not None else None
         if ev.exited is not None and ev.exited.exit_code == 0:
@@ -76,12 +82,15 @@ class Tracker:
                 return _live(live, node)
             return Verdict(TaskState.FAILED, ev.exited.exit_code, wall_time=wall, node=node)
         if live is not None:
-            self.missing = 0
+            self.missing, self.missing_since = 0, None
             return _live(live, node)
         if not ev.queue_answered:
             return _live(None, node)
         self.missing += 1
-        if self.missing < vanish_after:
+        if self.missing_since is None:
+            self.missing_since = ev.at
+        if self.missing < vanish_after or (
+                ev.has_accounting and ev.at - self.missing_since < accounting_delay):
             return _live(None, node)
         where = "not in the queue" + (", not in accounting" if ev.has_accounting
                                       else " (and the system keeps no accounting)")

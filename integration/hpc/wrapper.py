@@ -7,38 +7,46 @@ so the shell parses it exactly once, as on every other backend), and records its
 status (a signal as 128 + n). A SIGTERM to the wrapper (a cancel) is passed on to the
 command, SIGKILL following after the kill grace period. Each record is written to a
 temporary name and renamed, so a reader never sees half of one. The records are the
-ground truth when the system's accounting is off or slow:
-``<records>/<task id>.started`` holds the node's name, ``<task id>.exit`` the exit
-status; their modification times give the wall time.
+ground truth when the system's accounting is off or slow: ``<records>/<task id>.started``
+holds the node's name, ``<task id>.exit`` the exit status, each then the time it was
+written (which gives the wall time; the file's modification time is coarser, a clock
+tick late or early).
 
 An array of jobs submits one dispatcher script that runs the wrapper its index names.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 STARTED = ".started"
 EXITED = ".exit"
+#: a record's second line: the time in seconds with nanoseconds (GNU date; elsewhere the
+#: line is no number and the file's modification time counts, to the file clock's tick)
+NOW = "date +%s.%N"
 
 
 def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
-               record: str, work_dir: str, kill_grace: float = 5.0) -> str:
-    """The wrapper of one job. ``record`` is the path its records start with;
-    ``kill_grace`` the seconds between SIGTERM and SIGKILL when the job is killed."""
+               record: str, work_dir: str, reserved_exit_codes: Iterable[int] = (),
+               kill_grace: float = 5.0) -> str:
+    """The wrapper of one job. ``record`` is the path its records start with. The
+    record holds the command's own exit status; the script itself exits 1 instead of
+    a status in ``reserved_exit_codes`` (which the batch system would act on).
+    ``kill_grace``: seconds between SIGTERM and SIGKILL when the job is cancelled."""
     q = shlex.quote
     lines = [
         "#!/bin/sh",
         f"# mesobatch: {_one_line(title)}",
         f"exec >{q(log)} 2>&1 </dev/null",
         f"R={q(record)}",
-        f'uname -n >"$R{STARTED}.tmp" && mv -f "$R{STARTED}.tmp" "$R{STARTED}"',
+        f'{{ uname -n; {NOW}; }} >"$R{STARTED}.tmp" && mv -f "$R{STARTED}.tmp" "$R{STARTED}"',
         f"cd {q(work_dir)} || {{ echo 1 >\"$R{EXITED}.tmp\"; "
         f'mv -f "$R{EXITED}.tmp" "$R{EXITED}"; exit 1; }}',
     ]
@@ -60,10 +68,12 @@ def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
         "trap 'trap \"\" TERM INT HUP; kill -TERM $K 2>/dev/null; "
         f"sleep {max(0.0, kill_grace):g}; kill -KILL $K 2>/dev/null' TERM INT HUP",
         'while :; do wait "$pid"; rc=$?; kill -0 "$pid" 2>/dev/null || break; done',
-        f'echo "$rc" >"$R{EXITED}.tmp" && mv -f "$R{EXITED}.tmp" "$R{EXITED}"',
-        'exit "$rc"',
-        "",
+        f'{{ echo "$rc"; {NOW}; }} >"$R{EXITED}.tmp" && mv -f "$R{EXITED}.tmp" "$R{EXITED}"',
     ]
+    reserved = sorted(set(reserved_exit_codes))
+    if reserved:
+        lines.append(f'case "$rc" in {"|".join(map(str, reserved))}) exit 1 ;; esac')
+    lines += ['exit "$rc"', ""]
     return "\n".join(lines)
 
 
@@ -122,9 +132,11 @@ def read_records(directory: str, want_start: set[str], want_exit: set[str]
         try:
             at = entry.stat().st_mtime
             with open(entry.path) as f:
-                text = f.read(256).strip()
+                lines = f.read(256).split("\n")
         except OSError:
             continue
+        text = lines[0].strip()
+        at = _seconds(lines[1] if len(lines) > 1 else "", at)
         if not is_exit:
             starts[task_id] = StartRecord(text, at)
             continue
@@ -133,6 +145,14 @@ def read_records(directory: str, want_start: set[str], want_exit: set[str]
         except ValueError:
             continue  # not a record we wrote
     return starts, exits
+
+
+def _seconds(text: str, fallback: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        return fallback
+    return value if math.isfinite(value) else fallback
 
 
 def _one_line(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .jobs import Shape
+from .nodes import Node
 from .resources import format_cores, format_mib
 from .scheduler import SchedulerCore
 
@@ -12,10 +13,10 @@ def _plural(n: int, word: str) -> str:
 
 
 _DIMENSIONS = (
-    ("cores", "cpus", lambda v: f"{format_cores(v)} cores"),
+    ("cores", "cpus", lambda v: f"{format_cores(v)} {'core' if v == 1000 else 'cores'}"),
     ("memory", "mem", format_mib),
     ("disk", "disk", format_mib),
-    ("GPUs", "gpus", lambda v: f"{v} GPUs"),
+    ("GPUs", "gpus", lambda v: f"{v} {'GPU' if v == 1 else 'GPUs'}"),
 )
 
 
@@ -44,53 +45,56 @@ def _shortfall(core: SchedulerCore, shape: Shape, now: float) -> str | None:
     return None
 
 
+def shape_reasons(core: SchedulerCore, now: float) -> list[tuple[Shape, int, str]]:
+    """(shape, jobs queued, why they wait) for each queued shape, highest priority first."""
+    nodes = [n for n in core.nodes.nodes.values()
+             if not n.lost and not core.nodes.is_ignored(n.agent_id, n.hostname, n.ip)]
+    recent = core.nodes.recent_offers(now)
+    return [(shape, count, _why(core, shape, nodes, bool(recent), now))
+            for shape, count in core.queue.shapes()]
+
+
+def _why(core: SchedulerCore, shape: Shape, nodes: list[Node], offered: bool,
+         now: float) -> str:
+    if not offered and not nodes:
+        return "no node has offered resources yet."
+    eligible = [n for n in nodes if shape.preemptible or not n.preemptible]
+    if not shape.preemptible and nodes and not eligible:
+        return "only preemptible nodes are known, and these jobs are not preemptible."
+    big_enough = [n for n in eligible if shape.resources.fits_in(n.largest_usable)
+                  and n.agent_id not in core.nodes.filtered]
+    if big_enough:
+        return (f"waiting for resources to free up on {_plural(len(big_enough), 'node')} "
+                "large enough.")
+    ignored_fit = [n for n in core.nodes.nodes.values()
+                   if not n.lost and core.nodes.is_ignored(n.agent_id, n.hostname, n.ip)
+                   and (shape.preemptible or not n.preemptible)
+                   and shape.resources.fits_in(n.largest_usable)]
+    if ignored_fit:
+        return ("the only nodes large enough are ignored ("
+                + ", ".join(sorted(n.hostname or n.agent_id for n in ignored_fit)) + ").")
+    filtered_fit = [n for n in eligible if n.agent_id in core.nodes.filtered
+                    and shape.resources.fits_in(n.largest_usable)]
+    if filtered_fit:
+        return ("the only nodes large enough are rejected by the node filter ("
+                + ", ".join(sorted(n.hostname or n.agent_id for n in filtered_fit)) + ").")
+    short = _shortfall(core, shape, now)
+    if short:
+        return f"{short}."
+    return (f"no node large enough has been seen; no offers in the last "
+            f"{core.nodes.RECENT_SECONDS:g} s.")
+
+
 def explain(core: SchedulerCore, now: float, note: str | None = None) -> str | None:
     """A few sentences on waiting jobs; None when nothing waits and nothing is wrong."""
     if not core.queue:
         return note
     active = sum(1 for r in core.tasks.values() if r.killed_at is None)
     lines = [f"{_plural(len(core.queue), 'job')} waiting, {active} running."]
+    lines.extend(f"{_plural(count, 'job')} of {shape.describe()}: {why}"
+                 for shape, count, why in shape_reasons(core, now))
     nodes = [n for n in core.nodes.nodes.values()
              if not n.lost and not core.nodes.is_ignored(n.agent_id, n.hostname, n.ip)]
-    recent = core.nodes.recent_offers(now)
-    for shape, count in core.queue.shapes():
-        who = f"{_plural(count, 'job')} of {shape.describe()}"
-        if not recent and not nodes:
-            lines.append(f"{who}: no node has offered resources yet.")
-            continue
-        eligible = [n for n in nodes if shape.preemptible or not n.preemptible]
-        if not shape.preemptible and nodes and not eligible:
-            lines.append(f"{who}: only preemptible nodes are known, and these jobs are not "
-                         "preemptible.")
-            continue
-        big_enough = [n for n in eligible if shape.resources.fits_in(n.largest_usable)
-                      and n.agent_id not in core.nodes.filtered]
-        if big_enough:
-            lines.append(f"{who}: waiting for resources to free up on "
-                         f"{_plural(len(big_enough), 'node')} large enough.")
-            continue
-        ignored_fit = [n for n in core.nodes.nodes.values()
-                       if not n.lost and core.nodes.is_ignored(n.agent_id, n.hostname, n.ip)
-                       and (shape.preemptible or not n.preemptible)
-                       and shape.resources.fits_in(n.largest_usable)]
-        if ignored_fit:
-            lines.append(f"{who}: the only nodes large enough are ignored ("
-                         + ", ".join(sorted(n.hostname or n.agent_id for n in ignored_fit))
-                         + ").")
-            continue
-        filtered_fit = [n for n in eligible if n.agent_id in core.nodes.filtered
-                        and shape.resources.fits_in(n.largest_usable)]
-        if filtered_fit:
-            lines.append(f"{who}: the only nodes large enough are rejected by the node "
-                         "filter (" + ", ".join(sorted(n.hostname or n.agent_id
-                                                       for n in filtered_fit)) + ").")
-            continue
-        short = _shortfall(core, shape, now)
-        if short:
-            lines.append(f"{who}: {short}.")
-        else:
-            lines.append(f"{who}: no node large enough has been seen; no offers in the last "
-                         f"{core.nodes.RECENT_SECONDS:g} s.")
     if core.nodes.ignored:
         lines.append("Ignored nodes (no new jobs): " + ", ".join(sorted(core.nodes.ignored))
                      + ".")

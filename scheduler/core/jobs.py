@@ -212,14 +212,21 @@ def build_spec(
     )
 
 
+def _cores(milli: int) -> str:
+    return f"{format_cores(milli)} {'core' if milli == 1000 else 'cores'}"
+
+
+def _gpus(count: int) -> str:
+    return f"{count} {'GPU' if count == 1 else 'GPUs'}"
+
+
 def check_limits(spec: JobSpec, limits: Limits) -> None:
     """Raise InsufficientSystemResources if ``spec`` can never fit under ``limits``."""
     r = spec.resources
     who = f"job {spec.name!r}"
     if limits.cpus is not None and r.cpus > limits.cpus:
         raise InsufficientSystemResources(
-            who, "cores", f"{format_cores(r.cpus)} cores", f"{format_cores(limits.cpus)} cores",
-            limits.cpus_option,
+            who, "cores", _cores(r.cpus), _cores(limits.cpus), limits.cpus_option,
         )
     if limits.mem is not None and r.mem > limits.mem:
         raise InsufficientSystemResources(
@@ -233,5 +240,5 @@ def check_limits(spec: JobSpec, limits: Limits) -> None:
         )
     if limits.gpus is not None and r.gpus > limits.gpus:
         raise InsufficientSystemResources(
-            who, "GPUs", f"{r.gpus} GPUs", f"{limits.gpus} GPUs", limits.gpus_option
+            who, "GPUs", _gpus(r.gpus), _gpus(limits.gpus), limits.gpus_option
         )

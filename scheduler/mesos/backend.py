@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from ...deploy.resources import HttpResourceService
-from ...executor.protocol import b64encode
+from ...executor.protocol import LOG_NOTE_ROOM, b64encode
 from ..backend import Backend, BackendContext, Post
 from ..core.events import (
     Action,
@@ -80,13 +80,15 @@ class MesosBackend(Backend):
             mem=-(-options.mesos_executor_memory // MIB))
         self.run_tag = new_run_tag()
         self.executors = Executors(f"{context.workflow_id}-{self.run_tag}")
-        self.framework = MesosFramework(post, self.executors, options.mesos_role,
-                                        self.executor_resources)
+        self.framework = MesosFramework(
+            post, self.executors, options.mesos_role, self.executor_resources,
+            context.log_dir if options.mesos_max_log_size else None)
         self.framework_info = framework_info(
             user=options.mesos_user or "nobody", name=options.mesos_name,
             role=options.mesos_role, failover_timeout=options.mesos_failover_timeout,
             checkpoint=options.mesos_checkpoint, hostname=socket.gethostname(),
             framework_id=options.mesos_framework_id, principal=options.mesos_principal,
+            webui_url=context.status_url,
         )
         zk_credentials = (read_secret(options.zk_credentials_file, "zkCredentialsFile")
                           if options.zk_credentials_file else None)
@@ -102,10 +104,13 @@ class MesosBackend(Backend):
             self.framework, self.framework_info, self.detector, authorization=authorization,
             ca_bundle=options.mesos_ca_bundle, verify=options.mesos_tls_verify,
             post=self._undelivered)
-        # The bundle is offered from the resource server, so that starts now with it.
+        # The bundle is offered from the resource server, and logs come back to it, so
+        # that starts now with them.
         try:
             launch = executor_launch(options, self.resource_service()
                                      if options.uses_bundle() else None)
+            if options.mesos_max_log_size:
+                self.resource_service()
         except BaseException:
             self.shutdown_resources()
             raise
@@ -123,6 +128,10 @@ class MesosBackend(Backend):
         with self._service_lock:
             if self._service is None:
                 self._service = start_resource_service(self.options)
+                if self.options.mesos_max_log_size:  # PUT /logs/ into --logDir
+                    self._service.server.log_dir = self.context.log_dir
+                    self._service.server.max_log_size = (self.options.mesos_max_log_size
+                                                         + LOG_NOTE_ROOM)
                 atexit.register(self.shutdown_resources)  # a store left behind otherwise
             return self._service
 
@@ -201,7 +210,8 @@ class MesosBackend(Backend):
             tasks.append(task_info(launch, action.agent_id, resources, executor,
                                    self.context.workflow_id, self.options.kill_grace_period,
                                    resource_url=service.location if service else "",
-                                   resource_token=service.token if service else ""))
+                                   resource_token=service.token if service else "",
+                                   log_cap=self.options.mesos_max_log_size))
         self.executors.launched(executor_id, [t["task_id"]["value"] for t in tasks])
         self.driver.launchTasks(list(action.offer_ids), tasks,
                                 {"refuse_seconds": action.refuse_seconds})

@@ -10,6 +10,7 @@ only Mesos messages tell.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from ...executor.protocol import NodeReport
@@ -28,7 +29,7 @@ from ..core.resources import Resources
 from ..core.states import TaskState
 from .executors import Executors
 from .interface import Message, Scheduler, SchedulerDriver
-from .messages import parse_offer, parse_status
+from .messages import parse_offer, parse_status, returned_log
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,13 @@ class MesosFramework(Scheduler):
     """Translates the driver's callbacks into core events for ``post``."""
 
     def __init__(self, post: Post, executors: Executors, role: str | None,
-                 executor_overhead: Resources) -> None:
+                 executor_overhead: Resources, log_dir: str | None = None) -> None:
         self.post = post
         self.executors = executors
         self.role = role
         self.overhead = executor_overhead
+        #: where logs that come inside terminal updates go (None: they are not asked for)
+        self.log_dir = log_dir
 
     def registered(self, driver: SchedulerDriver, frameworkId: Message,
                    masterInfo: Message) -> None:
@@ -86,7 +89,17 @@ class MesosFramework(Scheduler):
             return
         if event.state.terminal:
             self.executors.ended(event.task_id)
+            if self.log_dir is not None and (returned := returned_log(status)):
+                self._write_log(*returned)  # before the job is reported
         self.post(event)
+
+    def _write_log(self, name: str, content: bytes) -> None:
+        assert self.log_dir is not None
+        try:
+            with open(os.path.join(self.log_dir, name), "wb") as f:
+                f.write(content)
+        except OSError as e:
+            log.warning("cannot write the job log %s: %s", name, e)
 
     def frameworkMessage(self, driver: SchedulerDriver, executorId: Message,
                          slaveId: Message, message: bytes) -> None:

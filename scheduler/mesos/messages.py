@@ -8,10 +8,11 @@ reservations and allocation roles carry over exactly.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from ...executor.protocol import TaskPayload, TaskResult
+from ...executor.protocol import TaskPayload, TaskResult, b64decode
 from ..contract import BatchJobExitReason
 from ..core.events import Offer, TaskLaunch, TaskStatus
 from ..core.resources import Resources, offered_cpus_to_milli, offered_mb_to_mib
@@ -162,7 +163,7 @@ def take(entries: list[Message], need: Resources) -> list[Message]:
 
 def task_info(launch: TaskLaunch, agent_id: str, resources: list[Message],
               executor: Message, workflow_id: str, kill_grace: float, *,
-              resource_url: str = "", resource_token: str = "") -> Message:
+              resource_url: str = "", resource_token: str = "", log_cap: int = 0) -> Message:
     job = launch.job
     env = dict(job.environment)
     if job.job_environment:
@@ -170,7 +171,7 @@ def task_info(launch: TaskLaunch, agent_id: str, resources: list[Message],
     payload = TaskPayload(job_id=job.job_id, name=job.name, command=job.command,
                           cores=job.cores, env=env, walltime=job.walltime,
                           workflow_id=workflow_id, resource_url=resource_url,
-                          resource_token=resource_token)
+                          resource_token=resource_token, log_cap=log_cap)
     return {
         "name": job.name[:200] or f"job{job.job_id}",
         "task_id": {"value": launch.task_id},
@@ -264,6 +265,24 @@ def launch_outcome(state: str, reason: str, source: str, message: str) -> Launch
     if state == "TASK_FAILED" and reason in _EXECUTOR_NEVER_RAN:
         return LaunchOutcome(never_started=True, launch_refused=True)
     return LaunchOutcome()
+
+
+_LOG_FILE = re.compile(r"[0-9]{1,19}-[A-Za-z0-9_.-]{1,60}\.log")
+
+
+def returned_log(raw: Mapping[str, Any]) -> tuple[str, bytes] | None:
+    """(file name, content) of a log that came inside a terminal status, if one did
+    (a larger one was uploaded before it); None for anything else, a bad name included."""
+    if not raw.get("data") or not from_mesos(str(raw.get("state", ""))).terminal:
+        return None
+    try:
+        result = TaskResult.decode(raw["data"])
+        content = b64decode(result.log) if result.log is not None else None
+    except (ValueError, TypeError, KeyError):
+        return None
+    if content is None or not _LOG_FILE.fullmatch(result.log_file):
+        return None
+    return result.log_file, content
 
 
 def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:

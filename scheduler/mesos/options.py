@@ -216,6 +216,10 @@ class MesosOptions(CommonOptions):
         "mesosExecutorCpus", parse=_executor_cpus, default=EXECUTOR_MIN_CPUS, metavar="CORES",
         help=f"cores reserved for the executor on each agent ({EXECUTOR_MIN_CPUS:g}, Mesos's "
              "minimum, or more; 0 reserves none, and Mesos warns at every launch)")
+    mesos_max_log_size: int = opt(
+        "mesosMaxLogSize", parse=parse_size, default=10 * 1024**2, metavar="SIZE",
+        help="each job's output comes back to --logDir from its agent, its last SIZE "
+             "bytes at most (the tail is kept); 0 leaves the logs in the agents' sandboxes")
     mesos_node_report_interval: float = opt(
         "mesosNodeReportInterval", parse=parse_seconds, default=30.0, metavar="SECONDS",
         help="how often each executor reports its node's load")

@@ -23,7 +23,7 @@ from mesobatch import (
     UpdatedBatchJobInfo,
 )
 
-from .conftest import WHOLE_CORES, Factory
+from .conftest import Factory, overlap_seconds, whole_cores
 
 GIB = 1024**3
 SMALL = JobDescription(cores=0.1, memory=16 * 1024**2, disk=16 * 1024**2)
@@ -152,9 +152,9 @@ def _peak_concurrency(bs, cores: float, n: int, tmp_path: Path, seconds: float) 
 def test_peak_concurrency_is_exactly_n_over_c(make_bs: Factory, tmp_path: Path,
                                               cores: float, expected: int) -> None:
     bs = make_bs(cores=2)
-    if make_bs.backend in WHOLE_CORES:  # each job holds whole cores: ceil(c) of them
+    if whole_cores(bs):  # each job holds ceil(c) cores
         expected = int(2 // math.ceil(cores))
-    assert _peak_concurrency(bs, cores, expected * 2, tmp_path, 1.0) == expected
+    assert _peak_concurrency(bs, cores, expected * 2, tmp_path, overlap_seconds(bs)) == expected
 
 
 def test_omp_num_threads_follows_cores(make_bs: Factory, tmp_path: Path) -> None:

@@ -149,6 +149,21 @@ def test_a_call_whose_job_dies_raises_with_the_reason(make_bs: Make) -> None:
         assert caught.value.exit_status == 7 and caught.value.exit_reason == "FAILED"
 
 
+def test_a_call_that_dies_quotes_the_end_of_its_log(systems: Systems) -> None:
+    """The batch system's own log directory is gone after shutdown: the error keeps the
+    log's last lines (and names the file while it exists)."""
+    def die() -> None:
+        print("\n".join(f"line {i}" for i in range(30)), flush=True)
+        os._exit(3)
+
+    with FunctionExecutor("local", maxCores=1) as ex, pytest.raises(FunctionJobError) as caught:
+        ex.submit(die).result(timeout=60)
+    message = str(caught.value)
+    assert "line 29" in message and "line 10" in message and "line 9\n" not in message
+    log_name = message.split("the end of its log, ")[1].split(":\n", maxsplit=1)[0]
+    assert log_name.startswith(ex.batch_system.log_dir) and log_name.endswith(".log")
+
+
 def test_calls_from_many_threads(systems: Systems) -> None:
     with FunctionExecutor(systems.local()) as ex:
         results: list[int] = []

@@ -100,3 +100,111 @@ def test_bad_input_gets_one_line_and_no_traceback(tmp_path: Path, content: str |
 def test_backends_lists_local(tmp_path: Path) -> None:
     r = mesobatch("backends", cwd=tmp_path)
     assert r.returncode == 0 and "local" in r.stdout and "yes" in r.stdout
+
+
+@pytest.mark.parametrize(("backend", "expected"), [
+    ("local", ["--maxCores", "--maxMemory", "--logDir", "--killGracePeriod", "--maxGpus",
+               "options of the local backend", "(default: 5.0)", "(default: 1G)"]),
+    ("mesos", ["--maxCores", "--logDir", "--killGracePeriod", "--mesosMaster", "--mesosRole",
+               "--mesosExecutorMemory", "options of the mesos backend"]),
+])
+def test_run_help_lists_the_backends_options_grouped(tmp_path: Path, backend: str,
+                                                     expected: list[str]) -> None:
+    r = mesobatch("run", "--backend", backend, "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())  # as wrapped for any terminal width
+    for part in expected:
+        assert part in text, part
+    every = text.index("options of every backend")
+    own = text.index(f"options of the {backend} backend")
+    assert every < text.index("--killGracePeriod SECONDS after SIGTERM") < own
+
+
+def test_the_environments_backend_gives_the_help(tmp_path: Path) -> None:
+    r = mesobatch("run", "--help", cwd=tmp_path, env={"MESOBATCH_BACKEND": "mesos"})
+    assert r.returncode == 0 and "--mesosMaster" in r.stdout
+
+
+def test_backend_options_may_come_before_the_job_file(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("echo $OMP_NUM_THREADS > out.txt\n")
+    r = mesobatch("run", "--maxCores", "2", "--cores", "2", str(jobs), "--no-progress",
+                  cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.txt").read_text() == "2\n"
+
+
+@pytest.mark.parametrize(("content", "args", "env", "expected"), [
+    ('{"command": "true", "gpus": 1}\n', ["--maxGpus", "0"], {},
+     "requests 1 GPU, but at most 0 GPUs"),
+    ('{"command": "true", "cores": 2}\n', ["--maxCores", "1"], {},
+     "requests 2 cores, but at most 1 core can"),
+    ('{"command": "true"}\n', ["--maxMemory", "1K"], {},
+     "invalid value '1K' for --maxMemory: 1K is less than 1M"),
+    ('{"name": "x"}\n', [], {}, 'jobs.jsonl:1: no "command"'),
+    ('{"command": "true"}\n', [], {"MESOBATCH_BACKEND": "nosuch"},
+     "unknown backend 'nosuch' (from $MESOBATCH_BACKEND); available: "),
+])
+def test_messages_say_what_is_wrong_in_plain_words(tmp_path: Path, content: str,
+                                                   args: list[str], env: dict[str, str],
+                                                   expected: str) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(content)
+    r = mesobatch("run", str(jobs), "--no-progress", *args, cwd=tmp_path, env=env)
+    assert r.returncode == 2
+    assert expected in r.stderr, r.stderr
+
+
+def test_bare_mesobatch_says_what_to_do_on_stderr(tmp_path: Path) -> None:
+    r = mesobatch(cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "usage: mesobatch" in r.stderr and "say which command" in r.stderr
+
+
+def _start_run(tmp_path: Path, jobs: str, *args: str) -> subprocess.Popen[str]:
+    (tmp_path / "jobs.jsonl").write_text(jobs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESOBATCH_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mesobatch", "run", "jobs.jsonl", "--no-progress",
+         "--logDir", "logs", *args], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen[str]) -> None:
+    import time
+
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+
+
+# a job that ignores SIGTERM: only SIGKILL ends it, after the grace period
+STUBBORN = '{"command": "trap \'\' TERM; touch started; sleep 60", "name": "stubborn"}\n'
+
+
+
+def test_a_second_interrupt_skips_the_grace_period_and_still_summarises(
+        tmp_path: Path) -> None:
+    import signal
+
+    proc = _start_run(tmp_path, STUBBORN, "--killGracePeriod", "600")
+    _wait_for_file(tmp_path / "started", proc)
+    proc.send_signal(signal.SIGINT)
+    while "stopping" not in (line := proc.stderr.readline() if proc.stderr else ""):
+        assert line, "no 'stopping' line"
+    proc.send_signal(signal.SIGINT)  # a grace period of 600 s would outlast the timeout
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted: unfinished jobs were killed" in err
+    assert "not finished  1" in out
+
+
+def test_sigterm_stops_the_run_with_status_143(tmp_path: Path) -> None:
+    import signal
+
+    proc = _start_run(tmp_path, STUBBORN, "--killGracePeriod", "0.5")
+    _wait_for_file(tmp_path / "started", proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "not finished  1" in out

@@ -15,9 +15,15 @@ and starts ``sge_qmaster`` and then ``sge_execd`` itself:
   and loaded; with the default ``np_load_avg=1.75`` the queue goes into alarm state),
   ``unix_behavior`` (the script's ``#!`` line picks the shell), the parallel
   environment ``smp`` (``allocation_rule $pe_slots``: all of a job's cores on one host);
+- a queue ``light.q`` of 32 slots on the same host, for tests whose jobs mostly sleep
+  (the contract suite runs 20 jobs at once on 2 cores; mesobatch's --maxTotalCores
+  keeps the count); only jobs that ask for the FORCED resource ``light`` (``-l light``)
+  run there, so all.q keeps its meaning for every other job;
 - ``h_vmem`` consumable per slot (default 4G: a consumable's default is also the limit
-  of jobs that ask for none, and the default 0 gets every such job killed at once) and
-  ``mem_free`` consumable per job (``JOB``), each with the host's memory as capacity;
+  of jobs that ask for none, and the default 0 gets every such job killed at once) with
+  4G per slot of both queues as the host's capacity (it is virtual memory, which jobs
+  reserve far more of than they use; the host's memory would hold 5 default jobs), and
+  ``mem_free`` consumable per job (``JOB``) with the host's memory as capacity;
   a project ``mesobatch``.
 
 Measured here (2 cores, shared): install 12-50 s (tests/run.sh); first start with the
@@ -64,6 +70,11 @@ LOCK = Path(tempfile.gettempdir()) / "mesobatch-gridengine.lock"
 MARKER = SPOOL / "mesobatch-configured"
 
 QUEUE = "all.q"
+#: many slots on few cores: for tests whose jobs mostly sleep
+LIGHT_QUEUE = "light.q"
+LIGHT_SLOTS = 32
+#: a FORCED boolean resource of light.q: only jobs that ask for it (-l light) run there
+LIGHT_RESOURCE = "light"
 PE = "smp"
 PROJECT = "mesobatch"
 HOST_GROUP = "@allhosts"
@@ -169,16 +180,17 @@ def _qmaster_answers() -> bool:
         return False
 
 
-def _queue_up() -> bool:
-    """The host's queue instance reports load and is in no unknown/alarm/disabled state."""
+def _queue_up(name: str) -> bool:
+    """The host's instance of queue ``name`` reports load and is in no unknown, alarm or
+    disabled state."""
     try:
-        out = run(["qstat", "-f", "-q", QUEUE, "-xml"], check=False, timeout=10)
+        out = run(["qstat", "-f", "-q", name, "-xml"], check=False, timeout=10)
     except subprocess.TimeoutExpired:
         return False
     if out.returncode != 0:
         return False
     for queue in ET.fromstring(out.stdout).iter("Queue-List"):
-        if queue.findtext("name") == f"{QUEUE}@{host_name()}":
+        if queue.findtext("name") == f"{name}@{host_name()}":
             state = queue.findtext("state") or ""
             return queue.find("load_avg") is not None and not set(state) & set("uaAdDEs")
     return False
@@ -243,7 +255,7 @@ class Setup:
         return hashlib.sha256(repr((self, _VERSION)).encode()).hexdigest()[:16]
 
 
-_VERSION = 2  # bump when the configuration below changes
+_VERSION = 3  # bump when the configuration below changes
 
 
 def _configure_global() -> None:
@@ -278,6 +290,11 @@ def _configure_complexes() -> None:
             out.append(" ".join(fields))
         else:
             out.append(line)
+    if not any(line.split()[:1] == [LIGHT_RESOURCE] for line in out):
+        # FORCED: only jobs that ask for it (-l light) run in the queue that has it
+        out.insert(-1 if out and out[-1].startswith("#") else len(out),
+                   f"{LIGHT_RESOURCE} {LIGHT_RESOURCE} BOOL == FORCED NO FALSE 0")
+        changed = True
     if changed:
         _apply("Mc", "complexes", "\n".join(out) + "\n")
 
@@ -294,7 +311,8 @@ def _configure_objects(setup: Setup) -> None:
     host = setup.host
     if host not in run(["qconf", "-ss"], check=False).stdout.split():
         run(["qconf", "-as", host])
-    mem = f"h_vmem={setup.memory},mem_free={setup.memory}"
+    h_vmem = (setup.slots + LIGHT_SLOTS) * 4 * 1024**3
+    mem = f"h_vmem={h_vmem},mem_free={setup.memory}"
     exec_host = {"hostname": host, "load_scaling": "NONE", "complex_values": mem,
                  "user_lists": "NONE", "xuser_lists": "NONE", "projects": "NONE",
                  "xprojects": "NONE", "usage_scaling": "NONE", "report_variables": "NONE"}
@@ -315,6 +333,10 @@ def _configure_objects(setup: Setup) -> None:
     template = run(["qconf", "-sq"]).stdout  # the template every queue starts from
     _ensure("q", QUEUE, ["qconf", "-sq", QUEUE], set_attributes(template, queue),
             {k: v for k, v in queue.items() if k != "qname"})
+    light = {**queue, "qname": LIGHT_QUEUE, "slots": str(LIGHT_SLOTS),
+             "complex_values": f"{LIGHT_RESOURCE}=TRUE"}
+    _ensure("q", LIGHT_QUEUE, ["qconf", "-sq", LIGHT_QUEUE], set_attributes(template, light),
+            {k: v for k, v in light.items() if k != "qname"})
 
 
 def _listing(values: Mapping[str, str]) -> str:
@@ -331,6 +353,7 @@ class GridEngine:
     started: bool  #: this call started a daemon (False: it was running already)
     seconds: float  #: how long ensure_running took
     queue: str = QUEUE
+    light_queue: str = LIGHT_QUEUE
     pe: str = PE
     project: str = PROJECT
     root: str = str(ROOT)
@@ -384,7 +407,8 @@ def ensure_running(timeout: float = 120) -> GridEngine:
         if _alive("sge_execd") is None:
             _start_daemon(EXECD)
             started = True
-        _wait(f"queue {QUEUE}@{host}", _queue_up, timeout)
+        for name in (QUEUE, LIGHT_QUEUE):
+            _wait(f"queue {name}@{host}", lambda name=name: _queue_up(name), timeout)
         if not configured:
             MARKER.write_text(setup.digest() + "\n")
     return GridEngine(setup=setup, started=started, seconds=time.monotonic() - t0)

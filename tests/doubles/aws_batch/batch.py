@@ -612,6 +612,7 @@ class Batch:
         attempt = job.current
         assert attempt is not None
         stream = self.logs[(LOG_GROUP, attempt.log_stream)]
+        began = millis()  # as ECS: the container's start, before its process runs
         try:
             job.process = await asyncio.create_subprocess_exec(
                 *job.container["command"], stdin=asyncio.subprocess.DEVNULL,
@@ -623,7 +624,7 @@ class Batch:
             attempt.status_reason = "Task failed to start"
             self._attempt_over(job, attempt, "Task failed to start")
             return
-        attempt.started_at = millis()
+        attempt.started_at = began
         job.started_at = job.started_at or attempt.started_at
         job.set_status("RUNNING")
         if job.kill_reason is not None:  # terminated while STARTING

@@ -99,7 +99,21 @@ class Registry:
         objects.prepare(rt, obj)
         if rt.plural == "jobs":
             self._job_selector(obj)
+        if rt.plural == "pods":
+            self._admit_service_account(obj)
         return self.store.create(rt, obj)
+
+    def _admit_service_account(self, pod: JsonDict) -> None:
+        """The ServiceAccount admission plugin: a pod's service account must exist."""
+        meta = pod["metadata"]
+        account = pod["spec"]["serviceAccountName"]
+        if self.store.get(RESOURCES["serviceaccounts"], meta["namespace"], account) is None:
+            name = meta.get("name") or meta.get("generateName") or ""
+            raise errors.ApiError(
+                403, "Forbidden",
+                f'pods "{name}" is forbidden: error looking up service account '
+                f'{meta["namespace"]}/{account}: serviceaccount "{account}" not found',
+                {"name": name, "kind": "pods"})
 
     @staticmethod
     def _job_selector(job: JsonDict) -> None:

@@ -149,9 +149,13 @@ async def serve(cluster: Cluster) -> None:
     cluster.own_process = True
     try:
         await cluster.start()
-    except (RuntimeError, TimeoutError) as exc:
+    except (RuntimeError, TimeoutError, OSError) as exc:
         await cluster.stop()
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        # e.g. a port is taken: one line, not a traceback
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"error: cannot start the Mesos double: {why} (--host {cluster.options.host}, "
+              "--port, --agent-ports; --port 0 takes a free port)", file=sys.stderr,
+              flush=True)
         raise SystemExit(1) from None
     print(f"master {cluster.master.address}", flush=True)
     for agent in cluster.agents:

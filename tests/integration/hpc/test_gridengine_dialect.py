@@ -263,6 +263,13 @@ def test_accounting_argv_takes_one_job() -> None:
 
 # -- qdel, qhost --------------------------------------------------------------------------
 
+def test_accounting_queries_ask_once_per_job_whatever_its_tasks() -> None:
+    assert GE.accounting_queries(["12.1", "13", "12.3", "14.2"]) == [
+        ["qacct", "-j", "12"], ["qacct", "-j", "13"], ["qacct", "-j", "14", "-t", "2"]]
+    with pytest.raises(ValueError, match="not a Grid Engine job id"):
+        GE.accounting_queries(["12", "x;y"])
+
+
 def test_cancel_argv() -> None:
     assert GE.cancel_argv(["12", "13.2"]) == ["qdel", "12", "13.2"]
     with pytest.raises(ValueError):

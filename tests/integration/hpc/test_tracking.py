@@ -92,3 +92,26 @@ def test_a_job_seen_nowhere_for_n_answered_polls_in_a_row_is_lost() -> None:
     assert v is not None and v.state is TaskState.LOST
     assert "(and the system keeps no accounting)" in v.message
     assert v.message.endswith("it never started")
+
+
+def test_a_job_gone_from_the_queue_waits_for_the_accounting_delay_before_it_is_lost() -> None:
+    t = tracker()
+    gone = {"queue_answered": True, "has_accounting": True}
+    for at in (10.0, 11.0, 12.0, 14.0):  # three polls, but only 4 s of the 5 s delay
+        assert t.judge(Evidence(**gone, at=at), vanish_after=3, reason_grace=2,  # type: ignore[arg-type]
+                       accounting_delay=5.0) is None
+    limit = NativeStatus("42", TaskState.FAILED, exit_reason=BatchJobExitReason.MAXJOBDURATION)
+    late = t.judge(Evidence(**gone, accounted=limit, at=14.5), vanish_after=3,  # type: ignore[arg-type]
+                   reason_grace=2, accounting_delay=5.0)
+    assert late is not None and late.exit_reason is BatchJobExitReason.MAXJOBDURATION
+    # accounting never knows it: LOST once both the polls and the delay have passed
+    t = tracker()
+    verdicts = [t.judge(Evidence(**gone, at=at), vanish_after=3, reason_grace=2,  # type: ignore[arg-type]
+                        accounting_delay=5.0) for at in (10.0, 11.0, 12.0, 15.0)]
+    assert verdicts[:3] == [None] * 3
+    assert verdicts[3] is not None and verdicts[3].state is TaskState.LOST
+    # no accounting at all: nothing to wait for
+    t = tracker()
+    verdicts = [t.judge(Evidence(queue_answered=True, at=at), vanish_after=3, reason_grace=2,
+                        accounting_delay=5.0) for at in (10.0, 11.0, 12.0)]
+    assert verdicts[2] is not None and verdicts[2].state is TaskState.LOST

@@ -18,6 +18,7 @@ import pytest
 from toil.test.conftest import rootpath  # noqa: F401
 
 from tests.doubles.mesos import AgentSpec, MesosDouble
+from tests.services.gridengine import gridengine  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent

@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.doubles.mesos import MesosDouble
+from tests.services.gridengine import GridEngine
 
 from . import fanout_workflow as wf
 from .conftest import REPO, explain, run
@@ -62,16 +65,66 @@ def test_fanout_workflow(batch_system: str, tmp_path: Path,
         assert double.counters()["tasks_launched"] - launched >= wf.FANOUT + 3
 
 
+def accounting_records() -> int:
+    """Jobs Grid Engine has finished (one line each in its accounting file)."""
+    path = Path("/var/lib/gridengine/default/common/accounting")
+    return sum(1 for line in path.read_text().splitlines() if not line.startswith("#"))
+
+
+@pytest.mark.slow
+def test_fanout_workflow_on_grid_engine(tmp_path: Path, gridengine: GridEngine) -> None:
+    """The same workflow with --batchSystem mesobatch_gridengine on the real Grid Engine:
+    every job is a Grid Engine job (light.q, memory as mem_free per job)."""
+    before = accounting_records()
+    argv = [
+        *workflow_argv(sys.executable, tmp_path, "mesobatch_gridengine", None),
+        "--gridEngineQueue", gridengine.light_queue, "--gridEngineArgs=-l light",
+        "--gridEngineMemoryResource", "mem_free", "--gridEngineMemoryPer", "job",
+        "--gridEngineAccountingDelay", "2",
+        "--maxTotalCores", "4", "--pollInterval", "0.5", "--maxPollInterval", "2"]
+    result = run(argv, cwd=REPO, env={**os.environ, **gridengine.env})
+    assert_workflow_succeeded(result, tmp_path)
+    # 20 + the retry + root + follow-on, once Grid Engine has flushed its accounting
+    deadline = time.monotonic() + 30
+    while accounting_records() - before < wf.FANOUT + 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert accounting_records() - before >= wf.FANOUT + 3
+
+
 def make_virtualenv(path: Path) -> Path:
     """A virtualenv whose bin/ holds Toil's worker, as `pip install toil` there would
-    leave it (Toil itself comes from the system site-packages)."""
+    leave it (Toil itself comes from the system site-packages, or from the virtualenv
+    the tests run in: --system-site-packages sees only the base interpreter's)."""
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
                     str(path)], check=True)
+    inherit_site_packages(path)
     worker = path / "bin" / "_toil_worker"
     worker.write_text(f"#!{path / 'bin' / 'python'}\nimport sys\nfrom toil.worker import main\n"
                       "sys.exit(main())\n")
     worker.chmod(0o755)
     return path / "bin"
+
+
+def inherit_site_packages(venv: Path) -> None:
+    """Let a virtualenv made from this interpreter import what this one can, when this
+    one is a virtualenv itself: its site directories are added (with their .pth files,
+    e.g. an editable install's) through a .pth file of the new one's."""
+    own = [p for p in site.getsitepackages() if not p.startswith(sys.base_prefix)]
+    if not own:
+        return
+    (site_dir,) = (venv / "lib").glob("python*/site-packages")
+    lines = "".join(f"import site; site.addsitedir({p!r})\n" for p in own)
+    (site_dir / "_mesobatch_tests_outer_venv.pth").write_text(lines)
+
+
+def test_a_nested_virtualenv_imports_what_the_tests_import(tmp_path: Path) -> None:
+    bindir = make_virtualenv(tmp_path / "venv")
+    result = run([str(bindir / "python"), "-c", "import mesobatch, toil; "
+                  "print(mesobatch.__file__)"], cwd=tmp_path)
+    assert result.returncode == 0, explain(result)
+    import mesobatch
+
+    assert result.stdout.strip() == mesobatch.__file__
 
 
 @pytest.mark.slow

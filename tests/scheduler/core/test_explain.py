@@ -72,7 +72,7 @@ def test_a_job_that_fits_only_without_the_executors_share_says_so() -> None:
     c.handle(JobsSubmitted((job(1, GIB),), T0))
     msg = explain(c, T0 + 1)
     assert msg is not None and "waiting for resources to free up" not in msg
-    assert "need 1 cores; the largest offer in the last 60 s had 0.99 cores for jobs (and " \
+    assert "need 1 core; the largest offer in the last 60 s had 0.99 cores for jobs (and " \
            "0.01 cores for the executor) on agent a1 (tiny)" in msg
 
 

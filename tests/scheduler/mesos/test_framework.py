@@ -65,7 +65,7 @@ def test_gpu_agent_offers_reach_us_and_gpu_jobs_run_there(cluster: Cluster,
     assert agent_of(tmp_path, "gpu") == double.agent_ids[0]
     bs.issueBatchJob("true", job(1, accelerators=[{"kind": "gpu", "count": 2}]))
     message = wait_for(lambda: (m := bs.getSchedulingStatusMessage()) and "GPU" in m and m)
-    assert "need 2 GPUs; the largest offer in the last 60 s had 1 GPUs" in message
+    assert "need 2 GPUs; the largest offer in the last 60 s had 1 GPU" in message
 
 
 def test_idle_declines_with_an_explicit_filter_suppresses_and_revives(

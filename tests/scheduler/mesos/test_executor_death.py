@@ -1,0 +1,51 @@
+"""A job never outlives its executor (issue 10 defect 2): the executor killed with
+SIGKILL, or its agent lost with it, takes every process of its jobs along (jobs that
+ignore SIGTERM and the children they forked included), and the jobs are reported once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mesobatch
+from tests.scheduler.mesos.conftest import Cluster, job, wait_for
+from tests.stubborn_jobs import pids_of, started, still_running, stubborn, wait_gone
+
+
+def _run_stubborn(cluster: Cluster, tmp_path: Path, count: int) -> tuple[
+        mesobatch.BatchSystem, list[int], list[int]]:
+    bs = cluster.batch_system()
+    ids = [bs.issueBatchJob(stubborn(tmp_path, f"j{i}"), job()) for i in range(count)]
+    assert wait_for(lambda: all(started(tmp_path, f"j{i}") for i in range(count)))
+    pids = pids_of(tmp_path)
+    assert len(pids) == 3 * count and still_running(pids) == pids
+    return bs, ids, pids
+
+
+def _reported(bs: mesobatch.BatchSystem, count: int) -> list[mesobatch.UpdatedBatchJobInfo]:
+    out = []
+    while len(out) < count and (info := bs.getUpdatedBatchJob(30)) is not None:
+        out.append(info)
+    return out
+
+
+def test_executor_killed_with_sigkill_takes_its_jobs_along(cluster: Cluster,
+                                                            tmp_path: Path) -> None:
+    double = cluster.start()
+    bs, ids, pids = _run_stubborn(cluster, tmp_path, 3)
+    killed = double.kill_random_executor()
+    assert killed is not None
+    assert wait_gone(pids, timeout=10) == []
+    reported = _reported(bs, 3)
+    assert sorted(i.jobID for i in reported) == sorted(ids)
+    assert bs.getUpdatedBatchJob(2) is None  # once each
+
+
+def test_a_lost_agent_takes_its_jobs_along(cluster: Cluster, tmp_path: Path) -> None:
+    double = cluster.start(agent_removal_timeout=1.0)
+    bs, ids, pids = _run_stubborn(cluster, tmp_path, 2)
+    double.lose_agent(0)  # the agent and its executor die; Mesos would kill nothing else
+    assert wait_gone(pids, timeout=10) == []
+    double.mark_agent_unreachable(0)
+    reported = _reported(bs, 2)
+    assert sorted(i.jobID for i in reported) == sorted(ids)
+    assert bs.getUpdatedBatchJob(2) is None
