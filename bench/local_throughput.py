@@ -12,6 +12,12 @@ Scenarios:
   b    N=200 jobs of `true` at 1 core on maxCores=2
   c    50 jobs one at a time (issue, wait for the result, repeat): round trip
   d    20 jobs of `sleep 1` at 1 core on maxCores=2 (ideal: 10 s)
+  p0   N=10000 jobs of `true` at 0.1 core, no status page (the API's default)
+  p1   the same with the status page served (--statusPort 0), nobody looking
+  p2   the same with a client (another process) fetching the page every second, as a
+       browser on it does; the target: p2 costs at most 2% of p0's throughput
+For p0-p2 the table also gives the scheduler process's CPU seconds per 1000 jobs, and
+how many pages the client fetched. Run only them with: --only p0 p1 p2
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -54,18 +61,43 @@ def _stats(n: int, elapsed: float, lat: list[float]) -> dict[str, float]:
     }
 
 
-def _local():  # type: ignore[no-untyped-def]
+def _local(status: bool = False):  # type: ignore[no-untyped-def]
     import mesobatch
 
     return mesobatch.batch_system("local", maxCores=2, maxMemory="4G", maxDisk="4G",
-                                  maxGpus=0, logDir=os.environ.get("BENCH_LOG_DIR") or None)
+                                  maxGpus=0, logDir=os.environ.get("BENCH_LOG_DIR") or None,
+                                  statusPort=0 if status else None)
 
 
-def scenario_batch(n: int, cores: float, command: str) -> dict[str, float]:
+#: a browser on the status page: fetch it (all of it) once a second until told to stop
+_CLIENT = """
+import signal, sys, time, urllib.request
+fetched = 0
+def stop(*_):
+    print(fetched, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+next_at = time.monotonic()
+while True:
+    urllib.request.urlopen(sys.argv[1], timeout=30).read()
+    fetched += 1
+    next_at += 1.0
+    time.sleep(max(0.0, next_at - time.monotonic()))
+"""
+
+
+def scenario_batch(n: int, cores: float, command: str, status: bool = False,
+                   client: bool = False) -> dict[str, float]:
     import mesobatch
 
     desc = mesobatch.JobDescription(cores=cores, memory=2**20, disk=2**20)
-    with _local() as bs:
+    with _local(status) as bs:
+        viewer = None
+        if client:
+            viewer = subprocess.Popen([sys.executable, "-c", _CLIENT, bs.status_url],
+                                      stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)  # its interpreter has started and fetched the page once
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         issued: dict[int, float] = {}
         start = time.perf_counter()
         for _ in range(n):
@@ -75,7 +107,14 @@ def scenario_batch(n: int, cores: float, command: str) -> dict[str, float]:
             info = bs.getUpdatedBatchJob(60)
             assert info is not None and info.exitStatus == 0, info
             lat.append(time.perf_counter() - issued[info.jobID])
-        return _stats(n, time.perf_counter() - start, lat)
+        out = _stats(n, time.perf_counter() - start, lat)
+        end = resource.getrusage(resource.RUSAGE_SELF)
+        out["cpu_s_per_1000"] = ((end.ru_utime - cpu.ru_utime) + (end.ru_stime - cpu.ru_stime)
+                                 ) / n * 1000
+        if viewer is not None:
+            viewer.terminate()
+            out["pages"] = float(viewer.communicate(timeout=30)[0].strip() or 0)
+        return out
 
 
 def scenario_round_trip(n: int) -> dict[str, float]:
@@ -118,6 +157,12 @@ SCENARIOS = {
     "b": ("200 x true @1 core", lambda: scenario_batch(200, 1, "true")),
     "c": ("50 x true one at a time", lambda: scenario_round_trip(50)),
     "d": ("20 x sleep 1 @1 core, 2 cores", lambda: scenario_batch(20, 1, "sleep 1")),
+    "p0": ("10000 x true @0.1 core, no status page",
+           lambda: scenario_batch(10000, 0.1, "true")),
+    "p1": ("... status page served, not looked at",
+           lambda: scenario_batch(10000, 0.1, "true", status=True)),
+    "p2": ("... page fetched every second",
+           lambda: scenario_batch(10000, 0.1, "true", status=True, client=True)),
 }
 
 
@@ -135,10 +180,12 @@ def main() -> None:
         print(json.dumps(SCENARIOS[args.child][1]()))
         return
     creates: list[float] = []
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.only}
 
     def run(name: str, i: int) -> dict[str, Any]:
         log_dir = ["--log-dir", os.path.join(args.log_dir, f"{name}-{i}")] if args.log_dir else []
         result = run_child(__file__, name, *log_dir)
+        rounds[name].append(result)
         if name == args.only[-1]:  # once a round, after its scenarios
             creates.append(file_create_us(args.log_dir))
         return result
@@ -154,6 +201,21 @@ def main() -> None:
         ratio = f"{m['jobs_per_s'] / raw:.0%}" if raw and name in ("a", "b") else ""
         print(f"{name:4}{SCENARIOS[name][0]:38}{m['jobs_per_s']:9.0f}{ratio:>8}"
               f"{m['p50_ms']:9.2f}{m['p95_ms']:9.2f}{m['elapsed']:11.3f}{m['rss_mb']:13.1f}")
+    if "p0" in med:
+        print(f"\n{'':4}{'status page (vs p0: median of the rounds':38}{'jobs/s':>9}"
+              f"{'vs p0':>8}{'CPU s/1000 jobs':>17}{'vs p0':>8}{'pages':>7}")
+        print(f"{'':4}{'  paired ratios)':38}")
+        for name in ("p0", "p1", "p2"):
+            if name not in med:
+                continue
+            m = med[name]
+            pairs = list(zip(rounds["p0"], rounds[name], strict=True))
+            speed = statistics.median(b["jobs_per_s"] / a["jobs_per_s"] - 1 for a, b in pairs)
+            cpu = statistics.median(b["cpu_s_per_1000"] / a["cpu_s_per_1000"] - 1
+                                    for a, b in pairs)
+            pages = f"{m['pages']:.0f}" if "pages" in m else ""
+            print(f"{name:4}{SCENARIOS[name][0]:38}{m['jobs_per_s']:9.0f}{speed:+8.1%}"
+                  f"{m['cpu_s_per_1000']:17.3f}{cpu:+8.1%}{pages:>7}")
     if "d" in med:
         print(f"\n(d) {med['d']['elapsed']:.3f} s vs ideal 10 s: "
               f"{(med['d']['elapsed'] / 10 - 1) * 100:+.2f}%")

@@ -177,7 +177,7 @@ def _main(argv: list[str]) -> int:
 
         return run_deploy(args, rest)
     parser.print_usage(sys.stderr)
-    print("mesobatch: error: say which command (run, backends, deploy); "
+    print("mesobatch: error: say which command (run, status, backends, deploy); "
           "mesobatch --help explains them", file=sys.stderr)
     return 2
 

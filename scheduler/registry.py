@@ -143,6 +143,26 @@ register_backend(BackendEntry(
     requires_modules=("boto3",), extra="aws",
 ))
 register_backend(BackendEntry(
+    "lsf", "mesobatch.integration.hpc.lsf_backend:LsfBackend",
+    "an IBM Spectrum LSF cluster (bsub, bjobs -json, bkill)",
+    requires_commands=("bsub", "bjobs", "bkill"),
+))
+register_backend(BackendEntry(
+    "pbs", "mesobatch.integration.hpc.pbs_backend:PbsBackend",
+    "a PBS Professional / OpenPBS cluster (qsub -l select, qstat -F json, qdel)",
+    requires_commands=("qsub", "qstat", "qdel", "pbsnodes"),
+))
+register_backend(BackendEntry(
+    "torque", "mesobatch.integration.hpc.pbs_backend:TorqueBackend",
+    "a Torque cluster (qsub -l nodes=1:ppn, qstat -x XML, qdel)",
+    requires_commands=("qsub", "qstat", "qdel", "pbsnodes"),
+))
+register_backend(BackendEntry(
+    "htcondor", "mesobatch.integration.hpc.htcondor_backend:HTCondorBackend",
+    "an HTCondor pool (condor_submit, condor_q/condor_history -json, condor_rm)",
+    requires_commands=("condor_submit", "condor_q", "condor_history", "condor_rm"),
+))
+register_backend(BackendEntry(
     "slurm", "mesobatch.integration.hpc.slurm_backend:SlurmBackend",
     "a Slurm cluster (sbatch, squeue, sacct, scancel; one emulated agent for the queue)",
     requires_commands=("sbatch", "squeue", "scancel", "sinfo", "scontrol"),

@@ -111,9 +111,16 @@ class AwsBatchBackend(EmulatedBackend):
                                            name="mesobatch-aws_batch-submit")
         self._poller = threading.Thread(target=self._poll_loop, daemon=True,
                                         name="mesobatch-aws_batch-poll")
+        try:
+            self._discover()
+        except BaseException:
+            self._logs.shutdown(wait=False)
+            raise
 
     # ------------------------------------------------------------------ start
-    def start(self) -> list[Event]:
+    def _discover(self) -> None:
+        """The job definition, and each queue's vCPUs (limits() needs them before
+        start()); a queue, definition or credentials AWS refuses fail here, at once."""
         o = self.options
         assert o.aws_batch_queue is not None
         try:
@@ -125,6 +132,8 @@ class AwsBatchBackend(EmulatedBackend):
                     self._capacity[queue] = o.aws_batch_max_vcpus or vcpus
         except AwsError as e:
             raise OptionError(f"cannot use AWS Batch in {self.api.region}: {e}") from None
+
+    def start(self) -> list[Event]:
         events = super().start()
         self._submitter.start()
         self._poller.start()

@@ -166,6 +166,8 @@ class BatchQueueBackend(EmulatedBackend):
         self._to_submit: list[_Job] = []
         self._to_cancel: list[_Job] = []
         self._exclude: set[str] = set()
+        self._node_names: dict[str, str] = {}  # address in getNodes -> the system's name
+        self._finished_in_status: bool = getattr(self.dialect, "finished_in_status", False)
         self._stopping = False
         self._arrays = itertools.count(1)
         self._has_accounting: bool | None = None  # known once accounting was needed
@@ -240,9 +242,11 @@ class BatchQueueBackend(EmulatedBackend):
         with self._jobs_lock:
             placed = [(j.node, j.spec) for j in self._jobs.values() if j.node]
         out: dict[str, NodeInfo] = {}
+        names: dict[str, str] = {}
         for n in nodes:
             if not n.usable:
                 continue
+            names[n.address or n.name] = n.name
             ours = [spec for where, spec in placed if _same_node(where, n.name)]
             out[n.address or n.name] = NodeInfo(
                 coresUsed=min(1.0, n.cpu_load or 0.0),  # a load may exceed the cores
@@ -251,18 +255,22 @@ class BatchQueueBackend(EmulatedBackend):
                 coresTotal=n.cores, memoryTotal=n.memory,
                 requestedCores=sum(s.cores for s in ours),
                 requestedMemory=sum(s.memory for s in ours), workers=len(ours))
+        with self._jobs_lock:  # callers name nodes by these keys (an address, maybe)
+            self._node_names.update(names)
         return out
 
     def node_in_use(self, address: str) -> bool | None:
         with self._jobs_lock:
-            return any(j.node and _same_node(j.node, address) for j in self._jobs.values())
+            name = self._node_names.get(address, address)
+            return any(j.node and _same_node(j.node, name) for j in self._jobs.values())
 
     def node_ignored(self, address: str, ignored: bool) -> None:
         with self._jobs_lock:
+            name = self._node_names.get(address, address)  # submissions exclude by name
             if ignored:
-                self._exclude.add(address)
+                self._exclude.add(name)
             else:
-                self._exclude.discard(address)
+                self._exclude.discard(name)
 
     # ------------------------------------------------------------------ messages
     def status_note(self) -> str | None:
@@ -379,6 +387,10 @@ class BatchQueueBackend(EmulatedBackend):
                 work_dir=self.work_dir, cores=spec.cores, memory=spec.memory,
                 disk=spec.disk, gpus=spec.resources.gpus, walltime=spec.walltime,
                 preemptible=spec.preemptible, exclude=exclude)
+            files = getattr(self.dialect, "submit_files", None)
+            for path, text in (files(sub) if files is not None else {}).items():
+                with open(path, "w") as f:
+                    f.write(text)
             result = self.commands.run(self.dialect.submit_argv(sub))
             ids = self.dialect.parse_submit(sub, result)
             if len(ids) != len(group):
@@ -484,33 +496,38 @@ class BatchQueueBackend(EmulatedBackend):
             if unsettled:
                 answered, queued = self._query_queue(unsettled)
                 gone = [j for j in unsettled if j.native_id not in queued]
-                if answered and gone:
-                    # those that ended since the records were read need no accounting
-                    self._read_records(gone)
+                ended = [j for j in unsettled if j.native_id in queued
+                         and queued[j.native_id].state.terminal]
+                if answered and (gone or ended):
+                    # those that ended since the records were read need no accounting,
+                    # and their records hold the exact exit status and wall time
+                    self._read_records(gone + ended)
                     gone = [j for j in gone if not self._settled_by_record(j)]
                 if answered and gone and self._has_accounting is not False:
                     accounted = self._query_accounting(gone)
+        # a final state in a queue that shows no finished jobs: held or in error there
         stuck = [j for j in watched if (q := queued.get(j.native_id)) is not None
-                 and q.state.terminal]
+                 and q.state.terminal and not self._finished_in_status]
         if stuck:
             queued.update(self._explain(stuck, queued))
         verdicts: list[tuple[_Job, Verdict]] = []
         now = time.monotonic()
         for job in watched:
             assert job.tracker is not None
-            for native in (queued.get(job.native_id), accounted.get(job.native_id)):
+            in_queue = queued.get(job.native_id)
+            for native in (in_queue, accounted.get(job.native_id)):
                 if native is not None and native.node:
                     job.node = job.native_node = native.node
             verdict = job.tracker.judge(
-                Evidence(queued.get(job.native_id), answered, accounted.get(job.native_id),
-                         self._has_accounting is not False, job.started, job.exited, now),
+                Evidence(in_queue, answered, accounted.get(job.native_id),
+                         self._keeps_accounting(), job.started, job.exited, now),
                 vanish_after=self.options.vanished_polls,
                 reason_grace=self.reason_grace_polls, accounting_delay=self.accounting_delay)
             if verdict is not None:
                 verdicts.append((job, verdict))
         self._apply(verdicts)
         if stuck:
-            self._remove(stuck)
+            self._remove(stuck, queued)
 
     def _read_records(self, jobs: list[_Job]) -> None:
         starts, exits = read_records(
@@ -520,10 +537,15 @@ class BatchQueueBackend(EmulatedBackend):
             job.started = job.started or starts.get(job.task_id)
             job.exited = job.exited or exits.get(job.task_id)
 
+    def _keeps_accounting(self) -> bool:
+        """Does the system say how finished jobs ended (accounting, or a status query
+        that shows finished jobs)?"""
+        return self._finished_in_status or self._has_accounting is not False
+
     def _settled_by_record(self, job: _Job) -> bool:
         """Its exit record decides it without asking the system."""
         return job.exited is not None and (job.exited.exit_code == 0
-                                           or self._has_accounting is False)
+                                           or not self._keeps_accounting())
 
     def _query_queue(self, jobs: list[_Job]) -> tuple[bool, dict[str, NativeStatus]]:
         """One status query for these jobs (in chunks only beyond query_chunk)."""
@@ -539,9 +561,10 @@ class BatchQueueBackend(EmulatedBackend):
                 try:
                     result = self.commands.run(argv, retry=False)
                 except CommandError as e:
-                    if e.kind is ErrorKind.UNKNOWN_JOB:
-                        continue  # none of them is in the queue
-                    raise
+                    if e.kind is not ErrorKind.UNKNOWN_JOB:
+                        raise
+                    # some (or all) are unknown: what it printed covers the others
+                    result = e.result
                 out.update(self.dialect.parse_status(result))
         except (CommandError, ValueError) as e:
             self._query_failures += 1
@@ -606,16 +629,24 @@ class BatchQueueBackend(EmulatedBackend):
                     native, message=f"{native.message}; {self.dialect.name} says: {text}")
         return out
 
-    def _remove(self, jobs: list[_Job]) -> None:
+    def _remove(self, jobs: list[_Job], queued: dict[str, NativeStatus]) -> None:
         """Take jobs whose end is decided, but which the queue still holds (an error
-        state waits for an administrator for ever), off the queue."""
-        for chunk in chunks([j.native_id for j in jobs], CANCEL_CHUNK):
-            try:
-                self.commands.run(self.dialect.cancel_argv(chunk), retry=False)
-            except CommandError as e:
-                if e.kind is not ErrorKind.UNKNOWN_JOB:
-                    log.warning("cannot remove %s from the %s queue: %s", " ".join(chunk),
-                                self.name, e)
+        state or a hold waits for an administrator for ever), off the queue; with the
+        reason, where the system keeps one (``remove_argv``)."""
+        remove_argv = getattr(self.dialect, "remove_argv", None)
+        by_reason: dict[str, list[str]] = {}
+        for job in jobs:
+            by_reason.setdefault(queued[job.native_id].message, []).append(job.native_id)
+        for why, ids in by_reason.items():
+            for chunk in chunks(ids, CANCEL_CHUNK):
+                argv: list[str] = (remove_argv(chunk, why) if remove_argv is not None
+                                   else self.dialect.cancel_argv(chunk))
+                try:
+                    self.commands.run(argv, retry=False)
+                except CommandError as e:
+                    if e.kind is not ErrorKind.UNKNOWN_JOB:
+                        log.warning("cannot remove %s from the %s queue: %s",
+                                    " ".join(chunk), self.name, e)
 
     def _apply(self, verdicts: list[tuple[_Job, Verdict]]) -> None:
         """Post what changed: live states when they change, ends once."""
@@ -648,8 +679,9 @@ class BatchQueueBackend(EmulatedBackend):
                 for job, status in ended:
                     if self._jobs.pop(job.task_id, None) is not None:
                         statuses.append(status)
-                        if status.message and status.state in (TaskState.LOST,
-                                                               TaskState.ERROR):
+                        # the system's reason (held, limit, node failure) goes in the log
+                        if status.message and (status.exit_reason is not None or status.state
+                                               in (TaskState.LOST, TaskState.ERROR)):
                             told.append((job, status.message))
             for job, message in told:
                 self._tell(job, message)

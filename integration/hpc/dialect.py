@@ -99,7 +99,15 @@ class CommandResult:
 
 
 class Dialect(Protocol):
-    """Pure builders and parsers of one batch-queue system."""
+    """Pure builders and parsers of one batch-queue system.
+
+    Optional members the base looks for (a dialect without them gets the default):
+    ``finished_in_status`` (bool, default False: the status query also shows finished
+    jobs, with their exit status and reason, so it serves as accounting);
+    ``submit_files(sub) -> {path: text}`` (files to write before the submit command,
+    such as a submit description); ``remove_argv(ids, reason) -> argv`` (remove jobs
+    held or in error in the queue, saying why; default ``cancel_argv``). Other hooks
+    are listed in base.py."""
 
     #: registry-style name: "slurm", "gridengine", "lsf", "pbs", "htcondor"
     name: str

@@ -7,6 +7,7 @@ parsers); this module only turns the command-line options into that dialect's se
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +34,25 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 def _name(value: Any) -> str | None:
-    """A Grid Engine object name; empty or "none": not set."""
+    """A queue list or project; empty or "none": not set."""
     text = parse_str(value).strip()
     return None if text.lower() in ("", "none") else text
+
+
+def _resource(value: Any) -> str | None:
+    """A resource or parallel environment name (sge_types(1)); empty or "none": not set."""
+    text = _name(value)
+    if text is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", text):
+        raise ValueError("expected a Grid Engine name: letters, digits, '_', '.', '-', not "
+                         "starting with a digit")
+    return text
+
+
+def _pe(value: Any) -> str:
+    text = _resource(value)
+    if text is None:
+        raise ValueError("expected the name of a parallel environment, such as smp")
+    return text
 
 
 def _arguments(value: Any) -> tuple[str, ...]:
@@ -59,12 +76,12 @@ class GridEngineOptions(BatchQueueOptions):
         help="sge: Sun/Oracle SGE, Son of Grid Engine, Open Grid Scheduler; uge: Univa/Altair "
              "Grid Engine (decides the default memory resource)")
     gridengine_pe: str = opt(
-        "gridEnginePE", parse=parse_str, default="smp", metavar="NAME",
+        "gridEnginePE", parse=_pe, default="smp", metavar="NAME",
         env_aliases=("TOIL_GRIDENGINE_PE",),
         help="parallel environment of jobs of more than one core (-pe NAME CORES); it should "
              "have allocation_rule $pe_slots, so all of a job's cores are on one host")
     gridengine_memory_resource: str | None = opt(
-        "gridEngineMemoryResource", parse=_name, metavar="NAME",
+        "gridEngineMemoryResource", parse=_resource, metavar="NAME",
         help="resource that asks for memory: h_vmem, mem_free, s_vmem, virtual_free, "
              "m_mem_free, ... (default: h_vmem for sge, m_mem_free for uge)")
     gridengine_memory_per: str = opt(
@@ -73,11 +90,11 @@ class GridEngineOptions(BatchQueueOptions):
         help="slot: the memory resource counts per slot (consumable YES; a job asks for its "
              "memory divided by its cores); job: per job (consumable JOB)")
     gridengine_disk_resource: str | None = opt(
-        "gridEngineDiskResource", parse=_name, metavar="NAME",
+        "gridEngineDiskResource", parse=_resource, metavar="NAME",
         help="the site's resource for local disk, asked for per job (default: disk is not "
              "requested; Grid Engine defines no such resource)")
     gridengine_gpu_resource: str | None = opt(
-        "gridEngineGpuResource", parse=_name, default="gpu", metavar="NAME",
+        "gridEngineGpuResource", parse=_resource, default="gpu", metavar="NAME",
         help="the site's resource for GPUs, asked for per job ('none': jobs that need GPUs "
              "are refused at submission)")
     gridengine_queue: str | None = opt(

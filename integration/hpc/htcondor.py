@@ -180,6 +180,7 @@ class HTCondorDialect:
             hold = int(ad.get("HoldReasonCode") or 0)
             message = (f"held: {ad.get('HoldReason', '')} (HoldReasonCode {hold}, "
                        f"HoldReasonSubCode {ad.get('HoldReasonSubCode', 0)})")
+            # a held job waits for a person for ever: it ends here (the base removes it)
             if hold in HOLD_MEMORY:
                 return NativeStatus(native_id, TaskState.FAILED,
                                     exit_reason=BatchJobExitReason.MEMLIMIT, node=host,
@@ -220,6 +221,10 @@ class HTCondorDialect:
 
     def cancel_argv(self, native_ids: Sequence[str]) -> list[str]:
         return ["condor_rm", *native_ids]
+
+    def remove_argv(self, native_ids: Sequence[str], reason: str) -> list[str]:
+        """Remove held jobs, keeping why in their RemoveReason."""
+        return ["condor_rm", "-reason", f"mesobatch: {reason}"[:500], *native_ids]
 
     # ------------------------------------------------------------------ nodes
 

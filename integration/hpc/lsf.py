@@ -133,6 +133,8 @@ class LsfDialect:
     name = "lsf"
     array_index_variable = "LSB_JOBINDEX"
     array_first_index = 1
+    #: bjobs -a shows finished jobs (DONE/EXIT, exit code, TERM_* reason) for CLEAN_PERIOD
+    finished_in_status = True
 
     def __init__(self, settings: LsfSettings | None = None) -> None:
         self.settings = settings or LsfSettings()

@@ -43,7 +43,7 @@ class BatchQueueOptions(CommonOptions):
         "maxPollInterval", parse=parse_seconds, default=30.0, metavar="SECONDS",
         help="longest time between two status queries")
     vanished_polls: int = opt(
-        "vanishedPolls", parse=parse_positive, default=5, metavar="N",
+        "vanishedPolls", parse=parse_positive, default=3, metavar="N",
         help="a job seen neither in the queue nor in accounting, and without an exit "
              "record, for this many polls in a row is reported LOST")
     job_arrays: bool = opt(

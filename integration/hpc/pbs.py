@@ -161,6 +161,8 @@ class PbsDialect:
 
     name = "pbs"
     array_first_index = 1
+    #: qstat -x (PBS Pro's job history) and Torque's state C show finished jobs
+    finished_in_status = True
 
     def __init__(self, settings: PbsSettings | None = None) -> None:
         self.settings = settings or PbsSettings()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ...scheduler.contract import BatchJobExitReason
 from ...scheduler.core.states import TaskState
 from .dialect import NativeStatus
-from .wrapper import ExitRecord, StartRecord
+from .wrapper import ExitRecord, StartRecord, wall_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,4 +128,4 @@ def _ended(native: NativeStatus, exited: ExitRecord | None, wall: float | None,
 def _wall(started: StartRecord | None, exited: ExitRecord | None) -> float | None:
     if started is None or exited is None:
         return None
-    return max(0.0, exited.at - started.at)
+    return wall_time(started, exited)

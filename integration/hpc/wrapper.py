@@ -5,12 +5,15 @@ file, exports the job's variables (each value quoted, never re-parsed), records 
 started, runs the command as ``/bin/sh -c COMMAND`` (the command is one quoted word,
 so the shell parses it exactly once, as on every other backend), and records its exit
 status (a signal as 128 + n). A SIGTERM to the wrapper (a cancel) is passed on to the
-command, SIGKILL following after the kill grace period. Each record is written to a
-temporary name and renamed, so a reader never sees half of one. The records are the
-ground truth when the system's accounting is off or slow: ``<records>/<task id>.started``
-holds the node's name, ``<task id>.exit`` the exit status, each then the time it was
-written (which gives the wall time; the file's modification time is coarser, a clock
-tick late or early).
+command, SIGKILL following after the kill grace period. The exit record is written to a
+temporary name and renamed, so a reader never sees half of one (the start record is one
+short write; a reader skips it while empty).
+The records are the ground truth when the system's accounting is off or slow:
+``<records>/<task id>.started`` holds the node's name, ``<task id>.exit`` the exit
+status, each then the node's uptime, which gives the wall time (the files' modification
+times come from a coarser clock, a tick late or early). The wrapper reads both with the
+shell's own ``read``: every process it starts is a cost on each job, and a batch
+system's throughput is made of little else.
 
 An array of jobs submits one dispatcher script that runs the wrapper its index names.
 """
@@ -28,9 +31,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 STARTED = ".started"
 EXITED = ".exit"
-#: a record's second line: the time in seconds with nanoseconds (GNU date; elsewhere the
-#: line is no number and the file's modification time counts, to the file clock's tick)
-NOW = "date +%s.%N"
+#: a record's second line: the node's uptime, read by the shell itself (no process to
+#: start: a job's own cost is what a batch system's throughput is made of here); where
+#: there is no /proc/uptime the line is empty and the files' modification times count
+CLOCK_TICK = 0.01  #: /proc/uptime's resolution
 
 
 def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
@@ -44,9 +48,13 @@ def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
     lines = [
         "#!/bin/sh",
         f"# mesobatch: {_one_line(title)}",
+        "read T0 _ 2>/dev/null </proc/uptime || T0=",
         f"exec >{q(log)} 2>&1 </dev/null",
         f"R={q(record)}",
-        f'{{ uname -n; {NOW}; }} >"$R{STARTED}.tmp" && mv -f "$R{STARTED}.tmp" "$R{STARTED}"',
+        # one short write: a reader sees all of it, or an empty file (and skips it)
+        # the node's name as uname -n gives it, without starting uname where Linux says it
+        "read N 2>/dev/null </proc/sys/kernel/hostname || N=$(uname -n)",
+        f"printf '%s\\n%s\\n' \"$N\" \"$T0\" >\"$R{STARTED}\"",
         f"cd {q(work_dir)} || {{ echo 1 >\"$R{EXITED}.tmp\"; "
         f'mv -f "$R{EXITED}.tmp" "$R{EXITED}"; exit 1; }}',
     ]
@@ -63,12 +71,14 @@ def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
     lines += [
         f"/bin/sh -c {q(command)} &",
         "pid=$!",
-        "G=$(cut -d' ' -f5 /proc/$$/stat 2>/dev/null)",
+        "read _ _ _ _ G _ 2>/dev/null </proc/$$/stat || G=",  # its process group
         'if [ "$G" = "$$" ]; then K=0; else K=$pid; fi',
         "trap 'trap \"\" TERM INT HUP; kill -TERM $K 2>/dev/null; "
         f"sleep {max(0.0, kill_grace):g}; kill -KILL $K 2>/dev/null' TERM INT HUP",
         'while :; do wait "$pid"; rc=$?; kill -0 "$pid" 2>/dev/null || break; done',
-        f'{{ echo "$rc"; {NOW}; }} >"$R{EXITED}.tmp" && mv -f "$R{EXITED}.tmp" "$R{EXITED}"',
+        "read T1 _ 2>/dev/null </proc/uptime || T1=",
+        f"printf '%s\\n%s\\n' \"$rc\" \"$T1\" >\"$R{EXITED}.tmp\" && "
+        f'mv -f "$R{EXITED}.tmp" "$R{EXITED}"',
     ]
     reserved = sorted(set(reserved_exit_codes))
     if reserved:
@@ -101,6 +111,7 @@ class StartRecord:
 
     node: str
     at: float  #: epoch seconds (the record's modification time)
+    clock: float | None = None  #: the node's uptime then, seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +119,8 @@ class ExitRecord:
     """A job's command ended with this status (128 + n for a signal)."""
 
     exit_code: int
-    at: float  #: epoch seconds
+    at: float  #: epoch seconds (the record's modification time)
+    clock: float | None = None  #: the node's uptime then, seconds
 
 
 def read_records(directory: str, want_start: set[str], want_exit: set[str]
@@ -136,23 +148,32 @@ def read_records(directory: str, want_start: set[str], want_exit: set[str]
         except OSError:
             continue
         text = lines[0].strip()
-        at = _seconds(lines[1] if len(lines) > 1 else "", at)
+        clock = _seconds(lines[1]) if len(lines) > 1 else None
         if not is_exit:
-            starts[task_id] = StartRecord(text, at)
+            if text:  # (empty: being written)
+                starts[task_id] = StartRecord(text, at, clock)
             continue
         try:
-            exits[task_id] = ExitRecord(int(text), at)
+            exits[task_id] = ExitRecord(int(text), at, clock)
         except ValueError:
             continue  # not a record we wrote
     return starts, exits
 
 
-def _seconds(text: str, fallback: float) -> float:
+def wall_time(started: StartRecord, exited: ExitRecord) -> float:
+    """Seconds from start to exit: by the node's uptime, rounded up to its tick (so a
+    job never looks shorter than it was), else by the records' modification times."""
+    if started.clock is not None and exited.clock is not None:
+        return max(0.0, exited.clock - started.clock) + CLOCK_TICK
+    return max(0.0, exited.at - started.at)
+
+
+def _seconds(text: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        return fallback
-    return value if math.isfinite(value) else fallback
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _one_line(text: str) -> str:

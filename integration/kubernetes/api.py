@@ -95,6 +95,7 @@ class KubeApi:
 
     def __init__(self, target: Target, timeout: float = 30.0) -> None:
         self.namespace = target.namespace
+        self.server = target.config.cluster.server
         limits = httpx.Timeout(timeout)
         self._client = Client(target.config, namespace=target.namespace, timeout=limits,
                               field_manager="mesobatch")

@@ -72,7 +72,8 @@ class _Job:
     running_since: float | None = None  #: when the watch saw its container run
     placed_at: float | None = None  #: when the watch first saw its pod on a node
     created_at: float | None = None  #: when its Job was created
-    unschedulable_since: float | None = None
+    #: seconds its pod has been unschedulable while no other pod of the run ran
+    unschedulable_for: float | None = None
     pending: str | None = None  #: why it waits: the scheduler's words, or a waiting reason
 
 
@@ -147,6 +148,9 @@ class KubernetesBackend(EmulatedBackend):
             self._nodes = [read_node(n, self.options.kubernetes_spot_node_labels)
                            for n in self.api.list_nodes()]
         except KubeError as e:
+            if e.code != 403:  # unreachable, refused credentials, ...: nothing will work
+                raise RuntimeError(f"the Kubernetes API at {self.api.server} does not "
+                                   f"answer as it should: {e}") from None
             if quota is None:
                 raise RuntimeError(f"{e}; without nodes to count, give the room this run "
                                    "may use with --kubernetesQuota") from None
@@ -328,8 +332,8 @@ class KubernetesBackend(EmulatedBackend):
                 self._gone.notify_all()
             else:
                 self._live_pods.add(pod_name)
-            job = self._jobs.get(labels.get(NAME_LABEL, "") if isinstance(labels, dict)
-                                 else "")
+            name = labels.get(NAME_LABEL) if isinstance(labels, dict) else None
+            job = self._jobs.get(name) if isinstance(name, str) else None
             if job is None or job.ending or job.kill:
                 return pod_name
             job.pod = pod_name
@@ -339,11 +343,11 @@ class KubernetesBackend(EmulatedBackend):
             if view.phase is Phase.PENDING:
                 job.pending = view.message if view.unschedulable else view.waiting_reason
                 if not view.unschedulable:
-                    job.unschedulable_since = None
-                elif job.unschedulable_since is None:
-                    job.unschedulable_since = now
+                    job.unschedulable_for = None
+                elif job.unschedulable_for is None:
+                    job.unschedulable_for = 0.0
             elif view.phase is Phase.RUNNING:
-                job.pending = job.unschedulable_since = None
+                job.pending = job.unschedulable_for = None
                 if job.running_since is None:
                     job.running_since = now
                     running = True
@@ -389,14 +393,24 @@ class KubernetesBackend(EmulatedBackend):
 
     def _timer_loop(self) -> None:
         """Fail jobs whose pod the scheduler could not place, or whose Job made no pod,
-        for too long (no request made but to say why a Job has no pod)."""
+        for too long (no request made but to say why a Job has no pod).
+
+        The offers count the cluster as a whole, so a pod may fit the room left but no
+        single node (one node's room is the other's). Such a pod is placed when a pod
+        of the run ends: its time counts only while none of the run's pods runs."""
         limit = self.options.kubernetes_unschedulable_timeout
+        last = time.time()
         while not self._stop.wait(1.0):
             now = time.time()
+            step, last = now - last, now
             with self._lock:
                 live = [j for j in self._jobs.values() if not j.ending and not j.kill]
-                stuck = [j for j in live if j.unschedulable_since is not None
-                         and now - j.unschedulable_since >= limit]
+                others_run = any(j.running_since is not None for j in live)
+                for job in live:
+                    if job.unschedulable_for is not None and not others_run:
+                        job.unschedulable_for += step
+                stuck = [j for j in live if j.unschedulable_for is not None
+                         and j.unschedulable_for >= limit]
                 podless = [j for j in live if j.pod is None and j.created_at is not None
                            and now - j.created_at >= limit]
                 for job in stuck + podless:
@@ -570,8 +584,9 @@ class KubernetesBackend(EmulatedBackend):
             log.warning("pods of this run still there after shutdown: %s",
                         ", ".join(left_pods[:10]))
         self._stop.set()
-        self._watcher.join(timeout=2)
-        self._timer.join(timeout=2)
+        for thread in (self._watcher, self._timer):
+            if thread.ident is not None:  # started
+                thread.join(timeout=2)
         self.api.close()
 
     def _atexit(self) -> None:

@@ -3,7 +3,7 @@ apart, less what other pods request; or a quota given by options."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,45 +36,61 @@ class NodeView:
         return self.ready and self.schedulable
 
 
+def _d(value: object) -> JsonDict:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: object) -> list[JsonDict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _amount(amounts: JsonDict, key: str, read: Callable[[object], int]) -> int:
+    """One quantity of a resource list; 0 if absent or not a quantity."""
+    try:
+        return read(amounts.get(key) or 0)
+    except ValueError:
+        return 0
+
+
 def resources_of(amounts: JsonDict) -> Resources:
     """cpu, memory, ephemeral-storage and GPUs of a resource list (memory and disk in
     whole MiB, rounded down: what is offered must be there)."""
-    def get(key: str) -> object:
-        return amounts.get(key) or 0
-    return Resources(cpus=milli(get("cpu")), mem=to_int(get("memory")) // MIB,
-                     disk=to_int(get("ephemeral-storage")) // MIB, gpus=to_int(get(GPU)))
+    return Resources(cpus=_amount(amounts, "cpu", milli),
+                     mem=_amount(amounts, "memory", to_int) // MIB,
+                     disk=_amount(amounts, "ephemeral-storage", to_int) // MIB,
+                     gpus=_amount(amounts, GPU, to_int))
 
 
 def request_of(amounts: JsonDict) -> Resources:
     """A request in the units jobs are counted in (MiB rounded up)."""
-    def get(key: str) -> object:
-        return amounts.get(key) or 0
-    return Resources(cpus=milli(get("cpu")), mem=-(-to_int(get("memory")) // MIB),
-                     disk=-(-to_int(get("ephemeral-storage")) // MIB), gpus=to_int(get(GPU)))
+    return Resources(cpus=_amount(amounts, "cpu", milli),
+                     mem=-(-_amount(amounts, "memory", to_int) // MIB),
+                     disk=-(-_amount(amounts, "ephemeral-storage", to_int) // MIB),
+                     gpus=_amount(amounts, GPU, to_int))
 
 
 def pod_request(pod: JsonDict) -> Resources:
     """What a pod requests: its containers' requests (limits where a request is missing)."""
     total = Resources()
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        res = c.get("resources") or {}
-        total = total + request_of({**(res.get("limits") or {}), **(res.get("requests") or {})})
+    for c in _dicts(_d(pod.get("spec")).get("containers")):
+        res = _d(c.get("resources"))
+        total = total + request_of({**_d(res.get("limits")), **_d(res.get("requests"))})
     return total
 
 
 def read_node(node: JsonDict, spot_labels: Iterable[tuple[str, str]]) -> NodeView:
-    meta = node.get("metadata") or {}
-    status = node.get("status") or {}
-    labels = meta.get("labels") or {}
+    meta = _d(node.get("metadata"))
+    status = _d(node.get("status"))
+    labels = _d(meta.get("labels"))
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [])
-    ips = [a.get("address", "") for a in status.get("addresses") or []
+                for c in _dicts(status.get("conditions")))
+    ips = [str(a.get("address", "")) for a in _dicts(status.get("addresses"))
            if a.get("type") == "InternalIP"]
-    alloc = status.get("allocatable") or {}
+    alloc = _d(status.get("allocatable"))
     return NodeView(
         name=str(meta.get("name", "")), ip=ips[0] if ips else "",
-        allocatable=resources_of(alloc), pods=to_int(alloc.get("pods") or 0), ready=ready,
-        schedulable=not (node.get("spec") or {}).get("unschedulable", False),
+        allocatable=resources_of(alloc), pods=_amount(alloc, "pods", to_int), ready=ready,
+        schedulable=_d(node.get("spec")).get("unschedulable") is not True,
         spot=any(labels.get(k) == v for k, v in spot_labels))
 
 

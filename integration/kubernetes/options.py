@@ -231,7 +231,8 @@ class KubernetesOptions(CommonOptions):
         "kubernetesUnschedulableTimeout", parse=parse_seconds, default=600.0,
         metavar="SECONDS",
         help="a job whose Job makes no pod (quota, admission), or whose pod the scheduler "
-             "cannot place, for this long fails, quoting why")
+             "cannot place while none of the run's pods runs, for this long fails, "
+             "quoting why")
     kubernetes_spot_node_labels: tuple[tuple[str, str], ...] = opt(
         "kubernetesSpotNodeLabels", parse=parse_labels, default=SPOT_LABELS,
         metavar="K=V,...",

@@ -60,20 +60,30 @@ def parse_time(text: object) -> float | None:
         return None
     try:
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 
+def _d(value: object) -> JsonDict:
+    """An object of the API's JSON, or {} where something else stands (never trusted)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _condition(status: JsonDict, kind: str) -> JsonDict | None:
-    for cond in status.get("conditions") or []:
+    conditions = status.get("conditions")
+    for cond in conditions if isinstance(conditions, list) else []:
         if isinstance(cond, dict) and cond.get("type") == kind:
             return cond
     return None
 
 
 def _container(status: JsonDict) -> JsonDict:
-    statuses = status.get("containerStatuses") or []
-    return statuses[0] if statuses and isinstance(statuses[0], dict) else {}
+    statuses = status.get("containerStatuses")
+    return _d(statuses[0]) if isinstance(statuses, list) and statuses else {}
 
 
 def _said(reason: object, message: object) -> str:
@@ -85,19 +95,19 @@ def _said(reason: object, message: object) -> str:
 def read_pod(pod: JsonDict, deleted: bool = False) -> PodView:
     """What ``pod`` says; ``deleted``: its last state, from a DELETED event (a pod gone
     before it ended was taken away: LOST)."""
-    status: JsonDict = pod.get("status") or {}
-    node = (pod.get("spec") or {}).get("nodeName") or None
+    status = _d(pod.get("status"))
+    node = _text(_d(pod.get("spec")).get("nodeName"))
     phase = status.get("phase")
-    state = _container(status).get("state") or {}
-    term = state.get("terminated") or (_container(status).get("lastState") or {}).get(
-        "terminated")
-    running = state.get("running")
-    waiting = state.get("waiting") or {}
-    started = parse_time((term or running or {}).get("startedAt"))
-    finished = parse_time((term or {}).get("finishedAt"))
+    state = _d(_container(status).get("state"))
+    term = _d(state.get("terminated")) or _d(_d(_container(status).get("lastState")).get(
+        "terminated"))
+    running = _d(state.get("running"))
+    waiting = _d(state.get("waiting"))
+    started = parse_time((term or running).get("startedAt"))
+    finished = parse_time(term.get("finishedAt"))
     disruption = _condition(status, "DisruptionTarget")
     disrupted = disruption is not None and disruption.get("status") == "True"
-    code = term.get("exitCode") if isinstance(term, dict) else None
+    code = term.get("exitCode")
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
 
     def ended(state_: TaskState, message: str = "", exit_code: int | None = code,
@@ -108,15 +118,15 @@ def read_pod(pod: JsonDict, deleted: bool = False) -> PodView:
     if phase == "Succeeded":
         return ended(TaskState.FINISHED, exit_code=0 if code is None else code)
     if phase == "Failed" or (deleted and phase != "Succeeded"):
-        term_reason = (term or {}).get("reason")
-        pod_reason = status.get("reason")
+        term_reason = _text(term.get("reason"))
+        pod_reason = _text(status.get("reason"))
         if disrupted:
             assert disruption is not None
             return ended(TaskState.LOST, "pod disrupted: " + _said(
                 disruption.get("reason"), disruption.get("message")))
         if pod_reason in NODE_REASONS or term_reason == "ContainerStatusUnknown":
             return ended(TaskState.LOST, "pod lost: " + _said(
-                pod_reason or term_reason, status.get("message") or (term or {}).get(
+                pod_reason or term_reason, status.get("message") or term.get(
                     "message")))
         if pod_reason == "DeadlineExceeded":
             return ended(TaskState.FAILED, _said(pod_reason, status.get("message")),
@@ -126,22 +136,23 @@ def read_pod(pod: JsonDict, deleted: bool = False) -> PodView:
                          "memory limit", reason=BatchJobExitReason.MEMLIMIT)
         if term_reason == "StartError":
             return ended(TaskState.ERROR, "the container could not start: " + _said(
-                term_reason, (term or {}).get("message")))
+                term_reason, term.get("message")))
+        waiting_reason = _text(waiting.get("reason"))
         if phase != "Failed":  # deleted while pending or running, by someone else
             return ended(TaskState.LOST, "pod deleted before it ended"
-                         + (f" ({_said(waiting.get('reason'), None)})"
-                            if waiting.get("reason") else ""), exit_code=None)
+                         + (f" ({waiting_reason})" if waiting_reason else ""),
+                         exit_code=None)
         if code is None:  # failed without a container that ran
-            return ended(TaskState.ERROR, _said(pod_reason or waiting.get("reason"),
+            return ended(TaskState.ERROR, _said(pod_reason or waiting_reason,
                                                 status.get("message")) or "pod failed")
         return ended(TaskState.FAILED if code else TaskState.FINISHED,
-                     _said(term_reason if code else None, (term or {}).get("message")))
+                     _said(term_reason if code else None, term.get("message")))
     if phase == "Running":
         return PodView(Phase.RUNNING, node, started=started)
     if phase == "Unknown":
         return PodView(Phase.UNKNOWN, node)
     # Pending (or no status yet)
-    reason = waiting.get("reason")
+    reason = _text(waiting.get("reason"))
     if reason in CANNOT_START:
         return ended(TaskState.ERROR, "the pod cannot start: " + _said(
             reason, waiting.get("message")), exit_code=None)

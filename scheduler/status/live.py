@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import heapq
+
 from ..core.explain import explain, shape_reasons
 from ..core.nodes import Node, NodeRegistry
-from ..core.scheduler import SchedulerCore
-from .snapshot import LiveView, NodeView, ShapeView
+from ..core.scheduler import SchedulerCore, TaskRecord
+from ..core.states import TaskState
+from .snapshot import LiveView, NodeView, RunningJob, ShapeView
+
+#: running jobs listed (the longest-running first); the rest are counted
+MAX_RUNNING_SHOWN = 200
 
 
 def _state(core: SchedulerCore, node: Node, now: float) -> str:
@@ -19,9 +25,14 @@ def _state(core: SchedulerCore, node: Node, now: float) -> str:
     return "up"
 
 
+def _since(rec: TaskRecord) -> float:
+    return rec.running_since if rec.running_since is not None else rec.state_since
+
+
 def live_view(core: SchedulerCore, now: float, note: str | None,
               fatal_error: str | None) -> LiveView:
-    """The queue by shape with why each waits, the nodes with their load."""
+    """The queue by shape with why each waits, the nodes with their load, the running
+    jobs with their node and run time."""
     queue = tuple(ShapeView(shape.describe(), count, why)
                   for shape, count, why in shape_reasons(core, now))
     nodes = []
@@ -35,4 +46,14 @@ def live_view(core: SchedulerCore, now: float, note: str | None,
             memory_total=int(info.memoryTotal), memory_used=info.memoryUsed,
             cores_requested=info.requestedCores, jobs=info.workers))
     nodes.sort(key=lambda n: n.name)
-    return LiveView(queue, tuple(nodes), explain(core, now, note), note, fatal_error)
+    active = [r for r in core.tasks.values() if r.killed_at is None]
+    known = core.nodes.nodes
+    running = tuple(
+        RunningJob(r.job.job_id, r.job.name,
+                   (known[r.agent_id].hostname or r.agent_id) if r.agent_id in known
+                   else (r.agent_id or ""),
+                   "running" if r.state is TaskState.RUNNING else r.state.name.lower(),
+                   max(0.0, now - _since(r)), r.job.cores, r.job.memory)
+        for r in heapq.nsmallest(MAX_RUNNING_SHOWN, active, key=_since))
+    return LiveView(queue, tuple(nodes), len(core.queue), len(active), running,
+                    explain(core, now, note), note, fatal_error)

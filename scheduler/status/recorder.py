@@ -1,17 +1,22 @@
-"""The recorder: follows the core's events and actions, keeps totals, running jobs,
-recent failures, throughput and metrics, and makes snapshots of them.
+"""The recorder: follows the core's events and actions for what only they tell (results,
+failures, throughput, issue-to-start and run times, offers, errors), and makes
+snapshots of it together with the core's live state.
 
 ``observe`` is the only call on the scheduling path: one append to a deque, no lock.
-The recorder's thread (or a snapshot) takes what was appended and does the work.
+The recorder's thread (or a snapshot) takes what was appended and does the work. What
+the core itself holds (the queue, running tasks, nodes) is not copied event by event:
+a snapshot reads it once (``live``), under the batch system's lock, briefly.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from ..contract import BatchJobExitReason
 from ..core.events import (
@@ -26,28 +31,14 @@ from ..core.events import (
     Report,
     TaskStatus,
 )
+from ..core.jobs import JobSpec
 from ..core.states import TaskState
-from .metrics import Metrics
-from .snapshot import Failure, LiveView, RunningJob, Snapshot, Totals
+from .metrics import Counts, Metrics
+from .snapshot import Failure, LiveView, Snapshot, Totals
 
-#: running jobs listed in a snapshot (the longest-running first); the rest are counted
-MAX_RUNNING_SHOWN = 200
 #: bytes read from the end of a failed job's log, and lines of it kept
 TAIL_BYTES = 4096
 TAIL_LINES = 10
-
-
-@dataclass(slots=True)
-class _Job:
-    job_id: int
-    name: str
-    cores: float
-    memory: int
-    issued_at: float
-    task_id: str | None = None
-    node: str = ""
-    launched_at: float | None = None
-    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +79,11 @@ class Recorder:
                  log_path: Callable[[int, str], str | None],
                  clock: Callable[[], float] = time.time,
                  max_failures: int = 20, bucket_seconds: float = 10.0, buckets: int = 60,
-                 snapshot_max_age: float = 0.5, drain_interval: float = 0.25) -> None:
+                 snapshot_max_age: float = 0.5, drain_interval: float = 0.5) -> None:
         self.backend = backend
         self.workflow_id = workflow_id
-        self.metrics = Metrics()
+        self._counts = Counts()
+        self.metrics = Metrics(self.counts)
         self._live = live
         self._log_path = log_path
         self._clock = clock
@@ -99,9 +91,9 @@ class Recorder:
         self._inbox: deque[tuple[Event, Sequence[Action]]] = deque()
         self._lock = threading.Lock()  # the bookkeeping below
         self._snapshot_lock = threading.Lock()  # one snapshot built at a time
-        self._jobs: dict[int, _Job] = {}
-        self._by_task: dict[str, _Job] = {}
-        self._issued = 0
+        self._open: dict[int, JobSpec] = {}  # issued, not finished or killed
+        self._waiting_since: dict[int, float] = {}  # issued, not yet started -> issue time
+        self._tasks: dict[str, tuple[int, str]] = {}  # launched -> (job id, node)
         self._succeeded = 0
         self._failed = 0
         self._killed = 0
@@ -139,107 +131,118 @@ class Recorder:
         """Take in everything observed so far."""
         with self._lock:
             inbox = self._inbox
-            if not inbox:
-                return
+            events = self._EVENTS
             while inbox:
                 event, actions = inbox.popleft()
-                self._apply(event, actions)
-            launched = len(self._by_task)
-            self.metrics.jobs.labels("running").set(launched)
-            self.metrics.jobs.labels("queued").set(len(self._jobs) - launched)
+                handler = events.get(type(event))
+                if handler is not None:
+                    handler(self, event)
+                if actions:
+                    self._actions(event, actions)
 
     # ------------------------------------------------------------------ bookkeeping
-    def _apply(self, event: Event, actions: Sequence[Action]) -> None:
-        m = self.metrics
+    def _actions(self, event: Event, actions: Sequence[Action]) -> None:
         now = event.now
-        if isinstance(event, JobsSubmitted):
-            for spec in event.jobs:
-                self._jobs[spec.job_id] = _Job(spec.job_id, spec.name, spec.cores,
-                                               spec.memory, now)
-            self._issued += len(event.jobs)
-            m.issued.inc(len(event.jobs))
-        elif isinstance(event, KillRequested):
-            for job_id in event.job_ids:
-                job = self._jobs.pop(job_id, None)
-                if job is not None:
-                    self._unlaunch(job)
-                    self._killed += 1
-                    m.finished.labels("killed").inc()
-        elif isinstance(event, OffersReceived):
-            m.offers_received.inc(len(event.offers))
-        elif isinstance(event, TaskStatus):
-            self._task_status(event)
-        elif isinstance(event, Disconnected):
-            m.backend_errors.labels("disconnected").inc()
         for action in actions:
             if isinstance(action, Launch):
+                node = action.hostname or action.agent_id
+                tasks = self._tasks
                 for task in action.tasks:
-                    job = self._jobs.get(task.job.job_id)
-                    if job is not None:
-                        self._unlaunch(job)
-                        job.task_id = task.task_id
-                        job.node = action.hostname or action.agent_id
-                        job.launched_at = now
-                        self._by_task[task.task_id] = job
-            elif isinstance(action, Decline):
-                m.offers_declined.inc(len(action.offer_ids))
+                    tasks[task.task_id] = (task.job.job_id, node)
             elif isinstance(action, Report):
                 self._report(action, now)
-        if isinstance(event, TaskStatus) and (event.never_started or event.id_taken):
-            # queued again, unless relaunched or reported in the same breath
-            job = self._by_task.get(event.task_id)
-            if job is not None and job.task_id == event.task_id:
-                self._unlaunch(job)
+            elif isinstance(action, Decline):
+                self._counts.offers_declined += len(action.offer_ids)
+
+    def _submitted(self, event: JobsSubmitted) -> None:
+        jobs = event.jobs
+        self._open.update((spec.job_id, spec) for spec in jobs)
+        self._waiting_since.update(dict.fromkeys([spec.job_id for spec in jobs], event.now))
+        self._counts.issued += len(jobs)
+
+    def _kill(self, event: KillRequested) -> None:
+        for job_id in event.job_ids:
+            if self._open.pop(job_id, None) is not None:
+                self._waiting_since.pop(job_id, None)
+                self._killed += 1
+                self._finish("killed")
+
+    def _offers(self, event: OffersReceived) -> None:
+        self._counts.offers_received += len(event.offers)
+
+    def _disconnected(self, event: Disconnected) -> None:
+        self._counts.backend_errors["disconnected"] += 1
 
     def _task_status(self, event: TaskStatus) -> None:
-        if event.launch_refused:
-            self.metrics.backend_errors.labels("launch_refused").inc()
-        job = self._by_task.get(event.task_id)
-        if job is None or job.started_at is not None:
-            return
         if event.state is TaskState.RUNNING:
-            job.started_at = event.now
-            self.metrics.issue_to_start.observe(max(0.0, event.now - job.issued_at))
+            task = self._tasks.get(event.task_id)
+            if task is not None:
+                issued = self._waiting_since.pop(task[0], None)
+                if issued is not None:
+                    self._counts.issue_to_start.observe(max(0.0, event.now - issued))
+        elif event.state.terminal:
+            if event.launch_refused:
+                self._counts.backend_errors["launch_refused"] += 1
+            task = self._tasks.get(event.task_id)
+            # the task of a killed job, or one that never started, is not reported: forget
+            # it here (a reported one goes with its report, which names its node)
+            if task is not None and (event.never_started or event.id_taken
+                                     or task[0] not in self._open):
+                del self._tasks[event.task_id]
 
-    def _unlaunch(self, job: _Job) -> None:
-        if job.task_id is not None:
-            self._by_task.pop(job.task_id, None)
-        job.task_id = None
-        job.node = ""
-        job.launched_at = job.started_at = None
+    _EVENTS: ClassVar[dict[type[Any], Callable[[Recorder, Any], None]]] = {
+        JobsSubmitted: _submitted,
+        KillRequested: _kill,
+        OffersReceived: _offers,
+        Disconnected: _disconnected,
+        TaskStatus: _task_status,
+    }
+
+    def _finish(self, result: str) -> None:
+        finished = self._counts.finished
+        finished[result] = finished.get(result, 0) + 1
 
     def _report(self, report: Report, now: float) -> None:
         info = report.info
-        job = self._jobs.pop(info.jobID, None)
-        if job is None:
+        spec = self._open.pop(info.jobID, None)
+        if spec is None:
             return
-        node = job.node
-        self._unlaunch(job)
+        self._waiting_since.pop(info.jobID, None)
+        task = self._tasks.pop(info.backing_id, None) if info.backing_id else None
         reason = info.exitReason
         ok = reason is BatchJobExitReason.FINISHED and info.exitStatus == 0
         result = "succeeded" if ok else (reason.name.lower() if reason else "failed")
-        self.metrics.finished.labels(result).inc()
+        self._finish(result)
         wall = info.wallTime or 0.0
-        self.metrics.run_time.observe(max(0.0, wall))
-        if reason is BatchJobExitReason.ERROR:
-            self.metrics.backend_errors.labels("job_error").inc()
+        self._counts.run_time.observe(max(0.0, wall))
         if ok:
             self._succeeded += 1
         elif reason is BatchJobExitReason.KILLED:
             self._killed += 1
         else:
+            if reason is BatchJobExitReason.ERROR:
+                self._counts.backend_errors["job_error"] += 1
             self._failed += 1
             if len(self._failures) == self._failures.maxlen:
                 self._tails.pop(self._failures[0].job_id, None)
-            self._failures.append(_Ended(job.job_id, job.name, result, info.exitStatus, wall,
-                                         node, now, report.message))
+            self._failures.append(_Ended(spec.job_id, spec.name, result, info.exitStatus,
+                                         wall, task[1] if task else "", now, report.message))
         bucket = int(now // self._bucket_seconds)
-        if self._buckets and self._buckets[-1][0] == bucket:
-            self._buckets[-1][1] += 1
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == bucket:
+            buckets[-1][1] += 1
         else:
-            self._buckets.append([bucket, 1])
+            buckets.append([bucket, 1])
 
-    # ------------------------------------------------------------------ snapshots
+    # ------------------------------------------------------------------ reading
+    def counts(self) -> Counts:
+        """The metrics' counts now: what was observed, and the core's queue and running
+        jobs (from the latest snapshot)."""
+        totals = self.snapshot().totals
+        with self._lock:
+            counts = copy.deepcopy(self._counts)
+        return replace(counts, queued=totals.queued, running=totals.running)
+
     def snapshot(self) -> Snapshot:
         """The status now; one taken less than ``snapshot_max_age`` ago is reused, so any
         number of clients cost the scheduler at most one look per interval."""
@@ -256,14 +259,9 @@ class Recorder:
             return snap
 
     def _build(self, live: LiveView, now: float) -> Snapshot:
-        launched = list(self._by_task.values())
-        launched.sort(key=lambda j: j.started_at or j.launched_at or now)
-        running = tuple(
-            RunningJob(j.job_id, j.name, j.node,
-                       "running" if j.started_at is not None else "launching",
-                       max(0.0, now - (j.started_at or j.launched_at or now)), j.cores,
-                       j.memory)
-            for j in launched[:MAX_RUNNING_SHOWN])
+        # tasks launched since live was read are not shown yet; jobs reported since then
+        # are not shown as running: what is listed is one moment of the core's
+        running = tuple(r for r in live.running if r.job_id in self._open)
         failures = []
         for ended in reversed(self._failures):
             path = self._log_path(ended.job_id, ended.name)
@@ -273,14 +271,14 @@ class Recorder:
             failures.append(Failure(ended.job_id, ended.name, ended.result, ended.exit_code,
                                     ended.wall_time, ended.node, ended.ended_at,
                                     ended.message, path, tail))
-        totals = Totals(issued=self._issued, queued=len(self._jobs) - len(launched),
-                        running=len(launched), succeeded=self._succeeded,
+        totals = Totals(issued=self._counts.issued, queued=live.queued,
+                        running=live.running_count, succeeded=self._succeeded,
                         failed=self._failed, killed=self._killed)
         return Snapshot(
             backend=self.backend, workflow_id=self.workflow_id,
             started_at=self._started_at, taken_at=now, totals=totals, queue=live.queue,
             nodes=live.nodes, running=running,
-            running_not_shown=max(0, len(launched) - MAX_RUNNING_SHOWN),
+            running_not_shown=max(0, live.running_count - len(running)),
             failures=tuple(failures), throughput=self._throughput(now),
             bucket_seconds=self._bucket_seconds, status_message=live.status_message,
             note=live.note, fatal_error=live.fatal_error)
@@ -291,5 +289,5 @@ class Recorder:
         size = self._buckets.maxlen or 1
         last = int(now // self._bucket_seconds)
         counts = dict((b, c) for b, c in self._buckets)
-        first = last - size + 1
-        return tuple(counts.get(b, 0) / self._bucket_seconds for b in range(first, last + 1))
+        return tuple(counts.get(b, 0) / self._bucket_seconds
+                     for b in range(last - size + 1, last + 1))

@@ -69,7 +69,6 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.dumps(self.recorder.snapshot().to_json()).encode()
                 self._send(200, "application/json", body)
             elif path == "/metrics":
-                self.recorder.drain()
                 self._send(200, CONTENT_TYPE_LATEST, self.recorder.metrics.exposition())
             else:
                 self._send(404, "text/plain; charset=utf-8",

@@ -102,6 +102,11 @@ class LiveView:
 
     queue: tuple[ShapeView, ...]
     nodes: tuple[NodeView, ...]
+    #: jobs waiting in the queue, and launched ones not killed (running or starting)
+    queued: int
+    running_count: int
+    #: the longest-running of them (at most MAX_RUNNING_SHOWN)
+    running: tuple[RunningJob, ...]
     status_message: str | None
     note: str | None
     fatal_error: str | None

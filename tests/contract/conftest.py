@@ -14,17 +14,20 @@ from tests.services.slurm_fixtures import slurm_cluster, slurm_cluster_noacct  #
 
 Factory = Callable[..., mesobatch.BatchSystem]
 
+#: batch-queue backends on the fakes in tests/doubles (lsf, pbs, htcondor)
+QUEUE_FAKES = ["lsf", "pbs", "torque", "htcondor"]
 #: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
 BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow),
-            "kubernetes", "aws_batch",
+            "kubernetes", "aws_batch", *QUEUE_FAKES,
             # a real Slurm with and without accounting (~2 minutes each): slow
             pytest.param("slurm", marks=pytest.mark.slow),
             pytest.param("slurm_noacct", marks=pytest.mark.slow)]
 
 #: seconds jobs that must run at the same time last, by backend: long enough that all
 #: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here;
-#: the AWS Batch double's jobs pass four states and a poll before they run)
-_OVERLAP_SECONDS = {"gridengine": 8.0, "aws_batch": 3.0}
+#: the AWS Batch double's jobs pass four states and a poll before they run; a queue
+#: fake's runners, one Python process per job, start 20 in ~1.5 s on a busy machine)
+_OVERLAP_SECONDS = {"gridengine": 8.0, "aws_batch": 3.0, **dict.fromkeys(QUEUE_FAKES, 3.0)}
 
 
 def overlap_seconds(bs: mesobatch.BatchSystem) -> float:
@@ -67,6 +70,8 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
             bs = _aws_batch(request, cores, doubles, limits, options)
         elif request.param in ("slurm", "slurm_noacct"):
             bs = _slurm(request, cores, locks, limits, options)
+        elif request.param in QUEUE_FAKES:
+            bs = _queue_fake(request, cores, limits, options)
         else:
             from tests.doubles.mesos import AgentSpec, MesosDouble
 
@@ -139,3 +144,23 @@ def _slurm(request: pytest.FixtureRequest, cores: float, locks: list[Any],
     options.setdefault("pollInterval", 0.5)
     options.setdefault("maxJobs", max(1, int(cores)))
     return mesobatch.batch_system("slurm", **limits, **options)
+
+
+def _queue_fake(request: pytest.FixtureRequest, cores: float, limits: dict[str, Any],
+                options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """LSF, PBS Pro, Torque or HTCondor on its fake (tests/doubles), on a host of 64
+    cores; --maxTotalCores holds the run to ``cores`` (each job asks the queue for
+    whole cores; fractions are counted here)."""
+    from tests.doubles.hpcfake.backends import FAKES
+
+    fake = FAKES[request.param]
+    state = request.getfixturevalue("tmp_path_factory").mktemp(request.param)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for var, value in fake.environment(state).items():
+        monkeypatch.setenv(var, value)
+    cluster = fake.cluster(state)
+    request.addfinalizer(cluster.stop)  # whatever the test left running
+    options.setdefault("pollInterval", 0.2)
+    options.setdefault("maxPollInterval", 1)
+    return mesobatch.batch_system(request.param, maxTotalCores=cores,
+                                  logDir=str(state / "logs"), **limits, **options)

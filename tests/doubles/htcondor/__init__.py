@@ -15,7 +15,8 @@ Documentation followed (HTCondor Manual 23.0, htcondor.readthedocs.io/en/23.0):
 - "condor_q" and "condor_history" man pages: -json, -constraint, -attributes, job ids as
   cluster or cluster.proc, -limit (condor_history reads newest first); completed and removed
   jobs leave the queue and are found by condor_history.
-- "condor_rm", "condor_hold" (-reason; "A currently running job that is placed in the hold
+- "condor_rm" (-reason: the job's RemoveReason, else "via condor_rm (by user U)"),
+  "condor_hold" (-reason; "A currently running job that is placed in the hold
   state by condor_hold is sent a hard kill signal"), "condor_release" man pages; messages
   "Job C.P marked for removal", "All jobs in cluster C have been marked for removal",
   "Job C.P not found", "Couldn't find/remove all jobs in cluster C" (exit status 1).

@@ -391,10 +391,15 @@ def ad_of(job: Job) -> dict[str, Any]:
             else:
                 ad["ExitCode"] = rc
         if status == REMOVED:
-            ad["RemoveReason"] = f"via condor_rm (by user {user()})"
+            ad["RemoveReason"] = _remove_reason(job)
     if status == REMOVED and job["state"] == RUNNING:
-        ad["RemoveReason"] = f"via condor_rm (by user {user()})"
+        ad["RemoveReason"] = _remove_reason(job)
     return ad
+
+
+def _remove_reason(job: Job) -> str:
+    """condor_rm -reason's text, or the default one."""
+    return str(job["extra"].get("remove_reason") or f"via condor_rm (by user {user()})")
 
 
 def _format(ads: list[dict[str, Any]]) -> str:
@@ -584,6 +589,8 @@ def _act(argv: list[str], command: str) -> int:
 def _apply(job: Job, command: str, reason: str | None) -> bool:
     now = time.time()
     if command == "condor_rm":
+        if reason:
+            job["extra"]["remove_reason"] = reason
         if job["state"] == RUNNING:
             job["kill_requested"] = "removed"
         else:

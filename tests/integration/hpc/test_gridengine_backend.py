@@ -174,8 +174,10 @@ def test_bad_grid_engine_options_fail_at_start_naming_them(
         mesobatch.batch_system("gridengine", gridEngineArgs="-N mine")
     with pytest.raises(OptionError, match="gridEngineMemoryPer"):
         mesobatch.batch_system("gridengine", gridEngineMemoryPer="node")
-    with pytest.raises(OptionError, match="not a valid name"):
+    with pytest.raises(OptionError, match=r"gridEnginePE.*expected a Grid Engine name"):
         mesobatch.batch_system("gridengine", gridEnginePE="s m p")
+    with pytest.raises(OptionError, match="gridEngineMemoryResource"):
+        mesobatch.batch_system("gridengine", gridEngineMemoryResource="h_vmem=1G")
     monkeypatch.setenv("MESOBATCH_GRIDENGINE_ARGS", "-l h_rt=10")
     with pytest.raises(OptionError, match="MESOBATCH_GRIDENGINE_ARGS: '-l h_rt=10' conflicts"):
         mesobatch.batch_system("gridengine")

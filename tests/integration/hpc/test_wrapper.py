@@ -10,6 +10,7 @@ from mesobatch.integration.hpc.wrapper import (
     array_script,
     job_script,
     read_records,
+    wall_time,
     write_script,
 )
 
@@ -59,3 +60,34 @@ def test_the_array_dispatcher_runs_the_script_its_index_names(tmp_path: Path) ->
     done = subprocess.run([str(path)], env={"PATH": os.environ["PATH"], "TASK": "9"},
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1 and "no job for array index '9'" in done.stderr
+
+
+def test_reserved_exit_statuses_are_recorded_but_not_returned(tmp_path: Path) -> None:
+    path = tmp_path / "r.sh"
+    (tmp_path / "records").mkdir()
+    for code, returned in ((99, 1), (100, 1), (98, 98)):
+        write_script(str(path), job_script(
+            title="t", command=f"exit {code}", env={}, log=str(tmp_path / "log"),
+            record=str(tmp_path / "records" / str(code)), work_dir=str(tmp_path),
+            reserved_exit_codes=[99, 100]))
+        assert subprocess.run([str(path)], check=False).returncode == returned
+    _, exits = read_records(str(tmp_path / "records"), set(), {"99", "100", "98"})
+    assert {k: e.exit_code for k, e in exits.items()} == {"99": 99, "100": 100, "98": 98}
+
+
+def test_the_wall_time_comes_from_the_node_s_clock_and_is_never_short(tmp_path: Path) -> None:
+    script = wrapper(tmp_path, "sleep 0.3", {})
+    subprocess.run([str(script)], check=True)
+    starts, exits = read_records(str(tmp_path / "records"), {"1.0"}, {"1.0"})
+    assert starts["1.0"].clock is not None and exits["1.0"].clock is not None
+    assert 0.3 <= wall_time(starts["1.0"], exits["1.0"]) < 5
+    # a start record still being written (empty) is not taken
+    (tmp_path / "records" / "2.0.started").write_text("")
+    assert read_records(str(tmp_path / "records"), {"2.0"}, set())[0] == {}
+    # records without the clock line: their files' times
+    (tmp_path / "records" / "3.0.started").write_text("node9\n")
+    (tmp_path / "records" / "3.0.exit").write_text("0\n")
+    os.utime(tmp_path / "records" / "3.0.started", (100.0, 100.0))
+    os.utime(tmp_path / "records" / "3.0.exit", (102.5, 102.5))
+    starts, exits = read_records(str(tmp_path / "records"), {"3.0"}, {"3.0"})
+    assert starts["3.0"].clock is None and wall_time(starts["3.0"], exits["3.0"]) == 2.5

@@ -132,6 +132,21 @@ def test_a_job_that_makes_no_pod_fails_quoting_its_events(make: Make, tmp_path: 
     assert 'serviceaccount "nobody" not found' in text
 
 
+@pytest.mark.parametrize("nodes", [[NodeSpec(name="node-a", cpu="1", memory="2Gi"),
+                                    NodeSpec(name="node-b", cpu="1", memory="2Gi")]])
+def test_a_pod_that_fits_the_room_but_no_node_waits_for_the_run_s_pods(
+        make: Make, double: KubernetesDouble) -> None:
+    bs = make(kubernetesUnschedulableTimeout=1)
+    first = [bs.issueBatchJob("sleep 3", job(cores=0.6)) for _ in range(2)]  # one per node
+    assert {running_pod(double, i)["spec"]["nodeName"] for i in first} == {"node-a",
+                                                                          "node-b"}
+    # 0.8 cores are left in all, 0.4 on each node: unschedulable until one ends
+    late = bs.issueBatchJob("true", job(cores=0.8))
+    assert wait(lambda: "Insufficient cpu" in (bs.getSchedulingStatusMessage() or ""), 10)
+    results = {r.jobID: r for r in (result(bs) for _ in range(3))}
+    assert results[late].exitReason == BatchJobExitReason.FINISHED
+
+
 def test_logs_land_in_the_log_dir(make: Make, tmp_path: Path) -> None:
     bs = make()
     job_id = bs.issueBatchJob("echo out; echo err >&2; exit 3", job())
@@ -247,3 +262,33 @@ def test_get_nodes_from_the_cluster(make: Make) -> None:
     nodes = bs.getNodes()
     assert list(nodes) == ["node-a"]
     assert nodes["node-a"].coresTotal == 2 and nodes["node-a"].memoryTotal == 2 * 2**30
+
+
+@pytest.mark.parametrize("nodes", [[NodeSpec(name="cpu-only", cpu="2", memory="2Gi"),
+                                    NodeSpec(name="gpu-node", cpu="2", memory="2Gi", gpu=1)]])
+def test_gpu_jobs_request_nvidia_gpus(make: Make, double: KubernetesDouble) -> None:
+    bs = make()
+    gpu = [{"kind": "gpu", "count": 1}]
+    job_id = bs.issueBatchJob("sleep 30", job(accelerators=gpu))
+    pod = running_pod(double, job_id)
+    assert pod["spec"]["nodeName"] == "gpu-node"
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    with pytest.raises(mesobatch.InsufficientSystemResources):  # no node has two
+        bs.issueBatchJob("true", job(accelerators=[{"kind": "gpu", "count": 2}]))
+    bs.killBatchJobs([job_id])
+
+
+def test_an_unreachable_cluster_is_a_clear_error_at_start(tmp_path: Path,
+                                                          double: KubernetesDouble) -> None:
+    config = double.kubeconfig.read_text().replace(double.url, "https://127.0.0.1:9")
+    (tmp_path / "kubeconfig").write_text(config)
+    with pytest.raises(RuntimeError, match=r"Kubernetes API at https://127\.0\.0\.1:9 does "
+                                           r"not answer.*cannot list nodes"):
+        mesobatch.batch_system("kubernetes", kubernetesConfig=str(tmp_path / "kubeconfig"),
+                               kubernetesImage="i")
+
+
+def test_a_context_that_is_not_there_is_named(double: KubernetesDouble) -> None:
+    with pytest.raises(RuntimeError, match="context 'elsewhere'"):
+        mesobatch.batch_system("kubernetes", kubernetesConfig=str(double.kubeconfig),
+                               kubernetesContext="elsewhere", kubernetesImage="i")

@@ -139,3 +139,16 @@ def test_snapshot_is_reused_within_its_max_age(tmp_path: Path) -> None:
     assert rig.recorder.snapshot() is first and len(looks) == 1
     rig.now += 0.6
     assert rig.recorder.snapshot() is not first and len(looks) == 2
+
+
+def test_tasks_of_killed_and_relaunched_jobs_are_not_kept(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    a, b = job(1, name="a"), job(1, name="b")
+    rig.feed(JobsSubmitted((a, b), rig.now))
+    launches = of_type(rig.feed(OffersReceived((offer(2, 8),), rig.now)), Launch)
+    first, second = (t for launch in launches for t in launch.tasks)
+    rig.feed(KillRequested((first.job.job_id,), rig.now))
+    rig.feed(TaskStatus(first.task_id, TaskState.KILLED, rig.now))
+    rig.feed(TaskStatus(second.task_id, TaskState.ERROR, rig.now, never_started=True))
+    rig.recorder.drain()
+    assert rig.recorder._tasks == {}
