@@ -33,6 +33,7 @@ from .slurm import (
     SlurmArgumentError,
     SlurmDialect,
     SlurmSettings,
+    check_extra_args,
     extra_args,
     max_array_size,
     parse_config,
@@ -167,12 +168,12 @@ class SlurmBackend(BatchQueueBackend):
         ``scontrol show config``, and ``show partition`` when choosing partitions)."""
         o = self.options
         assert isinstance(o, SlurmOptions)
-        probe = SlurmDialect(o.settings(accounting=False))
         try:
             extra = tuple(extra_args(o.settings(False, o.slurm_extra_args), os.environ))
-            SlurmDialect(o.settings(False), extra=extra)  # clashes are an error now
+            check_extra_args(extra, o.settings(False))  # clashes are an error now
         except SlurmArgumentError as e:
             raise OptionError(str(e)) from None
+        probe = SlurmDialect(SlurmSettings(cluster=o.slurm_cluster))
         self.dialect = probe  # classifies the errors of these first commands
         try:
             config = parse_config(self.commands.run(probe.config_argv()))
