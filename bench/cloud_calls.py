@@ -1,7 +1,7 @@
 """API requests per job of the cloud backends, on their doubles: N jobs issued at once, run
 to their ends, then shutdown. Each round runs in a fresh process; medians over rounds.
 
-    python bench/cloud_calls.py [--backend kubernetes] [--jobs 200] [--rounds 3]
+    python bench/cloud_calls.py [--backend kubernetes|aws_batch] [--jobs 200] [--rounds 3]
 
 Targets (issue 14): at most 2 requests per job to submit, at most 0.1 per job for status.
 One section per backend; each counts the requests its double served, by kind.
@@ -72,10 +72,62 @@ def kubernetes_round(jobs: int) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- aws_batch
+
+
+def aws_batch_round(jobs: int) -> dict[str, Any]:
+    """Requests by purpose: startup (job definition found or registered, the queue and
+    its compute environments read once), submit (SubmitJob), status (DescribeJobs, 100
+    ids per call, every live job each --pollInterval, default 5 s), logs (GetLogEvents
+    per ended job), shutdown (the ListJobs sweep)."""
+    import os
+
+    import mesobatch
+    from tests.doubles.aws_batch import AwsBatchDouble
+    from tests.doubles.aws_batch.queues import add_queue
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    with AwsBatchDouble(state_delay=0.05) as double, tempfile.TemporaryDirectory() as logs:
+        queue = add_queue(double, "bench", vcpus=256)
+        double.reset_requests()
+        bs = mesobatch.batch_system("aws_batch", awsBatchEndpoint=double.endpoint_url,
+                                    awsBatchRegion=double.region, awsBatchQueue=queue,
+                                    awsBatchImage="debian:bookworm-slim", logDir=logs)
+        startup = sum(double.requests().values())
+        double.reset_requests()
+        desc = mesobatch.JobDescription(cores=0.1, memory=16 * 2**20, disk=16 * 2**20)
+        began = time.monotonic()
+        for _ in range(jobs):
+            bs.issueBatchJob("sleep 0.2", desc)
+        done = 0
+        while done < jobs:
+            info = bs.getUpdatedBatchJob(120)
+            if info is None:
+                raise RuntimeError(f"only {done} of {jobs} jobs ended")
+            if info.exitStatus != 0:
+                raise RuntimeError(f"job {info.jobID} failed: {info}")
+            done += 1
+        elapsed = time.monotonic() - began
+        during = double.requests()
+        bs.shutdown()
+        after = double.requests()
+    return {
+        "startup_requests": startup,
+        "submit_per_job": during.get("SubmitJob", 0) / jobs,
+        "status_per_job": during.get("DescribeJobs", 0) / jobs,
+        "logs_per_job": during.get("GetLogEvents", 0) / jobs,
+        "all_per_job": sum(during.values()) / jobs,
+        "shutdown_requests": sum(after.values()) - sum(during.values()),
+        "seconds": elapsed,
+    }
+
+
 # ----------------------------------------------------------------------------- sections
 
 ROUNDS: dict[str, Callable[[int], dict[str, Any]]] = {
     "kubernetes": kubernetes_round,
+    "aws_batch": aws_batch_round,
 }
 
 

@@ -80,9 +80,13 @@ def main() -> None:
         print(json.dumps(scenario(args.child, args.jobs)))
         return
     root = Path(__file__).resolve().parents[1]
-    medians = interleaved_medians(
-        BACKENDS, args.repeat,
-        lambda name, _: run_child(__file__, name, "--jobs", str(args.jobs), cwd=root))
+
+    def one(name: str, i: int) -> dict[str, float]:
+        result = run_child(__file__, name, "--jobs", str(args.jobs), cwd=root)
+        print(f"round {i + 1} {name}: {json.dumps(result)}", file=sys.stderr, flush=True)
+        return result
+
+    medians = interleaved_medians(BACKENDS, args.repeat, one)
     print(f"{args.jobs} x `true` at 0.1 core per run; medians of {args.repeat} runs")
     print(f"{'backend':<10}{'status cmds':>12}{'per job':>9}{'polls':>7}{'accounting':>12}"
           f"{'submits':>9}{'all cmds':>10}{'per job':>9}{'wall s':>8}")

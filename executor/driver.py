@@ -230,7 +230,9 @@ class MesosExecutorDriver(ExecutorDriver):
                 return
             log.info("lost the agent (%s); subscribing again in %.2f s", reason, backoff)
             self._stopped.wait(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, self.agent.backoff_max)
+            # At most half of MESOS_SUBSCRIPTION_BACKOFF_MAX apart: a restarted agent waits
+            # that long (its executor_reregistration_timeout) for us, then kills us.
+            backoff = min(backoff * 2, self.agent.backoff_max / 2)
 
     def _dispatch(self, event: Any) -> None:
         """Hand one event to the executor. A malformed event is logged and skipped; an

@@ -119,7 +119,8 @@ class MesobatchExecutor(Executor):
     def _request(self, task_id: str, payload: TaskPayload) -> TaskRequest:
         return TaskRequest(task_id, payload.job_id, payload.name, payload.command,
                            payload.cores, payload.walltime, None, payload.env,
-                           self._work_dir(payload.workflow_id))
+                           self._work_dir(payload.workflow_id),
+                           memory_limit=payload.memory_limit or None)
 
     def _prepare_and_start(self, req: TaskRequest, payload: TaskPayload) -> None:
         """Fetch and check the task's shipped resources, then start it; a resource
@@ -225,7 +226,8 @@ class MesobatchExecutor(Executor):
                 pending.upload.upload_result(pending.result_id, pending.result_file)
         except ResourceError as e:
             log.warning("task %s: %s", ex.task_id, e)
-            result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded)
+            result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded,
+                                **_usage(ex))
             self._terminal(ex.task_id, "TASK_FAILED", str(e), result)
             return False
         finally:
@@ -235,9 +237,12 @@ class MesobatchExecutor(Executor):
 
     def _ended(self, ex: TaskExit, plan: _LogPlan | None = None) -> None:
         result = TaskResult(ex.exit_code, ex.wall_time, ex.signal, ex.walltime_exceeded,
-                            **(_return_log(ex.task_id, plan) if plan is not None else {}))
+                            **(_return_log(ex.task_id, plan) if plan is not None else {}),
+                            **_usage(ex))
         out = outcome(ex)
         reason = "REASON_MAX_COMPLETION_TIME_REACHED" if out.walltime_exceeded else None
+        if out.memory_exceeded:
+            reason = "REASON_CONTAINER_LIMITATION_MEMORY"
         state = out.ending.value if out.ending is not Ending.ERROR else "TASK_FAILED"
         self._terminal(ex.task_id, state, out.message, result, reason)
 
@@ -339,3 +344,9 @@ def _return_log(task_id: str, plan: _LogPlan) -> dict[str, Any]:
         log.warning("task %s: %s; its log stays in %s", task_id, e, plan.path)
         return {}
     return {"log_file": plan.name, "log_size": collected.size}
+
+
+def _usage(ex: TaskExit) -> dict[str, Any]:
+    """What the task used, for its TaskResult."""
+    return {"peak_memory": ex.peak_memory, "cpu_time": ex.cpu_time,
+            "memory_exceeded": ex.memory_exceeded}

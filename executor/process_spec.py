@@ -43,6 +43,8 @@ class ProcessSpec:
     walltime: float | None = None  #: seconds; past it the task is killed
     #: a fork server that runs the same program warm (see WarmStart)
     warm: WarmStart | None = None
+    #: bytes; a task whose processes use more at once is killed (None: no limit)
+    memory_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,12 @@ class TaskExit:
     killed: bool = False  #: killed through kill() or shutdown
     walltime_exceeded: bool = False
     launch_error: str | None = None  #: why a submitted task could not start
+    #: what it used (None: not measured, e.g. forked by a fork server): peak resident
+    #: memory of its process tree in bytes, CPU seconds (user + system)
+    peak_memory: int | None = None
+    cpu_time: float | None = None
+    #: killed for using more than its memory_limit
+    memory_exceeded: bool = False
 
 
 def cancelled(task_id: str) -> TaskExit:

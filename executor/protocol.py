@@ -144,6 +144,9 @@ class TaskPayload(_Base64Json):
     #: return the job's output, its last ``log_cap`` bytes at most (0: leave it here)
     log_cap: int = 0
 
+    #: bytes: kill the job once it uses more memory (--enforceMemory); 0: no limit
+    memory_limit: int = 0
+
     def check(self) -> None:
         if not self.command.strip() or "\0" in self.command:
             raise ValueError("the command is empty or holds a NUL character")
@@ -168,6 +171,12 @@ class TaskResult(_Base64Json):
     #: a small log itself (base64), when it comes with the result; a larger one was sent
     #: to the resource server (PUT /logs/) before this result
     log: str | None = None
+    #: what the job used (None: not measured): the peak resident memory of its process
+    #: tree in bytes, and the CPU time (user + system) of its processes in seconds
+    peak_memory: int | None = None
+    cpu_time: float | None = None
+    #: killed for using more memory than it asked (--enforceMemory)
+    memory_exceeded: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import resource
 import signal
 import threading
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from .cold_start import SHELL, ColdStart, Starter
 from .keeper_link import KeeperLink
+from .memory_watch import MemoryWatch
 from .process_groups import LeftoverGroups, signal_group
 from .process_spec import (
     LaunchError,
@@ -52,6 +54,7 @@ class _Proc:
     kill_at: float = math.inf  #: SIGKILL due (grace after SIGTERM)
     killed: bool = False
     walltime_exceeded: bool = False
+    memory_exceeded: bool = False
 
 
 class TaskRunner:
@@ -75,6 +78,7 @@ class TaskRunner:
         self._closed = False
         self._leftovers = LeftoverGroups()
         self._keeper = KeeperLink()
+        self._memory = MemoryWatch(self._over_memory)
         self._spawner: Spawner[tuple[ProcessSpec, list[str] | None]] = Spawner(
             self._start_submitted)
         self._reapers: Reapers[TaskExit] = Reapers(
@@ -157,6 +161,7 @@ class TaskRunner:
         self._reapers.stop(timeout=2.0)
         self._warm.close()
         self._keeper.close()
+        self._memory.close()
 
     @property
     def keeper_pid(self) -> int | None:
@@ -185,6 +190,7 @@ class TaskRunner:
             cancel = self._queued.pop(task_id, False)
             self._procs[task_id] = proc
             self._keeper.watch(proc.pid)
+            self._memory.watch(task_id, proc.pid, proc.spec.memory_limit)
             if warm_key is None:
                 self._reapers.watch_child(proc.pid, lambda: [self._child_ended(proc)])
             else:
@@ -228,11 +234,12 @@ class TaskRunner:
         # The leader is a zombie until reaped, so its group id cannot be reused yet:
         # kill whatever the job left behind in its group, then reap.
         signal_group(proc.pid, signal.SIGKILL)
-        _, status = os.waitpid(proc.pid, 0)
+        # wait4: what the task used, its descendants that were waited for included
+        _, status, usage = os.wait4(proc.pid, 0)
         # Killed members may take a moment to go; close() waits for such groups.
         self._leftovers.add(proc.pid)
         with self._lock:
-            return self._remove(proc, status)
+            return self._remove(proc, status, usage)
 
     def _forked_ended(self, ends: list[Ended]) -> list[TaskExit]:
         """The ends a fork server reported (in the first reaper's thread)."""
@@ -240,8 +247,10 @@ class TaskRunner:
             return [self._remove(proc, status) for task_id, status in ends
                     if (proc := self._procs.get(task_id)) is not None]
 
-    def _remove(self, proc: _Proc, status: int) -> TaskExit:
-        """Out of the table, as a TaskExit from its wait status (lock held)."""
+    def _remove(self, proc: _Proc, status: int,
+                usage: resource.struct_rusage | None = None) -> TaskExit:
+        """Out of the table, as a TaskExit from its wait status and, for our own
+        children, their resource usage (lock held)."""
         del self._procs[proc.spec.task_id]
         # Killed already (its group) or gone: what it left is killed or dies at once.
         self._keeper.forget(proc.pid)
@@ -251,9 +260,33 @@ class TaskRunner:
         rc = os.waitstatus_to_exitcode(status)
         sig = -rc if rc < 0 else None
         exit_code = 128 + sig if sig is not None else rc
+        peak = self._memory.forget(proc.spec.task_id)
+        cpu = None
+        if usage is not None:
+            cpu = round(usage.ru_utime + usage.ru_stime, 3)
+            # ru_maxrss (KiB) is the peak of the task's largest process; the first one
+            # took over the peak of our own memory when it exec'd (posix_spawn shares it
+            # until then), so it tells only when it is above our own peak.
+            largest = usage.ru_maxrss * 1024
+            if largest > resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024:
+                peak = max(peak or 0, largest)
         return TaskExit(proc.spec.task_id, exit_code, wall, sig,
-                        killed=proc.killed and not proc.walltime_exceeded,
-                        walltime_exceeded=proc.walltime_exceeded)
+                        killed=proc.killed and not proc.walltime_exceeded
+                        and not proc.memory_exceeded,
+                        walltime_exceeded=proc.walltime_exceeded, peak_memory=peak,
+                        cpu_time=cpu, memory_exceeded=proc.memory_exceeded)
+
+    def _over_memory(self, task_id: str, used: int) -> None:
+        """The memory watch found a task over its limit: SIGKILL, as the kernel's OOM
+        killer would (no grace: it is using what others need)."""
+        with self._lock:
+            proc = self._procs.get(task_id)
+            if proc is None or proc.killed:
+                return
+            log.info("task %s uses %d bytes, over its limit of %s: killing it", task_id,
+                     used, proc.spec.memory_limit)
+            proc.memory_exceeded = True
+            signal_group(proc.pid, signal.SIGKILL)
 
     def _report(self, exits: list[TaskExit]) -> None:
         try:

@@ -45,6 +45,8 @@ class TaskRequest:
     job_env: Mapping[str, str] = field(default_factory=dict)
     #: the workflow's work directory on this node (MESOBATCH_WORK_DIR), if any
     work_dir: str | None = None
+    #: bytes: kill the task once its processes use more (--enforceMemory)
+    memory_limit: int | None = None
 
     def variables(self) -> dict[str, str]:
         """Every variable the caller gave the task (setEnv values and its own)."""
@@ -116,6 +118,7 @@ def process_spec(req: TaskRequest, *, base_env: Mapping[str, str], log_dir: str,
         task_id=req.task_id, command=req.command,
         env=build_environment(base_env, req.set_env, job_env, req.cores),
         stdout=log, stderr=log, walltime=req.walltime, warm=warm,
+        memory_limit=req.memory_limit,
     )
 
 
@@ -135,15 +138,19 @@ class Outcome:
     ending: Ending
     message: str = ""
     walltime_exceeded: bool = False
+    memory_exceeded: bool = False
 
 
 def outcome(ex: TaskExit) -> Outcome:
-    """The meaning of a task's exit: killed on request, past its wall time (a failure
-    whatever the status), or by its exit status; ERROR if it never started."""
+    """The meaning of a task's exit: killed on request, past its wall time or over its
+    memory (failures whatever the status), or by its exit status; ERROR if it never
+    started."""
     if ex.launch_error is not None:
         return Outcome(Ending.ERROR, ex.launch_error)
     if ex.killed:
         return Outcome(Ending.KILLED)
     if ex.walltime_exceeded:
         return Outcome(Ending.FAILED, "wall time exceeded", walltime_exceeded=True)
+    if ex.memory_exceeded:
+        return Outcome(Ending.FAILED, "memory limit exceeded: killed", memory_exceeded=True)
     return Outcome(Ending.FINISHED if ex.exit_code == 0 else Ending.FAILED)

@@ -35,6 +35,7 @@ from ..scheduler.core.states import TaskState
 from ..scheduler.options import (
     CommonOptions,
     _cpu_count,
+    enforce_memory_option,
     machine_disk,
     machine_memory,
     opt,
@@ -69,6 +70,7 @@ class LocalOptions(CommonOptions):
     max_gpus: int | None = opt(
         "maxGpus", parse=parse_count, default_factory=detect_gpus, metavar="N",
         help="GPUs this machine offers to jobs (default: the /dev/nvidiaN devices)")
+    enforce_memory: bool = enforce_memory_option()
     resource_dir: str | None = opt(
         "resourceDir", parse=parse_path, metavar="DIR",
         help="where shipped code and data (functions, the user's script) are kept while "
@@ -89,10 +91,14 @@ def exit_status(ex: TaskExit, now: float) -> TaskStatus:
     if out.ending is Ending.ERROR:
         return TaskStatus(ex.task_id, TaskState.ERROR, now, message=out.message,
                           agent_id=AGENT_ID)
+    reason = None
+    if out.walltime_exceeded:
+        reason = BatchJobExitReason.MAXJOBDURATION
+    elif out.memory_exceeded:
+        reason = BatchJobExitReason.MEMLIMIT
     return TaskStatus(ex.task_id, _STATES[out.ending], now, exit_code=ex.exit_code,
                       wall_time=ex.wall_time, agent_id=AGENT_ID, message=out.message,
-                      exit_reason=BatchJobExitReason.MAXJOBDURATION
-                      if out.walltime_exceeded else None)
+                      exit_reason=reason, peak_memory=ex.peak_memory, cpu_time=ex.cpu_time)
 
 
 class LocalBackend(EmulatedBackend):
@@ -160,7 +166,8 @@ class LocalBackend(EmulatedBackend):
                 node_env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
             req = TaskRequest(task.task_id, job.job_id, job.name, job.command, job.cores,
                               job.walltime, job.environment, job.job_environment or {},
-                              work_dir)
+                              work_dir, memory_limit=job.memory
+                              if self.options.enforce_memory else None)
             if req.ships():  # fetching and unpacking: not under the batch system's lock
                 with self._lock:
                     self._preparing.add(task.task_id)

@@ -32,6 +32,16 @@ from .options import (
     unknown_option_error,
 )
 from .registry import UnknownBackend, availability, backend_names, batch_system_class, get_entry
+from .run_results import (
+    FAR_OVER,
+    format_bytes,
+    format_records,
+    merged,
+    over_use,
+    rerun_jobs,
+    result_record,
+    write_atomically,
+)
 from .status.terminal import announce
 
 log = logging.getLogger("mesobatch")
@@ -62,7 +72,14 @@ def _base_parser(backend: _Backend | None = None) -> tuple[_Parser, _Parser]:
                          description="Run a file of jobs: one shell command per line, or "
                          "JSON Lines with command, name, cores, memory, disk, env, "
                          "preemptible, gpus, walltime.")
-    run.add_argument("jobs", metavar="JOBS", help="the job file")
+    run.add_argument("jobs", metavar="JOBS", nargs="?",
+                     help="the job file (not with --rerun-failed)")
+    run.add_argument("--results", default=None, metavar="FILE",
+                     help="write one JSON line per job to FILE: the job, its state, exit "
+                     "code, wall time, peak memory, CPU time, node and log")
+    run.add_argument("--rerun-failed", default=None, metavar="FILE",
+                     help="run again the jobs of a --results FILE that did not succeed "
+                     "(with --results, the earlier successes are carried over)")
     run.add_argument("--backend", default=None,
                      help=f"where to run (default: local) [env {ENV_PREFIX}BACKEND]")
     run.add_argument("--config", default=None, metavar="FILE",
@@ -222,10 +239,13 @@ def _run(args: argparse.Namespace, rest: list[str], backend: _Backend,
         defaults = _defaults(args)
     except OptionError as e:
         raise CliError(str(e)) from None
-    try:
-        jobs = read_job_file(args.jobs, defaults, args.format)
-    except JobFileError as e:
-        raise CliError(str(e)) from None
+    jobs, kept = _read_jobs(args, defaults)
+    if not jobs:
+        print(f"nothing to run again: every job in {args.rerun_failed} succeeded",
+              file=sys.stderr)
+        if args.results:
+            _write_results(args.results, kept, [])
+        return 0
     try:
         bs = cls(options=options)
     except (OptionError, OSError, ValueError) as e:
@@ -234,7 +254,7 @@ def _run(args: argparse.Namespace, rest: list[str], backend: _Backend,
         try:
             _validate_jobs(bs, jobs, args)
             with announce(bs.status_url):
-                return _run_jobs(bs, jobs, args, stop)
+                return _run_jobs(bs, jobs, args, stop, kept)
         finally:
             bs.shutdown()
             _remove_if_empty(bs.log_dir)
@@ -248,6 +268,11 @@ def _status(args: argparse.Namespace) -> int:
     except StatusError as e:
         print(f"mesobatch status: {e}", file=sys.stderr)
         return 1
+
+
+def _existing_log(log_dir: str, job_id: int, job: JobLine) -> str | None:
+    path = os.path.join(log_dir, log_file_name(job_id, job.name))
+    return path if os.path.exists(path) else None
 
 
 def _remove_if_empty(log_dir: str) -> None:
@@ -287,10 +312,43 @@ def _validate_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace) -> No
         try:
             bs.validate_job(job.command, job, job.env)
         except (InsufficientSystemResources, InvalidJob) as e:
-            raise CliError(f"{args.jobs}:{job.line}: {e}") from None
+            raise CliError(f"{args.jobs or args.rerun_failed}:{job.line}: {e}") from None
 
 
-def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace, stop: _Stop) -> int:
+def _read_jobs(args: argparse.Namespace, defaults: Defaults
+               ) -> tuple[list[JobLine], list[dict[str, Any]]]:
+    """The jobs to run, from the job file or (--rerun-failed) those of a results file
+    that did not succeed, with the records of those that did."""
+    if (args.jobs is None) == (args.rerun_failed is None):
+        raise CliError("give a job file (JOBS) or --rerun-failed RESULTS, not both" if args.jobs
+                       else "give a job file (JOBS), or --rerun-failed RESULTS to run again "
+                       "the jobs of an earlier run that did not succeed")
+    try:
+        if args.jobs is not None:
+            return read_job_file(args.jobs, defaults, args.format), []
+        try:
+            with open(args.rerun_failed, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise CliError(f"cannot read results file {args.rerun_failed!r}: {why}") from None
+        rerun = rerun_jobs(text, args.rerun_failed)
+        return rerun.jobs, rerun.kept
+    except JobFileError as e:
+        raise CliError(str(e)) from None
+
+
+def _write_results(path: str, kept: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    try:
+        write_atomically(path, format_records(merged(kept, new)))
+    except OSError as e:
+        print(f"mesobatch: cannot write results to {path!r}: {e.strerror}", file=sys.stderr)
+        return
+    print(f"results: {path}", file=sys.stderr)
+
+
+def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace, stop: _Stop,
+              kept: list[dict[str, Any]]) -> int:
     started = time.monotonic()
     ids = bs.issue_many([(j.command, j, j.env) for j in jobs])
     by_id = dict(zip(ids, jobs, strict=True))
@@ -309,6 +367,10 @@ def _run_jobs(bs: Any, jobs: list[JobLine], args: argparse.Namespace, stop: _Sto
     elapsed = time.monotonic() - started
     _summary(by_id, results, elapsed, bs.log_dir)
     print(f"job logs: {bs.log_dir}", file=sys.stderr)
+    if args.results:
+        _write_results(args.results, kept, [
+            result_record(job, results.get(job_id), _existing_log(bs.log_dir, job_id, job))
+            for job_id, job in by_id.items()])
     if stop.signum is not None:
         print("interrupted: unfinished jobs were killed", file=sys.stderr)
         return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
@@ -403,7 +465,8 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
           r.exitReason == BatchJobExitReason.FINISHED]
     bad = [r for r in results.values() if r not in ok]
     unfinished = len(jobs) - len(results)
-    console = Console()
+    # into a file or a pipe: lines as long as the table needs, never cut short
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     totals = Table("outcome", "jobs", box=None)
     totals.add_row("succeeded", str(len(ok)))
     totals.add_row("failed", str(len(bad)))
@@ -412,15 +475,25 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
     totals.add_row("elapsed", f"{elapsed:.2f} s")
     totals.add_row("jobs/s", f"{len(results) / elapsed:.1f}" if elapsed > 0 else "-")
     console.print(totals)
-    shown = list(results.values()) if len(jobs) <= 20 else bad[:20]
+    # all of a small batch; of a large one the failed jobs, then those far over their ask
+    shown = list(results.values()) if len(jobs) <= 20 else (bad + [
+        r for r in ok if over_use(jobs[r.jobID], r)])[:20]
     if shown:
+        measured = any(r.usage is not None and r.usage.peak_memory is not None for r in shown)
         table = Table("line", "name", "result", "exit", "wall s", *(
+            ["mem/asked", "cpu s", "over"] if measured else []), *(
             ["log"] if log_dir else []), box=None)
         for r in sorted(shown, key=lambda r: jobs[r.jobID].line):
             job = jobs[r.jobID]
             outcome = r.exitReason.name.lower() if r.exitReason else "?"
             row = [str(job.line), job.name, outcome, str(r.exitStatus),
                    f"{r.wallTime:.2f}" if r.wallTime is not None else "-"]
+            if measured:
+                used = r.usage.peak_memory if r.usage is not None else None
+                cpu = r.usage.cpu_time if r.usage is not None else None
+                row += [f"{format_bytes(used)}/{format_bytes(job.memory)}",
+                        f"{cpu:.2f}" if cpu is not None else "-",
+                        ", ".join(over_use(job, r)) or "-"]
             if log_dir:
                 name = log_file_name(r.jobID, job.name)
                 row.append(name if os.path.exists(os.path.join(log_dir, name)) else "-")
@@ -428,6 +501,9 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
         console.print(table)
         if len(bad) > len(shown):
             console.print(f"... and {len(bad) - len(shown)} more failed jobs")
+        if any(over_use(jobs[r.jobID], r) for r in shown):
+            console.print(f"over: the job used over {FAR_OVER:g} times the memory it asked "
+                          "for, or CPU time per second over its cores that many times")
     if log_dir:
         _failed_tails(console, jobs, bad, log_dir)
 

@@ -29,6 +29,17 @@ class BatchJobExitReason(enum.IntEnum):
     PARTITION = 9  #: the job ran on a node cut off from the scheduler
 
 
+class JobUsage(NamedTuple):
+    """Where a finished job ran and what it used, as its node measured it (None: not
+    known, e.g. a backend that does not measure)."""
+
+    node: str | None = None  #: the hostname of the node it ran on
+    #: the peak resident memory of the job's process tree, bytes (the largest process's
+    #: peak, or the sum of its processes' sampled at once when memory was enforced)
+    peak_memory: int | None = None
+    cpu_time: float | None = None  #: user + system CPU seconds of its processes
+
+
 class UpdatedBatchJobInfo(NamedTuple):
     """One finished job, returned exactly once by getUpdatedBatchJob."""
 
@@ -37,6 +48,8 @@ class UpdatedBatchJobInfo(NamedTuple):
     exitReason: BatchJobExitReason | None = None
     wallTime: float | None = None
     backing_id: str | None = None
+    #: where it ran and what it used (mesobatch's addition to Toil's fields)
+    usage: JobUsage | None = None
 
 
 class NodeInfo(NamedTuple):

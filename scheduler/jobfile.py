@@ -106,6 +106,11 @@ def _json_job(line: int, text: str, where: str, d: Defaults) -> JobLine:
     if not isinstance(obj, dict):
         raise JobFileError(f"{at}: expected a JSON object such as "
                            f'{{"command": "echo hi", "cores": 1}}, got {type(obj).__name__}')
+    return job_from_object(line, obj, at, d)
+
+
+def job_from_object(line: int, obj: Mapping[str, Any], at: str, d: Defaults) -> JobLine:
+    """A job from a decoded JSON job line (``at`` names it in errors: file:line)."""
     unknown = sorted(set(obj) - set(JSON_KEYS))
     if unknown:
         raise JobFileError(f"{at}: unknown key {unknown[0]!r}; allowed: {', '.join(JSON_KEYS)}")

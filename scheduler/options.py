@@ -187,6 +187,8 @@ class OptionMeta:
     default_factory: Callable[[], Any] | None = None
     #: how a value may be shown in messages (e.g. with credentials masked)
     show: Callable[[Any], str] = repr
+    #: on the command line a flag without a value (--enforceMemory); elsewhere a boolean
+    flag: bool = False
 
     @property
     def env(self) -> str:
@@ -204,9 +206,11 @@ def opt(
     aliases: tuple[str, ...] = (),
     env_aliases: tuple[str, ...] = (),
     show: Callable[[Any], str] = repr,
+    flag: bool = False,
 ) -> Any:
     """A dataclass field that is also a command-line option."""
-    meta = OptionMeta(name, parse, help, metavar, aliases, env_aliases, default_factory, show)
+    meta = OptionMeta(name, parse, help, metavar, aliases, env_aliases, default_factory, show,
+                      flag)
     return field(default=default, metadata={"option": meta})
 
 
@@ -346,10 +350,14 @@ def add_arguments(cls: type[Any], parser: argparse.ArgumentParser | Any,
         if meta.parse in (parse_size, parse_limit_size) and isinstance(default, int):
             default = format_size(default)
         shown = "" if default is None else f" (default: {default})"
-        parser.add_argument(
-            f"--{meta.name}", *(f"--{a}" for a in meta.aliases), dest=dest, default=None,
-            metavar=meta.metavar, help=meta.help + shown + f" [env {meta.env}]",
-        )
+        names = (f"--{meta.name}", *(f"--{a}" for a in meta.aliases))
+        help_text = meta.help + shown + f" [env {meta.env}]"
+        if meta.flag:  # no value: a following job file must not be taken for one
+            parser.add_argument(*names, dest=dest, default=None, action="store_const",
+                                const="true", help=help_text)
+        else:
+            parser.add_argument(*names, dest=dest, default=None, metavar=meta.metavar,
+                                help=help_text)
 
 
 # ----------------------------------------------------------------------------- common
@@ -372,6 +380,13 @@ def machine_disk() -> int:
     import shutil  # noqa: PLC0415
 
     return int(shutil.disk_usage(os.getcwd()).free)
+
+
+def enforce_memory_option() -> Any:
+    """--enforceMemory, for the backends whose nodes run mesobatch's task runner."""
+    return opt("enforceMemory", parse=parse_bool, default=False, flag=True,
+               help="kill a job whose processes use more memory than it asked for, and "
+                    "report it as MEMLIMIT (a watchdog samples every 0.2 s)")
 
 
 @dataclass(frozen=True)

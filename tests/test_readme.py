@@ -54,6 +54,9 @@ ELSEWHERE = {
         "needs Grid Engine (tests/integration/hpc/ runs jobs on a real one)",
     "mesobatch run jobs.jsonl --backend kubernetes":
         "needs a Kubernetes cluster (tests/integration/kubernetes/ against the double)",
+    "$ mesobatch status": "a sample of its output (tests/scheduler/status/ run the command)",
+    "mesobatch run jobs.jsonl --backend aws_batch":
+        "needs AWS (tests/integration/aws_batch/ against the double, and moto's server)",
     "caller ──issueBatchJob──▶": "a diagram",
     "scheduler/    the scheduler process": "a folder listing",
 }

@@ -34,7 +34,7 @@ from ...scheduler.core.states import TaskState
 from ...scheduler.options import OptionError
 from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode, LimitNames
 from . import requests
-from .calls import Api, AwsError
+from .calls import THROTTLING, Api, AwsError
 from .logs import copy_log, log_stream
 from .options import AwsBatchOptions
 from .status import Observed, observe
@@ -384,7 +384,10 @@ class AwsBatchBackend(EmulatedBackend):
         except AwsError as e:
             self._failed_polls += 1
             log.warning("DescribeJobs failed (%d in a row): %s", self._failed_polls, e)
-            if self._failed_polls >= FATAL_POLLS and e.code not in ("", "ClientException"):
+            # refused credentials or permissions will not pass; throttling and lost
+            # connections may
+            if self._failed_polls >= FATAL_POLLS and e.code not in ("", "ClientException") \
+                    and e.code not in THROTTLING:
                 self._fatal = (f"AWS Batch's DescribeJobs has failed {self._failed_polls} "
                                f"times in a row: {e}")
             return
@@ -459,8 +462,9 @@ class AwsBatchBackend(EmulatedBackend):
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Terminate what is still in AWS Batch (the batch system killed every job before
-        calling this, so those are queued), then any job of this run AWS Batch lists that
-        we lost track of (a submission whose answer never came), then stop."""
+        calling this, so those are queued), then, if a SubmitJob's answer was ever lost,
+        any job of this run AWS Batch lists and we never knew (ListJobs pages through all
+        the run's jobs, so only then), then stop."""
         with self._jobs_lock:
             self._stopping = True
             for job in self._jobs.values():
@@ -476,7 +480,7 @@ class AwsBatchBackend(EmulatedBackend):
         if self._poller.is_alive():
             self._poller.join(timeout=60)
         self._logs.shutdown(wait=True, cancel_futures=True)
-        if self._submitter.ident is not None:  # start() got as far as submitting
+        if self.api.uncertain["submit_job"]:  # a submission's answer was lost
             self._sweep()
         atexit.unregister(self._atexit)
 

@@ -61,6 +61,9 @@ class Api:
         self._lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()  #: by operation
         self.throttled = 0  #: requests answered with throttling, tried again
+        #: requests whose answer was lost after they were sent (AWS may have acted on
+        #: them), by operation: a SubmitJob among them may have left a job we do not know
+        self.uncertain: collections.Counter[str] = collections.Counter()
         session = boto3.session.Session(region_name=options.aws_batch_region)
         config = Config(retries={"total_max_attempts": 1}, connect_timeout=10,
                         read_timeout=60, max_pool_connections=16,
@@ -84,6 +87,8 @@ class Api:
             BotoCoreError,
             ClientError,
             ConnectionError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
             NoCredentialsError,
             ReadTimeoutError,
         )
@@ -110,6 +115,9 @@ class Api:
                                "AWS_PROFILE, ~/.aws, SSO or an instance role)") from None
             except (ConnectionError, ReadTimeoutError) as e:
                 passing, failure = True, AwsError(name, "", str(e))
+                if not isinstance(e, EndpointConnectionError | ConnectTimeoutError):
+                    with self._lock:  # sent, and no answer: it may have been done
+                        self.uncertain[name] += 1
             except BotoCoreError as e:  # a bad parameter and the like
                 raise AwsError(name, type(e).__name__, str(e)) from None
             attempt += 1

@@ -22,8 +22,8 @@ cores of the run's jobs in the system at once.
 
 Optional hooks a dialect may have (absent: the plain behaviour):
 
-- ``accounting_queries(ids)``: the accounting commands that together cover these ids
-  (Grid Engine's ``qacct`` takes one job per call, an array job's tasks together);
+- ``accounting_queries(run_tag, ids)``: the accounting commands that together cover
+  these ids (Grid Engine's ``qacct`` takes one job per call, or a name pattern);
 - ``explain_argv(ids)`` / ``parse_explain(result)``: the system's reason for jobs the
   queue shows in an error state (Grid Engine's ``Eqw``); such a job ends ERROR with that
   reason and is removed from the queue, where it would otherwise wait for ever;
@@ -588,9 +588,10 @@ class BatchQueueBackend(EmulatedBackend):
         """Final states of jobs gone from the queue, in chunks of query_chunk."""
         out: dict[str, NativeStatus] = {}
         ids = [j.native_id for j in jobs]
+        asked = set(ids)
         queries = getattr(self.dialect, "accounting_queries", None)
         argvs: Sequence[list[str] | None] = (
-            queries(ids) if queries is not None
+            queries(self.run_tag, ids) if queries is not None
             else [self.dialect.accounting_argv(c) for c in chunks(ids, self.dialect.query_chunk)])
         for argv in argvs:
             if argv is None:
@@ -598,7 +599,9 @@ class BatchQueueBackend(EmulatedBackend):
                 return out
             self._has_accounting = True
             try:
-                out.update(self.dialect.parse_accounting(self.commands.run(argv, retry=False)))
+                found = self.dialect.parse_accounting(self.commands.run(argv, retry=False))
+                # only what was asked: a query may cover more (an array, a name pattern)
+                out.update((k, v) for k, v in found.items() if k in asked)
             except CommandError as e:
                 if e.kind is not ErrorKind.UNKNOWN_JOB:
                     log.warning("the %s accounting query failed: %s", self.name, e)

@@ -357,6 +357,8 @@ class GridEngineDialect:
     #: exit statuses Grid Engine takes for itself: 99 reschedules the job, 100 puts it in
     #: error state. A job's script must not end with these.
     reserved_exit_codes = frozenset({99, 100})
+    #: most jobs accounting is asked about one by one in a poll; beyond, by the run's tag
+    accounting_by_id = 4
 
     def __init__(self, settings: GridEngineSettings | None = None,
                  environ: Mapping[str, str] | None = None) -> None:
@@ -535,12 +537,16 @@ class GridEngineDialect:
             return ["qacct", "-j", job, "-t", str(tasks.pop())]
         return ["qacct", "-j", job]
 
-    def accounting_queries(self, native_ids: Sequence[str]) -> list[list[str]]:
+    def accounting_queries(self, run_tag: str, native_ids: Sequence[str]) -> list[list[str]]:
         """The ``qacct`` calls that cover these ids: one per job (an array's tasks share
-        it: one call, without ``-t`` when more than one of its tasks is asked about)."""
+        it: one call, without ``-t`` when more than one of its tasks is asked about); for
+        more than ``accounting_by_id`` jobs, one call for every finished job of the run,
+        by its tag in their names (each qacct call reads the whole accounting file)."""
         by_job: dict[str, list[str]] = {}
         for native_id in native_ids:
             by_job.setdefault(split_id(native_id)[0], []).append(native_id)
+        if len(by_job) > self.accounting_by_id:
+            return [self.accounting_by_name_argv(f"{run_tag}-*")]
         return [self.accounting_argv(ids) for ids in by_job.values()]
 
     def accounting_by_name_argv(self, name_pattern: str) -> list[str]:

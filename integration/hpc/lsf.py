@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -177,7 +178,10 @@ class LsfDialect:
         if s.project:
             argv += ["-P", s.project]
         argv += list(s.extra_args)
-        argv.append(sub.array_script if array and sub.array_script else sub.scripts[0])
+        # bsub's command is run by a shell on the execution host: quoted, a path with
+        # spaces or quotes in it stays one word
+        argv.append(shlex.quote(sub.array_script if array and sub.array_script
+                                else sub.scripts[0]))
         return argv
 
     def parse_submit(self, sub: Submission, result: CommandResult) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ...scheduler.options import OptionError, opt, parse_bool, parse_str
+from ...scheduler.options import opt, parse_bool, parse_str
 from .base import BatchQueueBackend
 from .dialect import Dialect
 from .lsf import UNIT_POWERS, LsfDialect, LsfSettings, parse_lsf_conf_unit
@@ -61,8 +61,6 @@ class LsfOptions(BatchQueueOptions):
     def validate(self) -> None:
         super().validate()
         refuse_reserved(self.lsf_args, RESERVED, "lsfArgs")
-        if self.lsf_max_array_size < 1:
-            raise OptionError("invalid value for --lsfMaxArraySize: expected at least 1")
 
 
 class LsfBackend(BatchQueueBackend):

@@ -182,6 +182,17 @@ class KubeApi:
         except Exception as e:
             raise _error(f"cannot list the events of Job {name}", e) from None
 
+    def get_pod(self, name: str) -> JsonDict | None:
+        """A pod of the namespace; None if there is none of that name."""
+        try:
+            pod: JsonDict = self._client.get(Pod, name, namespace=self.namespace).to_dict()
+        except Exception as e:
+            err = _error(f"cannot read pod {name}", e)
+            if err.code == 404:
+                return None
+            raise err from None
+        return pod
+
     def list_foreign_pods(self) -> list[JsonDict]:
         """Every pod of the cluster that has not ended (their requests hold room)."""
         try:

@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import enum
 import logging
+import os
 import re
 import secrets
 import threading
@@ -39,8 +40,16 @@ from ...scheduler.core.states import TaskState
 from ..emulated import EmulatedBackend, EmulatedNode, LimitNames
 from .api import Expired, KubeApi, KubeError, load_target
 from .capacity import SPOT, NodeView, largest, pod_request, pools, read_node
-from .manifest import CONTAINER, NAME_LABEL, Placement, job_manifest, job_name, run_selector
-from .options import KubernetesOptions
+from .manifest import (
+    CONTAINER,
+    NAME_LABEL,
+    Placement,
+    job_manifest,
+    job_name,
+    owner_reference,
+    run_selector,
+)
+from .options import JsonDict, KubernetesOptions
 from .pod_status import Phase, PodView, read_pod
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: tries of a request that failed for a passing reason, and the first pause between
+#: where a pod's service account is mounted (in-cluster)
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 ATTEMPTS = 5
 BACKOFF = 0.5
 
@@ -72,6 +83,7 @@ class _Job:
     running_since: float | None = None  #: when the watch saw its container run
     placed_at: float | None = None  #: when the watch first saw its pod on a node
     created_at: float | None = None  #: when its Job was created
+    last: PodView | None = None  #: what its pod said last
     #: seconds its pod has been unschedulable while no other pod of the run ran
     unschedulable_for: float | None = None
     pending: str | None = None  #: why it waits: the scheduler's words, or a waiting reason
@@ -126,8 +138,10 @@ class KubernetesBackend(EmulatedBackend):
         self._nodes: list[NodeView] = []
         self._nodes_seen: list[NodeView] = []  # the last getNodes' nodes
         self._emulated: list[EmulatedNode] = []
+        self._owner: JsonDict | None = None  # owner reference of the run's Jobs
         try:
             self._survey()
+            self._owner = self._find_owner()
         except BaseException:
             self.api.close()
             raise
@@ -169,6 +183,33 @@ class KubernetesBackend(EmulatedBackend):
         if not self._emulated:
             raise RuntimeError("no ready, schedulable node in the cluster to run jobs on "
                                "(or give --kubernetesQuota)")
+
+    def _find_owner(self) -> JsonDict | None:
+        """The owner reference for the run's Jobs: --kubernetesOwnerPod, else the
+        leader's own pod when it runs in the namespace (the pod's name is its
+        HOSTNAME), so that Jobs do not outlive a leader whose pod is deleted."""
+        name = self.options.kubernetes_owner_pod
+        guessed = name is None
+        if guessed:
+            in_cluster = os.path.exists(f"{SERVICE_ACCOUNT}/token") and \
+                bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+            name = os.environ.get("HOSTNAME") if in_cluster else None
+            if not name:
+                return None
+        assert name is not None
+        try:
+            pod = self.api.get_pod(name)
+        except KubeError as e:
+            if guessed:
+                log.info("the Jobs get no owner: %s", e)
+                return None
+            raise RuntimeError(f"--kubernetesOwnerPod {name}: {e}") from None
+        if pod is None:
+            if guessed:
+                return None
+            raise RuntimeError(f"--kubernetesOwnerPod {name}: no pod of that name in "
+                               f"namespace {self.namespace}")
+        return owner_reference(pod)
 
     def emulated_nodes(self) -> Sequence[EmulatedNode]:
         return self._emulated
@@ -221,7 +262,8 @@ class KubernetesBackend(EmulatedBackend):
                                          agent_id=self._agent(job))])
             return
         manifest = job_manifest(job.spec, name=job.name, run_tag=self.run_tag,
-                                options=self.options, placement=placement)
+                                options=self.options, placement=placement,
+                                owner=self._owner)
         try:
             self._retry(lambda: self.api.create_job(manifest), ok=(409,))
         except KubeError as e:
@@ -257,6 +299,14 @@ class KubernetesBackend(EmulatedBackend):
             log.warning("cannot kill job %d: %s", job.spec.job_id, e)
             with self._lock:
                 job.kill = False
+                view = job.last  # it may have ended meanwhile, unreported
+                finish = view is not None and view.phase is Phase.ENDED \
+                    and not job.ending and job.name in self._jobs
+                if finish:
+                    job.ending = True
+            if finish:
+                assert view is not None
+                self._finish(job, view, time.time())
             return
         self._end(job, TaskStatus(job.task_id, TaskState.KILLED, time.time(),
                                   agent_id=self._agent(job)))
@@ -334,7 +384,10 @@ class KubernetesBackend(EmulatedBackend):
                 self._live_pods.add(pod_name)
             name = labels.get(NAME_LABEL) if isinstance(labels, dict) else None
             job = self._jobs.get(name) if isinstance(name, str) else None
-            if job is None or job.ending or job.kill:
+            if job is None or job.ending:
+                return pod_name
+            job.last = view
+            if job.kill:  # its end is the kill's, unless the delete fails (_delete)
                 return pod_name
             job.pod = pod_name
             job.node = view.node or job.node

@@ -97,11 +97,20 @@ def _volumes(options: KubernetesOptions) -> tuple[list[JsonDict], list[JsonDict]
     return volumes, mounts
 
 
+def owner_reference(pod: JsonDict) -> JsonDict:
+    """A reference to the pod that owns the run's Jobs: when it is deleted, the garbage
+    collector deletes them (and, through them, their pods)."""
+    meta = pod["metadata"]
+    return {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"],
+            "controller": False, "blockOwnerDeletion": False}
+
+
 def job_manifest(spec: JobSpec, *, name: str, run_tag: str, options: KubernetesOptions,
-                 placement: Placement) -> JsonDict:
+                 placement: Placement, owner: JsonDict | None = None) -> JsonDict:
     """The Job that runs ``spec``: one pod, never retried (backoffLimit 0: a retry is
     the scheduler's decision, with a reason), deleted by the cluster
-    ``ttlSecondsAfterFinished`` after it ends."""
+    ``ttlSecondsAfterFinished`` after it ends, and with ``owner`` (an owner reference)
+    when its owner is deleted."""
     env = build_environment({}, spec.environment, spec.job_environment, spec.cores)
     env.setdefault("MESOBATCH_JOB_ID", str(spec.job_id))
     container: JsonDict = {
@@ -143,9 +152,12 @@ def job_manifest(spec: JobSpec, *, name: str, run_tag: str, options: KubernetesO
         pod["volumes"] = volumes
     labels = {RUN_LABEL: run_tag, JOB_ID_LABEL: str(spec.job_id), NAME_LABEL: name}
     annotations = {TITLE_ANNOTATION: spec.name[:1024]}
+    metadata: JsonDict = {"name": name, "labels": labels, "annotations": annotations}
+    if owner is not None:
+        metadata["ownerReferences"] = [dict(owner)]
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        "metadata": metadata,
         "spec": {
             "backoffLimit": 0,
             "ttlSecondsAfterFinished": options.kubernetes_ttl_after_finished,

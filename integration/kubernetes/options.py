@@ -247,6 +247,11 @@ class KubernetesOptions(CommonOptions):
         help="what this run's pods may request at once, e.g. cpu=8,memory=32Gi,"
              "ephemeral-storage=100Gi,nvidia.com/gpu=1,pods=50 (default: the "
              "allocatable resources of the ready nodes, less other pods' requests)")
+    kubernetes_owner_pod: str | None = opt(
+        "kubernetesOwnerPod", parse=parse_name, metavar="NAME",
+        help="a pod in the namespace this run's Jobs belong to: should it be deleted (the "
+             "leader's pod gone), Kubernetes deletes them and their pods (default: the "
+             "leader's own pod, when it runs in that namespace)")
     kubernetes_api_threads: int = opt(
         "kubernetesApiThreads", parse=parse_positive_int, default=4, metavar="N",
         help="API requests (create, delete, log) under way at once")

@@ -138,6 +138,10 @@ def read_pod(pod: JsonDict, deleted: bool = False) -> PodView:
             return ended(TaskState.ERROR, "the container could not start: " + _said(
                 term_reason, term.get("message")))
         waiting_reason = _text(waiting.get("reason"))
+        if phase == "Failed" and _d(pod.get("metadata")).get("deletionTimestamp"):
+            # its deletion (by someone, or by the garbage collector with its Job) ended it
+            return ended(TaskState.LOST, "pod deleted while it ran" + (
+                f" (exit {code})" if code is not None else ""))
         if phase != "Failed":  # deleted while pending or running, by someone else
             return ended(TaskState.LOST, "pod deleted before it ended"
                          + (f" ({waiting_reason})" if waiting_reason else ""),

@@ -12,7 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from ..contract import EXIT_STATUS_UNAVAILABLE, BatchJobExitReason, UpdatedBatchJobInfo
+from ..contract import (
+    EXIT_STATUS_UNAVAILABLE,
+    BatchJobExitReason,
+    JobUsage,
+    UpdatedBatchJobInfo,
+)
 from .events import (
     Action,
     AgentLost,
@@ -245,7 +250,8 @@ class SchedulerCore:
         if rec.killed_at is not None:
             del self.jobs[rec.job.job_id]
             return
-        if event.id_taken or (event.never_started and rec.state is TaskState.LAUNCHING):
+        if event.id_taken or (event.never_started and rec.state is TaskState.LAUNCHING) or (
+                event.unless_running and rec.state in (TaskState.LAUNCHING, TaskState.STARTING)):
             # The job is untouched (e.g. launched on a stale offer): try again, unless the
             # launch was refused for its own sake too often.
             if event.launch_refused:
@@ -282,7 +288,15 @@ class SchedulerCore:
             exitReason=event.exit_reason or _EXIT_REASONS[state],
             wallTime=wall,
             backing_id=event.task_id,
+            usage=self._usage(rec, event),
         ), event.message))
+
+    def _usage(self, rec: TaskRecord, event: TaskStatus) -> JobUsage | None:
+        node = self.nodes.nodes.get(rec.agent_id) if rec.agent_id is not None else None
+        hostname = node.hostname if node is not None else rec.agent_id
+        if hostname is None and event.peak_memory is None and event.cpu_time is None:
+            return None
+        return JobUsage(hostname, event.peak_memory, event.cpu_time)
 
     def _unknown_task(self, event: TaskStatus, out: list[Action]) -> None:
         """An update for a task we do not track: a duplicate, a stale re-send, or an orphan."""

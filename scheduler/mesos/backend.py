@@ -211,7 +211,8 @@ class MesosBackend(Backend):
                                    self.context.workflow_id, self.options.kill_grace_period,
                                    resource_url=service.location if service else "",
                                    resource_token=service.token if service else "",
-                                   log_cap=self.options.mesos_max_log_size))
+                                   log_cap=self.options.mesos_max_log_size,
+                                   enforce_memory=self.options.enforce_memory))
         self.executors.launched(executor_id, [t["task_id"]["value"] for t in tasks])
         self.driver.launchTasks(list(action.offer_ids), tasks,
                                 {"refuse_seconds": action.refuse_seconds})

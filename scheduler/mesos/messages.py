@@ -163,7 +163,8 @@ def take(entries: list[Message], need: Resources) -> list[Message]:
 
 def task_info(launch: TaskLaunch, agent_id: str, resources: list[Message],
               executor: Message, workflow_id: str, kill_grace: float, *,
-              resource_url: str = "", resource_token: str = "", log_cap: int = 0) -> Message:
+              resource_url: str = "", resource_token: str = "", log_cap: int = 0,
+              enforce_memory: bool = False) -> Message:
     job = launch.job
     env = dict(job.environment)
     if job.job_environment:
@@ -171,7 +172,8 @@ def task_info(launch: TaskLaunch, agent_id: str, resources: list[Message],
     payload = TaskPayload(job_id=job.job_id, name=job.name, command=job.command,
                           cores=job.cores, env=env, walltime=job.walltime,
                           workflow_id=workflow_id, resource_url=resource_url,
-                          resource_token=resource_token, log_cap=log_cap)
+                          resource_token=resource_token, log_cap=log_cap,
+                          memory_limit=job.memory if enforce_memory else 0)
     return {
         "name": job.name[:200] or f"job{job.job_id}",
         "task_id": {"value": launch.task_id},
@@ -303,7 +305,11 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
     exit_reason = _REASON_OVERRIDES.get(reason)
     if result is not None and result.walltime_exceeded:
         exit_reason = BatchJobExitReason.MAXJOBDURATION
-    if state is TaskState.FAILED and reason == "REASON_EXECUTOR_TERMINATED":
+    elif result is not None and result.memory_exceeded:
+        exit_reason = BatchJobExitReason.MEMLIMIT
+    executor_died = (state in (TaskState.FAILED, TaskState.LOST)
+                     and reason == "REASON_EXECUTOR_TERMINATED")
+    if executor_died:
         # the executor died under the task: the node's fault, not the job's
         state = TaskState.LOST
     # for a task that never reported anything else (the core checks)
@@ -313,5 +319,7 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
         wall_time=wall, message=message,
         agent_id=(raw.get("agent_id") or {}).get("value"), exit_reason=exit_reason,
         never_started=outcome.never_started, launch_refused=outcome.launch_refused,
-        id_taken=outcome.id_taken,
+        id_taken=outcome.id_taken, unless_running=executor_died,
+        peak_memory=result.peak_memory if result is not None else None,
+        cpu_time=result.cpu_time if result is not None else None,
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..options import (
     CommonOptions,
     OptionError,
+    enforce_memory_option,
     opt,
     parse_bool,
     parse_path,
@@ -223,6 +224,7 @@ class MesosOptions(CommonOptions):
     mesos_node_report_interval: float = opt(
         "mesosNodeReportInterval", parse=parse_seconds, default=30.0, metavar="SECONDS",
         help="how often each executor reports its node's load")
+    enforce_memory: bool = enforce_memory_option()
 
     def uses_bundle(self) -> bool:
         if self.executor_deploy == "auto":

@@ -21,6 +21,7 @@ from mesobatch.scheduler.contract import (
     ExecutorInfo,
     InsufficientSystemResources,
     JobDescription,
+    JobUsage,
     UpdatedBatchJobInfo,
 )
 from mesobatch.scheduler.core.events import (
@@ -145,10 +146,10 @@ def test_a_job_goes_through_the_core_and_is_reported_exactly_once(make: Any) -> 
     backend.post(TaskStatus(f"{job}.0", TaskState.RUNNING, time.time()))
     assert list(bs.getRunningBatchJobIDs()) == [job]
     backend.post(TaskStatus(f"{job}.0", TaskState.FAILED, time.time(), exit_code=3,
-                            wall_time=1.5))
+                            wall_time=1.5, peak_memory=5 * MIB, cpu_time=0.25))
     assert bs.getIssuedBatchJobIDs() == [job]  # reported, not yet collected
     assert bs.getUpdatedBatchJob(0) == UpdatedBatchJobInfo(
-        job, 3, BatchJobExitReason.FAILED, 1.5, f"{job}.0")
+        job, 3, BatchJobExitReason.FAILED, 1.5, f"{job}.0", JobUsage("host-a1", 5 * MIB, 0.25))
     assert bs.getUpdatedBatchJob(0) is None
     assert bs.getIssuedBatchJobIDs() == [] and bs.getRunningBatchJobIDs() == {}
     assert backend.flushes == 3  # once after each batch of events the backend posted

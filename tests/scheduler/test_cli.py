@@ -208,3 +208,86 @@ def test_sigterm_stops_the_run_with_status_143(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "not finished  1" in out
+
+
+def _records(path: Path) -> list[dict[str, object]]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_results_file_has_one_line_per_job_and_rerun_failed_runs_only_the_others(
+        tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"command": "echo fine", "name": "ok", "memory": "64M"}\n'
+                    '{"command": "test -e flag", "name": "flaky", "env": {"A": "1"}}\n'
+                    '{"command": "sleep 5", "name": "slow", "walltime": 0.5}\n')
+    r = mesobatch("run", "--results", "results.jsonl", str(jobs), "--no-progress",
+                  "--logDir", "logs", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    first = _records(tmp_path / "results.jsonl")
+    assert [(x["name"], x["state"], x["exit_code"], x["line"]) for x in first] == [
+        ("ok", "succeeded", 0, 1), ("flaky", "failed", 1, 2), ("slow", "maxjobduration", 143, 3)]
+    for x in first:
+        assert set(x) >= {"command", "wall_time", "peak_memory", "cpu_time", "node", "log"}
+        assert isinstance(x["wall_time"], float) and isinstance(x["cpu_time"], float)
+        assert x["node"] and Path(str(x["log"])).is_file()
+    assert first[1]["env"] == {"A": "1"} and first[2]["walltime"] == 0.5
+    assert first[0]["memory"] == 64 * 2**20
+    (tmp_path / "flag").touch()  # the flaky job succeeds now; the slow one fails again
+    r = mesobatch("run", "--rerun-failed", "results.jsonl", "--results", "results.jsonl",
+                  "--no-progress", "--logDir", "logs2", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert sorted(p.name.split("-", 1)[1] for p in (tmp_path / "logs2").iterdir()) == [
+        "flaky.log", "slow.log"]  # only the two that had not succeeded ran
+    again = _records(tmp_path / "results.jsonl")
+    assert [(x["name"], x["state"]) for x in again] == [
+        ("ok", "succeeded"), ("flaky", "succeeded"), ("slow", "maxjobduration")]
+    assert again[0] == first[0]  # carried over as it was
+    (tmp_path / "flag").unlink()
+    jobs.write_text("")  # the rerun needs only the results file
+    r = mesobatch("run", "--rerun-failed", "results.jsonl", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 1 and "slow" in r.stdout and "flaky" not in r.stdout
+
+
+def test_rerun_failed_with_nothing_failed_and_bad_results_files(tmp_path: Path) -> None:
+    (tmp_path / "done.jsonl").write_text(
+        '{"command": "true", "name": "a", "state": "succeeded", "line": 1}\n')
+    r = mesobatch("run", "--rerun-failed", "done.jsonl", cwd=tmp_path)
+    assert r.returncode == 0 and "nothing to run again" in r.stderr
+    (tmp_path / "bad.jsonl").write_text('{"command": "true"}\n')
+    r = mesobatch("run", "--rerun-failed", "bad.jsonl", cwd=tmp_path)
+    assert r.returncode == 2 and "bad.jsonl:1: not a line of a results file" in r.stderr
+    r = mesobatch("run", "--rerun-failed", "done.jsonl", "jobs.txt", cwd=tmp_path)
+    assert r.returncode == 2 and "not both" in r.stderr
+    r = mesobatch("run", cwd=tmp_path)
+    assert r.returncode == 2 and "give a job file" in r.stderr
+
+
+def test_summary_shows_memory_used_against_asked_and_flags_far_over(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    big = f"{sys.executable} -c 'b = bytearray(300 * 2**20)'"
+    jobs.write_text(f'{{"command": "{big}", "name": "hungry", "memory": "64M"}}\n'
+                    '{"command": "true", "name": "modest", "memory": "512M"}\n')
+    r = mesobatch("run", str(jobs), "--no-progress", cwd=tmp_path,
+                  env={"COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    hungry = next(line for line in r.stdout.splitlines() if "hungry" in line)
+    modest = next(line for line in r.stdout.splitlines() if "modest" in line)
+    import re
+
+    ratio = re.search(r"mem (\d+\.\d)x", hungry)
+    assert "/64M" in hungry and ratio is not None and float(ratio.group(1)) >= 4.5, hungry
+    assert "/512M" in modest and "mem " not in modest
+
+
+def test_enforce_memory_is_a_flag_and_reports_memlimit(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    big = f"{sys.executable} -c 'import time; b = bytearray(300 * 2**20); time.sleep(30)'"
+    jobs.write_text(f'{{"command": "{big}", "name": "hungry", "memory": "64M"}}\n')
+    r = mesobatch("run", "--enforceMemory", str(jobs), "--no-progress", "--results",
+                  "r.jsonl", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert r.returncode == 1, r.stderr
+    assert "memlimit" in r.stdout
+    (record,) = _records(tmp_path / "r.jsonl")
+    assert record["state"] == "memlimit" and float(str(record["wall_time"])) < 20

@@ -143,14 +143,19 @@ def test_kill_terminates_and_shutdown_sweeps_the_run(make: Make, aws: AwsBatchDo
     assert aws.requests()["TerminateJob"] == 1
     aws.wait_for(lambda: all(j["status"] == "FAILED" for j in aws_jobs(aws)), 30)
     # a job of this run whose submission answer was lost: only ListJobs can find it
-    run_tag = bs._backend.run_tag  # type: ignore[attr-defined]
+    backend: Any = bs._backend  # type: ignore[attr-defined]
+    run_tag = backend.run_tag
     stray = aws.batch_client().submit_job(
         jobName=f"{run_tag}-99-stray", jobQueue="queue", jobDefinition=bs_definition(aws),
         containerOverrides={"command": ["sleep", "60"]})["jobId"]
     other = aws.batch_client().submit_job(
         jobName="someone-else", jobQueue="queue", jobDefinition=bs_definition(aws),
         containerOverrides={"command": ["sleep", "60"]})["jobId"]
+    aws.reset_requests()
     bs.shutdown()
+    assert "ListJobs" not in aws.requests()  # no answer was lost: no sweep
+    backend.api.uncertain["submit_job"] += 1  # as a SubmitJob read timeout leaves it
+    backend.shutdown()
     assert aws.status(stray) in ("FAILED", "RUNNING") and aws.call(
         lambda b: b.jobs[stray].is_terminated)
     assert not aws.call(lambda b: b.jobs[other].is_terminated)

@@ -182,3 +182,24 @@ def test_bad_grid_engine_options_fail_at_start_naming_them(
     with pytest.raises(OptionError, match="MESOBATCH_GRIDENGINE_ARGS: '-l h_rt=10' conflicts"):
         mesobatch.batch_system("gridengine")
     assert os.environ["MESOBATCH_GRIDENGINE_ARGS"]
+
+
+def test_accounting_for_many_jobs_is_asked_for_all_at_once(make: Make,
+                                                            tmp_path: Path) -> None:
+    # ten separate jobs that fail together: accounting is asked (for why) about all of
+    # them at once, by the run's tag in their names, not with one qacct each
+    bs = make(jobArrays=False, maxTotalCores=10)
+    go = tmp_path / "go"
+    ids = [bs.issueBatchJob(f"while [ ! -e {go} ]; do sleep 0.1; done; exit 3",
+                            JobDescription(cores=0.1, memory=MIB, disk=MIB))
+           for _ in range(10)]
+    deadline = time.monotonic() + 60
+    while len(bs.getRunningBatchJobIDs()) < len(ids):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    go.touch()
+    results = collect(bs, len(ids))
+    assert {results[j].exitStatus for j in ids} == {3}
+    b = backend(bs)
+    assert b.commands.counts["qsub"] == len(ids)
+    assert 1 <= b.commands.counts["qacct"] < len(ids)

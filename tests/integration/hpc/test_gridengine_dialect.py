@@ -263,11 +263,14 @@ def test_accounting_argv_takes_one_job() -> None:
 
 # -- qdel, qhost --------------------------------------------------------------------------
 
-def test_accounting_queries_ask_once_per_job_whatever_its_tasks() -> None:
-    assert GE.accounting_queries(["12.1", "13", "12.3", "14.2"]) == [
+def test_accounting_queries_ask_once_per_job_or_once_for_the_run() -> None:
+    assert GE.accounting_queries("mb-x-1a2b", ["12.1", "13", "12.3", "14.2"]) == [
         ["qacct", "-j", "12"], ["qacct", "-j", "13"], ["qacct", "-j", "14", "-t", "2"]]
     with pytest.raises(ValueError, match="not a Grid Engine job id"):
-        GE.accounting_queries(["12", "x;y"])
+        GE.accounting_queries("mb-x-1a2b", ["12", "x;y"])
+    # many jobs: one call for all the run's finished jobs, by the tag in their names
+    many = [str(n) for n in range(20, 20 + GE.accounting_by_id + 1)]
+    assert GE.accounting_queries("mb-x-1a2b", many) == [["qacct", "-j", "mb-x-1a2b-*"]]
 
 
 def test_cancel_argv() -> None:

@@ -306,3 +306,13 @@ def test_mesobatch_run_on_each_queue(name: str, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "succeeded  10" in r.stdout and "failed     0" in r.stdout, r.stdout
     assert submitted == 10  # every job went through the fake
+
+
+def test_a_log_directory_with_a_space_in_its_name(queue: Queue) -> None:
+    """The scripts live under the log directory: each system gets their paths whole
+    (bsub's command is run by a shell, so LSF's is quoted)."""
+    logs = queue.state / "job logs"
+    bs = queue.batch_system(logDir=str(logs))
+    job = bs.issueBatchJob("echo ran here", J)
+    assert collect(bs, 1)[job].exitStatus == 0
+    assert (logs / f"{job}-job{job}.log").read_text() == "ran here\n"

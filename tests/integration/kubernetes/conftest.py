@@ -59,4 +59,4 @@ def result(bs: mesobatch.BatchSystem, timeout: float = 60) -> mesobatch.UpdatedB
 
 def pods_of(double: KubernetesDouble, job_id: int) -> list[dict[str, Any]]:
     return [p for p in double.items("pods")
-            if p["metadata"]["labels"].get("mesobatch.io/job-id") == str(job_id)]
+            if (p["metadata"].get("labels") or {}).get("mesobatch.io/job-id") == str(job_id)]

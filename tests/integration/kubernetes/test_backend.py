@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lightkube import Client, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import ConfigMap
+from lightkube.resources.core_v1 import ConfigMap, Pod
 
 import mesobatch
 from mesobatch import BatchJobExitReason
@@ -292,3 +292,54 @@ def test_a_context_that_is_not_there_is_named(double: KubernetesDouble) -> None:
     with pytest.raises(RuntimeError, match="context 'elsewhere'"):
         mesobatch.batch_system("kubernetes", kubernetesConfig=str(double.kubeconfig),
                                kubernetesContext="elsewhere", kubernetesImage="i")
+
+
+def test_a_kill_whose_delete_fails_still_frees_the_room_when_the_job_ends(
+        make: Make, double: KubernetesDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesobatch.integration.kubernetes.api import KubeError
+
+    bs = make()
+    first = bs.issueBatchJob("sleep 1", job(cores=2))
+    running_pod(double, first)
+    backend = bs._backend  # type: ignore[attr-defined]
+
+    def refuse(name: str, grace: float) -> bool:
+        time.sleep(2)  # the job ends while its kill is under way
+        raise KubeError(f"cannot delete Job {name}", 403, "Forbidden", "not allowed")
+
+    monkeypatch.setattr(backend.api, "delete_job", refuse)
+    bs.killBatchJobs([first])  # refused: the job runs on, and ends by itself
+    assert wait(lambda: not pods_of(double, first) or all(
+        p["status"].get("phase") == "Succeeded" for p in pods_of(double, first)), 10)
+    time.sleep(2.5)  # the refusal has come
+    monkeypatch.undo()
+    second = bs.issueBatchJob("true", job(cores=2))  # needs all the room the first held
+    info = result(bs, 60)
+    assert (info.jobID, info.exitStatus) == (second, 0)
+    # the first's own end freed its room: the core did not have to kill it again
+    assert double.request_count("delete", "jobs") == 0
+
+
+def test_jobs_go_with_their_owner_pod(make: Make, double: KubernetesDouble) -> None:
+    # the leader's pod: when it is deleted (the leader gone without a shutdown), the
+    # garbage collector deletes the run's Jobs and their pods
+    client = Client(KubeConfig.from_file(str(double.kubeconfig)))
+    leader = client.create(Pod.from_dict({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "leader"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "i", "command": ["sleep", "60"]}]}}))
+    assert leader.metadata is not None
+    bs = make(kubernetesOwnerPod="leader")
+    job_id = bs.issueBatchJob("sleep 60", job())
+    running_pod(double, job_id)
+    (stored,) = double.items("jobs")
+    assert stored["metadata"]["ownerReferences"][0]["uid"] == leader.metadata.uid
+    client.delete(Pod, "leader", grace_period=0)
+    assert wait(lambda: double.items("jobs") == [] and pods_of(double, job_id) == [], 20)
+    info = result(bs)  # its pod was taken away
+    assert (info.jobID, info.exitReason) == (job_id, BatchJobExitReason.LOST)
+
+
+def test_an_owner_pod_that_is_not_there_is_named(make: Make) -> None:
+    with pytest.raises(RuntimeError, match="--kubernetesOwnerPod nobody: no pod"):
+        make(kubernetesOwnerPod="nobody")

@@ -241,6 +241,13 @@ def test_node_loss_and_kubelet_eviction_are_lost() -> None:
                     ).state is TaskState.LOST
 
 
+def test_a_pod_that_failed_because_it_was_deleted_is_lost() -> None:
+    gone = pod("Failed", container=terminated(143, "Error"))
+    gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:04Z"
+    view = read_pod(gone)
+    assert view.state is TaskState.LOST and "deleted while it ran (exit 143)" in view.message
+
+
 def test_deleted_while_running_is_lost() -> None:
     running = pod("Running", container={"state": {"running": {
         "startedAt": "2026-01-01T00:00:00Z"}}})

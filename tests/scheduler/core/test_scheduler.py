@@ -270,6 +270,21 @@ def test_task_that_never_started_is_requeued_not_reported() -> None:
     assert launched(out) == [f"{j.job_id}.1"]
 
 
+def test_executor_death_before_running_requeues_after_running_reports() -> None:
+    c = core()
+    starting, running = job(), job()
+    c.handle(JobsSubmitted((starting, running), T0))
+    tasks = launched(c.handle(OffersReceived((offer(cpus=4.0),), T0)))
+    c.handle(TaskStatus(tasks[0], TaskState.STARTING, T0 + 1))
+    c.handle(TaskStatus(tasks[1], TaskState.RUNNING, T0 + 1))
+    out = c.handle(TaskStatus(tasks[0], TaskState.LOST, T0 + 2, unless_running=True))
+    assert of_type(out, Report) == [] and starting.job_id in c.queue
+    (report,) = of_type(c.handle(TaskStatus(tasks[1], TaskState.LOST, T0 + 2,
+                                            unless_running=True)), Report)
+    assert report.info.jobID == running.job_id
+    assert report.info.exitReason is BatchJobExitReason.LOST
+
+
 def test_unknown_state_is_not_terminal_and_is_reconciled_again() -> None:
     c = core(reconcile_backoff_initial=2.0)
     j = job()
