@@ -2,17 +2,18 @@
 
 Each job runs from a wrapper script of its own. It sends its output to the job's log
 file, exports the job's variables (each value quoted, never re-parsed), records that it
-started, runs the command as ``/bin/sh -c COMMAND`` (the command is one quoted word,
-so the shell parses it exactly once, as on every other backend), and records its exit
+started, runs the command as ``/bin/sh -c COMMAND`` (the command is one quoted word, so
+the shell parses it exactly once, as on every other backend), and records its exit
 status (a signal as 128 + n); a SIGTERM to the wrapper (a cancel) is passed on to the
 command, SIGKILL following after the kill grace period. Each record is one short write
 by the shell itself (not a temporary file and ``mv``: one process fewer per job), so a
-reader sees all of it or an empty file, which it skips until it is written. The records are the ground truth when the system's
-accounting is off or slow: ``<records>/<task id>.started`` holds the node's name, ``<task id>.exit`` the exit
-status, each then the node's uptime, which gives the wall time (the files' modification
-times come from a coarser clock, a tick late or early). The wrapper reads both with the
-shell's own ``read``: every process it starts is a cost on each job, and a batch
-system's throughput is made of little else.
+reader sees all of it or an empty file, which it skips until it is written. The records
+are the ground truth when the system's accounting is off or slow: ``<records>/<task
+id>.started`` holds the node's name, ``<task id>.exit`` the exit status, each then the
+node's uptime, which gives the wall time (the files' modification times come from a
+coarser clock, a tick late or early). The wrapper reads both with the shell's own
+``read``: every process it starts is a cost on each job, and a batch system's throughput
+is made of little else.
 
 An array of jobs submits one dispatcher script that runs the wrapper its index names.
 """
