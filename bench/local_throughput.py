@@ -18,8 +18,10 @@ Scenarios:
   p1   the same with the status page served (--statusPort 0), nobody looking
   p2   the same with a client (another process) fetching the page every second, as a
        browser on it does; the target: p2 costs at most 2% of p0's throughput
-For p0-p2 the table also gives the scheduler process's CPU seconds per 1000 jobs, and
-how many pages the client fetched. Run only them with: --only p0 p1 p2
+For p0-p2 the table also gives the scheduler process's CPU seconds per 1000 jobs, how
+many pages the client fetched, and the share of the process's CPU spent in the status
+page's own code (timed per thread, so other load on the machine does not move it).
+Run only them with: --only p0 p1 p2
 """
 
 from __future__ import annotations
@@ -88,6 +90,36 @@ while True:
 """
 
 
+class _StatusCpu:
+    """CPU seconds spent in the status page's own code, on whichever thread (the
+    recorder's bookkeeping, snapshots with their look at the core, rendering, serving):
+    its share of the process's CPU does not depend on what else loads the machine."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from mesobatch.scheduler.status.recorder import Recorder
+        from mesobatch.scheduler.status.server import _Handler
+
+        self.seconds = 0.0
+        self._inside = threading.local()
+        for cls, name in ((Recorder, "drain"), (Recorder, "snapshot"), (_Handler, "do_GET")):
+            setattr(cls, name, self._timed(getattr(cls, name)))
+
+    def _timed(self, method: Any) -> Any:
+        def timed(*args: Any) -> Any:
+            if getattr(self._inside, "on", False):  # counted by the outer call
+                return method(*args)
+            self._inside.on = True
+            start = time.thread_time()
+            try:
+                return method(*args)
+            finally:
+                self.seconds += time.thread_time() - start
+                self._inside.on = False
+        return timed
+
+
 def scenario_batch(n: int, cores: float, command: str, status: bool = False,
                    client: bool = False, sample: bool = True) -> dict[str, float]:
     import mesobatch
@@ -97,6 +129,7 @@ def scenario_batch(n: int, cores: float, command: str, status: bool = False,
 
         MemoryWatch.watch = lambda *args, **kwargs: None  # type: ignore[method-assign]
 
+    status_cpu = _StatusCpu() if status else None
     desc = mesobatch.JobDescription(cores=cores, memory=2**20, disk=2**20)
     with _local(status) as bs:
         viewer = None
@@ -105,6 +138,7 @@ def scenario_batch(n: int, cores: float, command: str, status: bool = False,
                                       stdout=subprocess.PIPE, text=True)
             time.sleep(0.5)  # its interpreter has started and fetched the page once
         cpu = resource.getrusage(resource.RUSAGE_SELF)
+        status_start = status_cpu.seconds if status_cpu else 0.0
         issued: dict[int, float] = {}
         start = time.perf_counter()
         for _ in range(n):
@@ -116,8 +150,10 @@ def scenario_batch(n: int, cores: float, command: str, status: bool = False,
             lat.append(time.perf_counter() - issued[info.jobID])
         out = _stats(n, time.perf_counter() - start, lat)
         end = resource.getrusage(resource.RUSAGE_SELF)
-        out["cpu_s_per_1000"] = ((end.ru_utime - cpu.ru_utime) + (end.ru_stime - cpu.ru_stime)
-                                 ) / n * 1000
+        process_cpu = (end.ru_utime - cpu.ru_utime) + (end.ru_stime - cpu.ru_stime)
+        out["cpu_s_per_1000"] = process_cpu / n * 1000
+        if status_cpu is not None:
+            out["status_cpu_share"] = (status_cpu.seconds - status_start) / process_cpu
         if viewer is not None:
             viewer.terminate()
             out["pages"] = float(viewer.communicate(timeout=30)[0].strip() or 0)
@@ -214,7 +250,8 @@ def main() -> None:
               f"{m['p50_ms']:9.2f}{m['p95_ms']:9.2f}{m['elapsed']:11.3f}{m['rss_mb']:13.1f}")
     if "p0" in med:
         print(f"\n{'':4}{'status page (vs p0: median of the rounds':38}{'jobs/s':>9}"
-              f"{'vs p0':>8}{'CPU s/1000 jobs':>17}{'vs p0':>8}{'pages':>7}")
+              f"{'vs p0':>8}{'CPU s/1000 jobs':>17}{'vs p0':>8}{'pages':>7}"
+              f"{'status CPU':>12}")
         print(f"{'':4}{'  paired ratios)':38}")
         for name in ("p0", "p1", "p2"):
             if name not in med:
@@ -225,8 +262,11 @@ def main() -> None:
             cpu = statistics.median(b["cpu_s_per_1000"] / a["cpu_s_per_1000"] - 1
                                     for a, b in pairs)
             pages = f"{m['pages']:.0f}" if "pages" in m else ""
+            share = f"{m['status_cpu_share']:.2%}" if "status_cpu_share" in m else ""
             print(f"{name:4}{SCENARIOS[name][0]:38}{m['jobs_per_s']:9.0f}{speed:+8.1%}"
-                  f"{m['cpu_s_per_1000']:17.3f}{cpu:+8.1%}{pages:>7}")
+                  f"{m['cpu_s_per_1000']:17.3f}{cpu:+8.1%}{pages:>7}{share:>12}")
+        print("\n(status CPU: the share of the scheduler process's CPU spent in the status "
+              "page's code: recording, snapshots, rendering, serving)")
     if "d" in med:
         print(f"\n(d) {med['d']['elapsed']:.3f} s vs ideal 10 s: "
               f"{(med['d']['elapsed'] / 10 - 1) * 100:+.2f}%")

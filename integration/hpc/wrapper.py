@@ -4,8 +4,9 @@ Each job runs from a wrapper script of its own. It sends its output to the job's
 file, exports the job's variables (each value quoted, never re-parsed), records that it
 started, runs the command as ``/bin/sh -c COMMAND`` (the command is one quoted word,
 so the shell parses it exactly once, as on every other backend), and records its exit
-status. The exit record is written to a temporary name and renamed, so a reader never
-sees half of one (the start record is one short write; a reader skips it while empty).
+status. Each record is one short write by the shell itself (not a temporary file and
+``mv``: one process fewer per job), so a reader sees all of it or an empty file, which
+it skips until it is written.
 The records are the ground truth when the system's accounting is off or slow:
 ``<records>/<task id>.started`` holds the node's name, ``<task id>.exit`` the exit
 status, each then the node's uptime, which gives the wall time (the files' modification
@@ -47,12 +48,12 @@ def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
         "read T0 _ 2>/dev/null </proc/uptime || T0=",
         f"exec >{q(log)} 2>&1 </dev/null",
         f"R={q(record)}",
-        # one short write: a reader sees all of it, or an empty file (and skips it)
         # the node's name as uname -n gives it, without starting uname where Linux says it
         "read N 2>/dev/null </proc/sys/kernel/hostname || N=$(uname -n)",
+        # each record is one short write (printf is the shell's own): a reader sees all
+        # of it, or an empty file, which it skips
         f"printf '%s\\n%s\\n' \"$N\" \"$T0\" >\"$R{STARTED}\"",
-        f"cd {q(work_dir)} || {{ echo 1 >\"$R{EXITED}.tmp\"; "
-        f'mv -f "$R{EXITED}.tmp" "$R{EXITED}"; exit 1; }}',
+        f"cd {q(work_dir)} || {{ echo 1 >\"$R{EXITED}\"; exit 1; }}",
     ]
     # A name the shell cannot hold (``a.b``) is left out: the /bin/sh that runs the
     # command would drop it from its environment anyway, on every backend.
@@ -62,8 +63,7 @@ def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
         f"/bin/sh -c {q(command)}",
         "rc=$?",
         "read T1 _ 2>/dev/null </proc/uptime || T1=",
-        f"printf '%s\\n%s\\n' \"$rc\" \"$T1\" >\"$R{EXITED}.tmp\" && "
-        f'mv -f "$R{EXITED}.tmp" "$R{EXITED}"',
+        f"printf '%s\\n%s\\n' \"$rc\" \"$T1\" >\"$R{EXITED}\"",
     ]
     reserved = sorted(set(reserved_exit_codes))
     if reserved:
@@ -141,7 +141,7 @@ def read_records(directory: str, want_start: set[str], want_exit: set[str]
         try:
             exits[task_id] = ExitRecord(int(text), at, clock)
         except ValueError:
-            continue  # not a record we wrote
+            continue  # empty (being written), or not a record we wrote
     return starts, exits
 
 

@@ -85,14 +85,17 @@ def _why(core: SchedulerCore, shape: Shape, nodes: list[Node], offered: bool,
             f"{core.nodes.RECENT_SECONDS:g} s.")
 
 
-def explain(core: SchedulerCore, now: float, note: str | None = None) -> str | None:
-    """A few sentences on waiting jobs; None when nothing waits and nothing is wrong."""
+def explain(core: SchedulerCore, now: float, note: str | None = None,
+            reasons: list[tuple[Shape, int, str]] | None = None) -> str | None:
+    """A few sentences on waiting jobs; None when nothing waits and nothing is wrong.
+    ``reasons``: what shape_reasons gave at this moment, if the caller has it already."""
     if not core.queue:
         return note
     active = sum(1 for r in core.tasks.values() if r.killed_at is None)
     lines = [f"{_plural(len(core.queue), 'job')} waiting, {active} running."]
     lines.extend(f"{_plural(count, 'job')} of {shape.describe()}: {why}"
-                 for shape, count, why in shape_reasons(core, now))
+                 for shape, count, why in (shape_reasons(core, now) if reasons is None
+                                           else reasons))
     nodes = [n for n in core.nodes.nodes.values()
              if not n.lost and not core.nodes.is_ignored(n.agent_id, n.hostname, n.ip)]
     if core.nodes.ignored:

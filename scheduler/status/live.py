@@ -33,8 +33,8 @@ def live_view(core: SchedulerCore, now: float, note: str | None,
               fatal_error: str | None) -> LiveView:
     """The queue by shape with why each waits, the nodes with their load, the running
     jobs with their node and run time."""
-    queue = tuple(ShapeView(shape.describe(), count, why)
-                  for shape, count, why in shape_reasons(core, now))
+    reasons = shape_reasons(core, now)
+    queue = tuple(ShapeView(shape.describe(), count, why) for shape, count, why in reasons)
     nodes = []
     for node in core.nodes.nodes.values():
         if node.lost:
@@ -56,4 +56,4 @@ def live_view(core: SchedulerCore, now: float, note: str | None,
                    max(0.0, now - _since(r)), r.job.cores, r.job.memory)
         for r in heapq.nsmallest(MAX_RUNNING_SHOWN, active, key=_since))
     return LiveView(queue, tuple(nodes), len(core.queue), len(active), running,
-                    explain(core, now, note), note, fatal_error)
+                    explain(core, now, note, reasons), note, fatal_error)

@@ -36,6 +36,9 @@ from ..core.states import TaskState
 from .metrics import Counts, Metrics
 from .snapshot import Failure, LiveView, Snapshot, Totals
 
+_FINISHED = BatchJobExitReason.FINISHED
+_RUNNING = TaskState.RUNNING
+
 #: bytes read from the end of a failed job's log, and lines of it kept
 TAIL_BYTES = 4096
 TAIL_LINES = 10
@@ -132,11 +135,16 @@ class Recorder:
         with self._lock:
             inbox = self._inbox
             events = self._EVENTS
+            task_status = self._task_status
             while inbox:
                 event, actions = inbox.popleft()
-                handler = events.get(type(event))
-                if handler is not None:
-                    handler(self, event)
+                kind = type(event)
+                if kind is TaskStatus:  # the most frequent, two per job
+                    task_status(event)  # type: ignore[arg-type]
+                else:
+                    handler = events.get(kind)
+                    if handler is not None:
+                        handler(self, event)
                 if actions:
                     self._actions(event, actions)
 
@@ -144,20 +152,26 @@ class Recorder:
     def _actions(self, event: Event, actions: Sequence[Action]) -> None:
         now = event.now
         for action in actions:
-            if isinstance(action, Launch):
+            if isinstance(action, Report):
+                self._report(action, now)
+            elif isinstance(action, Launch):
                 node = action.hostname or action.agent_id
                 tasks = self._tasks
                 for task in action.tasks:
                     tasks[task.task_id] = (task.job.job_id, node)
-            elif isinstance(action, Report):
-                self._report(action, now)
             elif isinstance(action, Decline):
                 self._counts.offers_declined += len(action.offer_ids)
 
     def _submitted(self, event: JobsSubmitted) -> None:
         jobs = event.jobs
-        self._open.update((spec.job_id, spec) for spec in jobs)
-        self._waiting_since.update(dict.fromkeys([spec.job_id for spec in jobs], event.now))
+        if len(jobs) == 1:  # issueBatchJob: one at a time
+            spec = jobs[0]
+            self._open[spec.job_id] = spec
+            self._waiting_since[spec.job_id] = event.now
+        else:
+            self._open.update((spec.job_id, spec) for spec in jobs)
+            self._waiting_since.update(dict.fromkeys([spec.job_id for spec in jobs],
+                                                     event.now))
         self._counts.issued += len(jobs)
 
     def _kill(self, event: KillRequested) -> None:
@@ -174,12 +188,13 @@ class Recorder:
         self._counts.backend_errors["disconnected"] += 1
 
     def _task_status(self, event: TaskStatus) -> None:
-        if event.state is TaskState.RUNNING:
+        if event.state is _RUNNING:
             task = self._tasks.get(event.task_id)
             if task is not None:
                 issued = self._waiting_since.pop(task[0], None)
                 if issued is not None:
-                    self._counts.issue_to_start.observe(max(0.0, event.now - issued))
+                    wait = event.now - issued
+                    self._counts.issue_to_start.observe(wait if wait > 0 else 0.0)
         elif event.state.terminal:
             if event.launch_refused:
                 self._counts.backend_errors["launch_refused"] += 1
@@ -195,7 +210,6 @@ class Recorder:
         KillRequested: _kill,
         OffersReceived: _offers,
         Disconnected: _disconnected,
-        TaskStatus: _task_status,
     }
 
     def _finish(self, result: str) -> None:
@@ -203,36 +217,43 @@ class Recorder:
         finished[result] = finished.get(result, 0) + 1
 
     def _report(self, report: Report, now: float) -> None:
+        # the common case (a success) in as few steps as can be: it runs once per job
         info = report.info
-        spec = self._open.pop(info.jobID, None)
+        job_id = info.jobID
+        spec = self._open.pop(job_id, None)
         if spec is None:
             return
-        self._waiting_since.pop(info.jobID, None)
-        task = self._tasks.pop(info.backing_id, None) if info.backing_id else None
-        reason = info.exitReason
-        ok = reason is BatchJobExitReason.FINISHED and info.exitStatus == 0
-        result = "succeeded" if ok else (reason.name.lower() if reason else "failed")
-        self._finish(result)
+        self._waiting_since.pop(job_id, None)
+        task = self._tasks.pop(info.backing_id, None)  # type: ignore[arg-type]
         wall = info.wallTime or 0.0
-        self._counts.run_time.observe(max(0.0, wall))
-        if ok:
+        self._counts.run_time.observe(wall if wall > 0 else 0.0)
+        if info.exitReason is _FINISHED and info.exitStatus == 0:
             self._succeeded += 1
-        elif reason is BatchJobExitReason.KILLED:
-            self._killed += 1
         else:
-            if reason is BatchJobExitReason.ERROR:
-                self._counts.backend_errors["job_error"] += 1
-            self._failed += 1
-            if len(self._failures) == self._failures.maxlen:
-                self._tails.pop(self._failures[0].job_id, None)
-            self._failures.append(_Ended(spec.job_id, spec.name, result, info.exitStatus,
-                                         wall, task[1] if task else "", now, report.message))
+            self._unsuccessful(spec, report, task[1] if task else "", wall, now)
         bucket = int(now // self._bucket_seconds)
         buckets = self._buckets
         if buckets and buckets[-1][0] == bucket:
             buckets[-1][1] += 1
         else:
             buckets.append([bucket, 1])
+
+    def _unsuccessful(self, spec: JobSpec, report: Report, node: str, wall: float,
+                      now: float) -> None:
+        info = report.info
+        reason = info.exitReason
+        result = reason.name.lower() if reason else "failed"
+        self._finish(result)
+        if reason is BatchJobExitReason.KILLED:
+            self._killed += 1
+            return
+        if reason is BatchJobExitReason.ERROR:
+            self._counts.backend_errors["job_error"] += 1
+        self._failed += 1
+        if len(self._failures) == self._failures.maxlen:
+            self._tails.pop(self._failures[0].job_id, None)
+        self._failures.append(_Ended(spec.job_id, spec.name, result, info.exitStatus, wall,
+                                     node, now, report.message))
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> Counts:
@@ -241,6 +262,8 @@ class Recorder:
         totals = self.snapshot().totals
         with self._lock:
             counts = copy.deepcopy(self._counts)
+            if self._succeeded:
+                counts.finished["succeeded"] = self._succeeded
         return replace(counts, queued=totals.queued, running=totals.running)
 
     def snapshot(self) -> Snapshot:

@@ -343,3 +343,15 @@ def test_jobs_go_with_their_owner_pod(make: Make, double: KubernetesDouble) -> N
 def test_an_owner_pod_that_is_not_there_is_named(make: Make) -> None:
     with pytest.raises(RuntimeError, match="--kubernetesOwnerPod nobody: no pod"):
         make(kubernetesOwnerPod="nobody")
+
+
+@pytest.mark.parametrize(("options", "hint"), [
+    ({}, None), ({"maxCores": 1}, "--maxCores"), ({"kubernetesQuota": "cpu=1500m"},
+                                                  "--kubernetesQuota")])
+def test_a_job_larger_than_any_node_is_refused_naming_what_binds(
+        make: Make, options: dict[str, Any], hint: str | None) -> None:
+    bs = make(**options)
+    with pytest.raises(mesobatch.InsufficientSystemResources) as e:
+        bs.issueBatchJob("true", job(cores=4))
+    assert "requests 4 cores" in str(e.value)
+    assert (hint in str(e.value)) if hint else "raise the limit" not in str(e.value)

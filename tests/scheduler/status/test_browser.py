@@ -58,15 +58,15 @@ def test_status_page_in_a_real_browser(tmp_path: Path) -> None:
         wait_for(lambda: len(bs.getRunningBatchJobIDs()) == 2)
         with Browser() as browser:
             browser.open(bs.status_url)
-            assert browser.title == "mesobatch: 2 running, 2 queued"
+            assert browser.title == "mesobatch: 2 running, 2 queued", browser.title
             table = browser.text("#running")
-            assert "align-sample-1" in table and "align-sample-2" in table
-            assert "running" in table
+            assert "align-sample-1" in table and "align-sample-2" in table, table
+            assert "running" in table, table
             queue = browser.text("#queue")
-            assert "2 cores" in queue and "waiting for resources to free up" in queue
+            assert "2 cores" in queue and "waiting for resources to free up" in queue, queue
             failures = browser.text("#failures")
-            assert "parse-batch-3" in failures
-            assert "ValueError: bad record on line 12" in failures
+            assert "parse-batch-3" in failures, failures
+            assert "ValueError: bad record on line 12" in failures, failures
             # readable on a phone: nothing wider than its screen
             assert browser.script("return document.documentElement.scrollWidth "
                                   "<= window.innerWidth") is True
@@ -78,8 +78,9 @@ def test_status_page_in_a_real_browser(tmp_path: Path) -> None:
                 shutil.copyfile(shot, keep)
             # the page refreshes itself: the killed jobs leave it with no new open()
             bs.killBatchJobs(running + waiting)
-            assert wait_for(lambda: "No job runs." in browser.text("#running"))
-            assert "Nothing waits." in browser.text("#queue")
+            assert wait_for(lambda: "No job runs." in browser.text("#running"), 60), (
+                browser.text("#running"))
+            assert "Nothing waits." in browser.text("#queue"), browser.text("#queue")
 
 
 @pytest.fixture(autouse=True)
