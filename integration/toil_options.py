@@ -80,10 +80,15 @@ def add_toil_arguments(options_class: type[CommonOptions], backend: str,
                             "not added", s, taken[s].dest, s)
         if not free:
             continue
+        help_text = (f"{meta.help} [mesobatch{'' if dest in common else ' ' + backend}; "
+                     f"env {meta.env}]")
+        if meta.flag:  # --enforceMemory: no value, as on mesobatch's own command line
+            parser.add_argument(*free, dest=ours, default=None, action="store_const",
+                                const=True, help=help_text)
+            continue
         parser.add_argument(
             *free, dest=ours, default=None, type=_argparse_type(meta), metavar=meta.metavar,
-            help=f"{meta.help} [mesobatch{'' if dest in common else ' ' + backend}; "
-                 f"env {meta.env}]",
+            help=help_text,
         )
 
 

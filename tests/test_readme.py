@@ -57,6 +57,8 @@ ELSEWHERE = {
     "$ mesobatch status": "a sample of its output (tests/scheduler/status/ run the command)",
     "mesobatch run jobs.jsonl --backend aws_batch":
         "needs AWS (tests/integration/aws_batch/ against the double, and moto's server)",
+    "apiVersion: rbac.authorization.k8s.io/v1":
+        "a Kubernetes role for the account (kubectl apply -f on a cluster)",
     "caller ──issueBatchJob──▶": "a diagram",
     "scheduler/    the scheduler process": "a folder listing",
 }
