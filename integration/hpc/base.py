@@ -59,7 +59,7 @@ from ...scheduler.core.resources import offered_cpus_to_milli
 from ...scheduler.core.states import TaskState
 from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode, LimitNames
 from .commands import CommandError, Commands, Retry
-from .dialect import Dialect, ErrorKind, NativeStatus, Submission
+from .dialect import CommandResult, Dialect, ErrorKind, NativeStatus, Submission
 from .options import BatchQueueOptions
 from .tracking import Evidence, Tracker, Verdict
 from .wrapper import (
@@ -137,10 +137,12 @@ class BatchQueueBackend(EmulatedBackend):
                  context: BackendContext) -> None:
         super().__init__(options, post, context)
         self.options: BatchQueueOptions = options
-        self.dialect = self.make_dialect()
         self._stop = threading.Event()
-        self.commands = Commands(self.dialect.classify, timeout=options.command_timeout,
+        # made first, so that make_dialect may ask the cluster (scontrol show config)
+        self.commands = Commands(self._classify,
+                                 timeout=options.command_timeout,
                                  retry=Retry(options.command_attempts), stop=self._stop)
+        self.dialect = self.make_dialect()
         self.run_tag = run_tag(context.workflow_id)
         base = os.path.join(context.log_dir, f".mesobatch-{self.run_tag}")
         self.script_dir = os.path.join(base, "scripts")
@@ -177,6 +179,9 @@ class BatchQueueBackend(EmulatedBackend):
                                         name=f"mesobatch-{self.name}-poll")
 
     limit_names: ClassVar[LimitNames] = LimitNames(cores="maxTotalCores")
+
+    def _classify(self, result: CommandResult) -> ErrorKind:
+        return self.dialect.classify(result)
 
     # ------------------------------------------------------------------ emulation
     def emulated_nodes(self) -> Sequence[EmulatedNode]:
@@ -377,7 +382,7 @@ class BatchQueueBackend(EmulatedBackend):
                     scripts=scripts, index_variable=self.dialect.array_index_variable,
                     first_index=self.dialect.array_first_index))
             sub = Submission(
-                name=_job_name(self.run_tag, spec.name), scripts=tuple(scripts),
+                name=self.job_name(spec), scripts=tuple(scripts),
                 array_script=dispatcher, system_output=self.system_dir,
                 work_dir=self.work_dir, cores=spec.cores, memory=spec.memory,
                 disk=spec.disk, gpus=spec.resources.gpus, walltime=spec.walltime,
@@ -411,6 +416,11 @@ class BatchQueueBackend(EmulatedBackend):
         if cancels:
             self._cancel(cancels)
 
+    def job_name(self, spec: JobSpec) -> str:
+        """The name a job is submitted under: the run tag (a status query may select
+        this run's jobs by it), then the job's own name."""
+        return _job_name(self.run_tag, spec.name)
+
     def _write_job(self, job: _Job) -> str:
         s = job.spec
         env = build_environment({}, s.environment, s.job_environment, s.cores)
@@ -420,7 +430,8 @@ class BatchQueueBackend(EmulatedBackend):
             title=f"job {s.job_id} ({s.name}), task {job.task_id}", command=s.command,
             env=env, log=log_path(self.context.log_dir, s.job_id, s.name),
             record=os.path.join(self.record_dir, job.task_id), work_dir=self.work_dir,
-            reserved_exit_codes=getattr(self.dialect, "reserved_exit_codes", frozenset())))
+            reserved_exit_codes=getattr(self.dialect, "reserved_exit_codes", frozenset()),
+            kill_grace=self.options.kill_grace_period))
         return path
 
     def _cancel(self, jobs: list[_Job]) -> None:
