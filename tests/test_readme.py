@@ -60,8 +60,6 @@ ELSEWHERE = {
         "allows every request a run makes of the Kubernetes double)",
     "mesobatch run jobs.jsonl --backend aws_batch":
         "needs AWS (tests/integration/aws_batch/ against the double, and moto's server)",
-    "apiVersion: rbac.authorization.k8s.io/v1":
-        "a Kubernetes role for the account (kubectl apply -f on a cluster)",
     "caller ──issueBatchJob──▶": "a diagram",
     "scheduler/    the scheduler process": "a folder listing",
 }
