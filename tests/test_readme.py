@@ -55,10 +55,11 @@ ELSEWHERE = {
     "mesobatch run jobs.jsonl --backend kubernetes":
         "needs a Kubernetes cluster (tests/integration/kubernetes/ against the double)",
     "$ mesobatch status": "a sample of its output (tests/scheduler/status/ run the command)",
+    "apiVersion: rbac.authorization.k8s.io/v1":
+        "RBAC of a real cluster (tests/integration/kubernetes/test_rbac.py checks that it "
+        "allows every request a run makes of the Kubernetes double)",
     "mesobatch run jobs.jsonl --backend aws_batch":
         "needs AWS (tests/integration/aws_batch/ against the double, and moto's server)",
-    "apiVersion: rbac.authorization.k8s.io/v1":
-        "a Kubernetes role for the account (kubectl apply -f on a cluster)",
     "caller ──issueBatchJob──▶": "a diagram",
     "scheduler/    the scheduler process": "a folder listing",
 }
