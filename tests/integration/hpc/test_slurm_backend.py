@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from mesobatch import BatchJobExitReason, InsufficientSystemResources, JobDescri
 from mesobatch.scheduler.options import OptionError
 from mesobatch.scheduler.registry import availability
 from tests.services.slurm import SlurmCluster
+from tests.waiting import wait_for
 
 J = JobDescription(cores=1, memory=64 * 2**20, disk=16 * 2**20)
 
@@ -46,15 +46,6 @@ def squeue(cluster: SlurmCluster, fmt: str) -> list[str]:
     out = cluster.run(["squeue", "--me", "--noheader", "--array", f"--format={fmt}"],
                       check=True)
     return out.stdout.split()
-
-
-def wait_for(predicate: Any, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
 
 
 # ---------------------------------------------------------------- options (no Slurm needed)

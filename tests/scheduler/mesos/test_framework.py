@@ -14,8 +14,9 @@ import pytest
 from mesobatch import BatchJobExitReason
 from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
 from tests.doubles.mesos import AgentSpec
+from tests.waiting import wait_for
 
-from .conftest import Cluster, agent_of, job, wait_for, where
+from .conftest import Cluster, agent_of, job, where
 
 ROOT = Path(__file__).resolve().parents[3]
 

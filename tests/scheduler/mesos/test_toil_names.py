@@ -14,8 +14,9 @@ import mesobatch
 from mesobatch import BatchJobExitReason
 from mesobatch.executor.protocol import NodeReport
 from tests.doubles.mesos import AgentSpec
+from tests.waiting import wait_for
 
-from .conftest import Cluster, agent_of, job, wait_for, where
+from .conftest import Cluster, agent_of, job, where
 from .test_framework import results
 
 
