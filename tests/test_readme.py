@@ -52,6 +52,8 @@ ELSEWHERE = {
         "Toil workflows (tests/integration/toil/ runs them on the double and locally)",
     "mesobatch run jobs.txt --backend gridengine":
         "needs Grid Engine (tests/integration/hpc/ runs jobs on a real one)",
+    "mesobatch run jobs.jsonl --backend slurm":
+        "needs Slurm (tests/integration/hpc/test_slurm_backend.py runs the same on a real one)",
     "mesobatch run jobs.jsonl --backend kubernetes":
         "needs a Kubernetes cluster (tests/integration/kubernetes/ against the double)",
     "$ mesobatch status": "a sample of its output (tests/scheduler/status/ run the command)",
