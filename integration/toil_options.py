@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 TOIL_OWN_OPTIONS = frozenset({"maxCores", "maxMemory", "maxDisk", "maxJobs"})
 
 #: Fields named as the dests of Toil's own batch systems' options of the same spelling
-#: (its aws_batch's --awsBatchRegion, --awsBatchQueue, --awsBatchJobRoleArn): whichever
+#: (its aws_batch's --awsBatchRegion, ...; its slurm's --slurmPartition, ...): whichever
 #: batch system adds the option first, the value lands where both read it.
 TOIL_SHARED_DESTS = frozenset({"aws_batch_region", "aws_batch_queue",
-                               "aws_batch_job_role_arn"})
+                               "aws_batch_job_role_arn",
+                               # its slurm's --slurmPartition, --slurmGPUPartition, --slurmQOS
+                               "slurm_partition", "slurm_gpu_partition", "slurm_qos"})
 
 
 def toil_dest(dest: str) -> str:

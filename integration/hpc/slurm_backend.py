@@ -93,7 +93,7 @@ class SlurmOptions(BatchQueueOptions):
         "slurmPartition", parse=parse_name, metavar="NAME",
         help="partition of every job (default: the cluster's default partition)")
     slurm_gpu_partition: str | None = opt(
-        "slurmGpuPartition", parse=parse_name, metavar="NAME",
+        "slurmGpuPartition", parse=parse_name, metavar="NAME", aliases=("slurmGPUPartition",),
         help="partition of jobs that ask for GPUs")
     slurm_partitions: tuple[str, ...] = opt(
         "slurmPartitions", parse=parse_names, default=(), metavar="A,B,...",
@@ -102,7 +102,8 @@ class SlurmOptions(BatchQueueOptions):
     slurm_account: str | None = opt(
         "slurmAccount", parse=parse_name, metavar="NAME", help="--account of every job")
     slurm_qos: str | None = opt(
-        "slurmQos", parse=parse_name, metavar="NAME", help="--qos of every job")
+        "slurmQos", parse=parse_name, metavar="NAME", aliases=("slurmQOS",),
+        help="--qos of every job")
     slurm_memory: str = opt(
         "slurmMemory", parse=_choice("per-node", "per-cpu", "none"), default="per-node",
         metavar="POLICY",
@@ -158,6 +159,8 @@ class SlurmBackend(BatchQueueBackend):
 
     name = "slurm"
     options_class = SlurmOptions
+    # the controller's load is what sites complain about: ask squeue only when needed
+    quiet_backoff = True
 
     def __init__(self, options: SlurmOptions, post: Post, context: BackendContext) -> None:
         self._nodes: list[ClusterNode] | None = None
@@ -169,7 +172,15 @@ class SlurmBackend(BatchQueueBackend):
         o = self.options
         assert isinstance(o, SlurmOptions)
         try:
-            extra = tuple(extra_args(o.settings(False, o.slurm_extra_args), os.environ))
+            # Toil's own --slurmArgs (TOIL_SLURM_ARGS) too, under Toil
+            toil_args = getattr(self.context.engine_config, "slurm_args", None) or ""
+            try:
+                from_toil = parse_words(toil_args)
+            except ValueError as e:
+                raise OptionError(f"invalid value {toil_args!r} for Toil's --slurmArgs: "
+                                  f"{e}") from None
+            mine = (*from_toil, *o.slurm_extra_args)
+            extra = tuple(extra_args(o.settings(False, mine), os.environ))
             check_extra_args(extra, o.settings(False))  # clashes are an error now
         except SlurmArgumentError as e:
             raise OptionError(str(e)) from None

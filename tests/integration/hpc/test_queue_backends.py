@@ -320,3 +320,23 @@ def test_a_log_directory_with_a_space_in_its_name(queue: Queue) -> None:
     job = bs.issueBatchJob("echo ran here", J)
     assert collect(bs, 1)[job].exitStatus == 0
     assert (logs / f"{job}-job{job}.log").read_text() == "ran here\n"
+
+
+def test_lsf_unit_for_limits_comes_from_the_cluster(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesobatch.integration.hpc.lsf_backend import LsfOptions
+    from mesobatch.scheduler.options import resolve
+
+    monkeypatch.delenv("LSF_UNIT_FOR_LIMITS", raising=False)
+    monkeypatch.delenv("LSF_ENVDIR", raising=False)
+    assert resolve(LsfOptions, {}, environ={}).lsf_unit_for_limits is None
+    (tmp_path / "lsf.conf").write_text("LSF_LOGDIR=/var/log\nLSF_UNIT_FOR_LIMITS=GB\n")
+    monkeypatch.setenv("LSF_ENVDIR", str(tmp_path))
+    assert resolve(LsfOptions, {}, environ={}).lsf_unit_for_limits == "GB"
+    # the cluster's variable, then mesobatch's own, then the argument
+    assert resolve(LsfOptions, {}, environ={"LSF_UNIT_FOR_LIMITS": "mb"}
+                   ).lsf_unit_for_limits == "MB"
+    assert resolve(LsfOptions, {"lsfUnitForLimits": "TB"},
+                   environ={"LSF_UNIT_FOR_LIMITS": "MB"}).lsf_unit_for_limits == "TB"
+    with pytest.raises(OptionError, match=r"--lsfUnitForLimits.*expected one of KB, MB"):
+        resolve(LsfOptions, {"lsfUnitForLimits": "bytes"}, environ={})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,3 +231,19 @@ def test_nodes_ignored_nodes_and_a_job_cancelled_by_someone_else(
     finally:
         bs.shutdown()
         lock.close()
+
+
+def test_the_command_line_runs_jobs_on_slurm(cluster: SlurmCluster, tmp_path: Path) -> None:
+    """``mesobatch run jobs.jsonl --backend slurm --slurmPartition ...`` (the README's)."""
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(
+        f'{{"command": "echo $SLURM_JOB_PARTITION > {tmp_path}/out{i}", "cores": 1}}\n'
+        for i in range(3)))
+    done = subprocess.run(
+        [sys.executable, "-m", "mesobatch", "run", str(jobs), "--backend", "slurm",
+         "--slurmPartition", "short", "--pollInterval", "0.3", "--no-progress",
+         "--logDir", str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=120, env=cluster.environ(), cwd=tmp_path,
+        check=False)
+    assert done.returncode == 0, done.stderr
+    assert [(tmp_path / f"out{i}").read_text() for i in range(3)] == ["short\n"] * 3
