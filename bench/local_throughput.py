@@ -12,6 +12,8 @@ Scenarios:
   b    N=200 jobs of `true` at 1 core on maxCores=2
   c    50 jobs one at a time (issue, wait for the result, repeat): round trip
   d    20 jobs of `sleep 1` at 1 core on maxCores=2 (ideal: 10 s)
+  m0   a, with no job's memory sampled (the runner's memory watch off): a - m0 is what
+       measuring each job's peak memory costs; m1 the same for d
   p0   N=10000 jobs of `true` at 0.1 core, no status page (the API's default)
   p1   the same with the status page served (--statusPort 0), nobody looking
   p2   the same with a client (another process) fetching the page every second, as a
@@ -119,8 +121,13 @@ class _StatusCpu:
 
 
 def scenario_batch(n: int, cores: float, command: str, status: bool = False,
-                   client: bool = False) -> dict[str, float]:
+                   client: bool = False, sample: bool = True) -> dict[str, float]:
     import mesobatch
+
+    if not sample:  # what measuring each job's memory costs: no task is ever sampled
+        from mesobatch.executor.memory_watch import MemoryWatch
+
+        MemoryWatch.watch = lambda *args, **kwargs: None  # type: ignore[method-assign]
 
     status_cpu = _StatusCpu() if status else None
     desc = mesobatch.JobDescription(cores=cores, memory=2**20, disk=2**20)
@@ -191,6 +198,10 @@ SCENARIOS = {
     "raw": ("Popen(['true']), 2 in flight, N=1000", lambda: scenario_raw(1000)),
     "a": ("1000 x true @0.1 core", lambda: scenario_batch(1000, 0.1, "true")),
     "b": ("200 x true @1 core", lambda: scenario_batch(200, 1, "true")),
+    "m0": ("... a, memory not sampled", lambda: scenario_batch(1000, 0.1, "true",
+                                                              sample=False)),
+    "m1": ("20 x sleep 1 @1 core, not sampled", lambda: scenario_batch(20, 1, "sleep 1",
+                                                                      sample=False)),
     "c": ("50 x true one at a time", lambda: scenario_round_trip(50)),
     "d": ("20 x sleep 1 @1 core, 2 cores", lambda: scenario_batch(20, 1, "sleep 1")),
     "p0": ("10000 x true @0.1 core, no status page",

@@ -1,9 +1,9 @@
 """Commands a 200-job run costs the LSF, PBS Pro, Torque and HTCondor backends.
 
-Run: python bench/queue_commands.py [--jobs 200] [--repeat 3]
+Run: python bench/queue_commands.py [--jobs 200] [--repeat 3] [--command 'sleep 10']
 
 Each backend runs on its fake (tests/doubles; these systems cannot be installed here)
-in a fresh process: N jobs of `true` at 0.1 core issued at once, with the default
+in a fresh process: N jobs of `true` (or --command) at 0.1 core issued at once, with the default
 poll settings (--pollInterval 1, --maxPollInterval 30), until every result is in.
 The table shows medians over the rounds (interleaved): the status queries (one per
 poll for all of the run's jobs), accounting queries (condor_history for jobs gone from
@@ -31,7 +31,7 @@ ACCOUNTING = {"htcondor": "condor_history"}
 SUBMIT = {"lsf": "bsub", "pbs": "qsub", "torque": "qsub", "htcondor": "condor_submit"}
 
 
-def scenario(backend: str, n: int) -> dict[str, float]:
+def scenario(backend: str, n: int, command: str) -> dict[str, float]:
     import mesobatch
     from mesobatch import JobDescription
     from mesobatch.integration.hpc.base import BatchQueueBackend
@@ -45,8 +45,8 @@ def scenario(backend: str, n: int) -> dict[str, float]:
         bs = mesobatch.batch_system(backend, logDir=str(Path(tmp) / "logs"))
         try:
             started = time.perf_counter()
-            bs.issue_many([("true", JobDescription(cores=0.1, memory=2**24, disk=2**20), None)]
-                          * n)
+            bs.issue_many([(command, JobDescription(cores=0.1, memory=2**24, disk=2**20),
+                            None)] * n)
             results = 0
             while results < n:
                 info = bs.getUpdatedBatchJob(60)
@@ -74,20 +74,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--command", default="true")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(scenario(args.child, args.jobs)))
+        print(json.dumps(scenario(args.child, args.jobs, args.command)))
         return
     root = Path(__file__).resolve().parents[1]
 
     def one(name: str, i: int) -> dict[str, float]:
-        result = run_child(__file__, name, "--jobs", str(args.jobs), cwd=root)
+        result = run_child(__file__, name, "--jobs", str(args.jobs), "--command",
+                           args.command, cwd=root)
         print(f"round {i + 1} {name}: {json.dumps(result)}", file=sys.stderr, flush=True)
         return result
 
     medians = interleaved_medians(BACKENDS, args.repeat, one)
-    print(f"{args.jobs} x `true` at 0.1 core per run; medians of {args.repeat} runs")
+    print(f"{args.jobs} x `{args.command}` at 0.1 core per run; medians of {args.repeat} runs")
     print(f"{'backend':<10}{'status cmds':>12}{'per job':>9}{'polls':>7}{'accounting':>12}"
           f"{'submits':>9}{'all cmds':>10}{'per job':>9}{'wall s':>8}")
     for name, m in medians.items():

@@ -94,6 +94,12 @@ class AgentEnvironment:
                                "agent") from None
         self.checkpoint = env.get("MESOS_CHECKPOINT") == "1"
         self.recovery_timeout = parse_duration(env.get("MESOS_RECOVERY_TIMEOUT"), 900.0)
+        # The scheduler's own limit (--mesosAgentLossTimeout): cut off from the agent for
+        # longer, its jobs are about to be reported lost, so they must not run on.
+        own = env.get("MESOBATCH_AGENT_LOSS_TIMEOUT")
+        if own:
+            self.recovery_timeout = min(self.recovery_timeout,
+                                        parse_duration(own, self.recovery_timeout))
         self.backoff_max = parse_duration(env.get("MESOS_SUBSCRIPTION_BACKOFF_MAX"), 2.0)
         self.shutdown_grace = parse_duration(env.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"),
                                              5.0)

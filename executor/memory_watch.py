@@ -73,18 +73,24 @@ class MemoryWatch:
         self._tasks: dict[str, _Watched] = {}
         self._wake = threading.Condition(self._lock)
         self._closed = False
+        self._idle = False  # the thread waits for a task to watch
         self._thread: threading.Thread | None = None
 
     def watch(self, task_id: str, pgid: int, limit: int | None) -> None:
         with self._lock:
             if self._closed:
                 return
+            # woken only out of its idle wait, or to sample more often: a wake per
+            # task would make it sample at every start
+            wake = self._idle or (limit is not None and not any(
+                w.limit is not None for w in self._tasks.values()))
             self._tasks[task_id] = _Watched(pgid, limit)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="mesobatch-memory",
                                                 daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if wake:
+                self._wake.notify()
 
     def forget(self, task_id: str) -> int | None:
         """Stop watching; the peak seen (None: never watched, or never sampled)."""
@@ -104,6 +110,8 @@ class MemoryWatch:
         """One look at every watched task (the thread's turn; tests call it directly)."""
         with self._lock:
             tasks = dict(self._tasks)
+        if not tasks:
+            return
         used = group_memory({w.pgid for w in tasks.values()})
         over = []
         with self._lock:
@@ -123,12 +131,15 @@ class MemoryWatch:
     def _loop(self) -> None:
         while True:
             with self._lock:
+                self._idle = True
                 while not self._tasks and not self._closed:
                     self._wake.wait()
-                if self._closed:
-                    return
-            self.sample()
-            with self._lock:
+                self._idle = False
+                # the first look an interval after the task came: shorter jobs are
+                # not sampled (a scan per job would cost more than such a job)
                 limited = any(w.limit is not None for w in self._tasks.values())
                 if not self._closed:
                     self._wake.wait(self.limit_interval if limited else self.interval)
+                if self._closed:
+                    return
+            self.sample()

@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 TOIL_OWN_OPTIONS = frozenset({"maxCores", "maxMemory", "maxDisk", "maxJobs"})
 
 #: Fields named as the dests of Toil's own batch systems' options of the same spelling
-#: (its aws_batch's --awsBatchRegion, --awsBatchQueue, --awsBatchJobRoleArn): whichever
+#: (its aws_batch's --awsBatchRegion, ...; its slurm's --slurmPartition, ...): whichever
 #: batch system adds the option first, the value lands where both read it.
 TOIL_SHARED_DESTS = frozenset({"aws_batch_region", "aws_batch_queue",
-                               "aws_batch_job_role_arn"})
+                               "aws_batch_job_role_arn",
+                               # its slurm's --slurmPartition, --slurmGPUPartition, --slurmQOS
+                               "slurm_partition", "slurm_gpu_partition", "slurm_qos"})
 
 
 def toil_dest(dest: str) -> str:
@@ -80,10 +82,15 @@ def add_toil_arguments(options_class: type[CommonOptions], backend: str,
                             "not added", s, taken[s].dest, s)
         if not free:
             continue
+        help_text = (f"{meta.help} [mesobatch{'' if dest in common else ' ' + backend}; "
+                     f"env {meta.env}]")
+        if meta.flag:  # --enforceMemory: no value, as on mesobatch's own command line
+            parser.add_argument(*free, dest=ours, default=None, action="store_const",
+                                const=True, help=help_text)
+            continue
         parser.add_argument(
             *free, dest=ours, default=None, type=_argparse_type(meta), metavar=meta.metavar,
-            help=f"{meta.help} [mesobatch{'' if dest in common else ' ' + backend}; "
-                 f"env {meta.env}]",
+            help=help_text,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ class BackendEntry:
     requires_commands: tuple[str, ...] = ()
     extra: str | None = None  #: the pip extra that installs its dependencies
     aliases: tuple[str, ...] = field(default=())
+    #: a command that succeeds only where the backend can work (its service answers)
+    probe: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, BackendEntry] = {}
@@ -66,6 +69,15 @@ def availability(name: str) -> tuple[bool, str]:
     for command in entry.requires_commands:
         if shutil.which(command) is None:
             return False, f"command {command!r} is not on PATH"
+    if entry.probe:
+        try:
+            done = subprocess.run(entry.probe, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=15, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return False, f"{' '.join(entry.probe)} failed: {e}"
+        if done.returncode != 0:
+            said = (done.stdout.strip() or done.stderr.strip()).splitlines()[:1] or [""]
+            return False, f"{' '.join(entry.probe)} exited {done.returncode}: {said[0][:200]}"
     return True, "ready"
 
 
@@ -149,4 +161,10 @@ register_backend(BackendEntry(
     "htcondor", "mesobatch.integration.hpc.htcondor_backend:HTCondorBackend",
     "an HTCondor pool (condor_submit, condor_q/condor_history -json, condor_rm)",
     requires_commands=("condor_submit", "condor_q", "condor_history", "condor_rm"),
+))
+register_backend(BackendEntry(
+    "slurm", "mesobatch.integration.hpc.slurm_backend:SlurmBackend",
+    "a Slurm cluster (sbatch, squeue, sacct, scancel; one emulated agent for the queue)",
+    requires_commands=("sbatch", "squeue", "scancel", "sinfo", "scontrol"),
+    probe=("scontrol", "ping"),
 ))

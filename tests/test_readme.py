@@ -52,9 +52,14 @@ ELSEWHERE = {
         "Toil workflows (tests/integration/toil/ runs them on the double and locally)",
     "mesobatch run jobs.txt --backend gridengine":
         "needs Grid Engine (tests/integration/hpc/ runs jobs on a real one)",
+    "mesobatch run jobs.jsonl --backend slurm":
+        "needs Slurm (tests/integration/hpc/test_slurm_backend.py runs the same on a real one)",
     "mesobatch run jobs.jsonl --backend kubernetes":
         "needs a Kubernetes cluster (tests/integration/kubernetes/ against the double)",
     "$ mesobatch status": "a sample of its output (tests/scheduler/status/ run the command)",
+    "apiVersion: rbac.authorization.k8s.io/v1":
+        "RBAC of a real cluster (tests/integration/kubernetes/test_rbac.py checks that it "
+        "allows every request a run makes of the Kubernetes double)",
     "mesobatch run jobs.jsonl --backend aws_batch":
         "needs AWS (tests/integration/aws_batch/ against the double, and moto's server)",
     "caller ──issueBatchJob──▶": "a diagram",
@@ -73,7 +78,11 @@ def runnable() -> list[Block]:
 
 def test_every_example_is_run_here_or_named_as_run_elsewhere() -> None:
     unknown_langs = [b for b in runnable() if b.lang not in ("python", "sh")]
-    assert not unknown_langs, unknown_langs
+    assert not unknown_langs, (
+        "README examples that this test cannot run (```python and ```sh blocks run here): "
+        f"{[(b.line, b.first) for b in unknown_langs]}; make each runnable on this machine, "
+        "or add its first line to ELSEWHERE in tests/test_readme.py with the test that "
+        "runs its like")
     stale = [start for start in ELSEWHERE
              if not any(b.first.startswith(start) for b in blocks())]
     assert not stale, f"no README example starts so any more: {stale}"

@@ -3,8 +3,8 @@
 Each queue (--awsBatchQueue, and --awsBatchSpotQueue as a preemptible one) is one
 emulated agent whose cores are its compute environments' ``maxvCpus`` (or
 --awsBatchMaxVcpus); AWS Batch places the jobs. No request runs under the batch
-system's lock: a submitter thread sends SubmitJob and TerminateJob, a poller thread
-asks DescribeJobs about every live job of the run, 100 per call, once per
+system's lock: a submitter thread sends SubmitJob (4 at once) and TerminateJob, a
+poller thread asks DescribeJobs about every live job of the run, 100 per call, once per
 --pollInterval, and a small pool copies each ended job's CloudWatch log into --logDir
 before its end is reported.
 """
@@ -48,6 +48,10 @@ VANISHED_POLLS = 5
 FATAL_POLLS = 5
 #: threads copying logs of ended jobs (one GetLogEvents call per job, usually)
 LOG_THREADS = 4
+#: SubmitJob requests at once (AWS Batch's SubmitJob quota is about 50 a second)
+SUBMIT_THREADS = 4
+#: jobs submitted between two looks for kills in a long burst
+SUBMIT_CHUNK = 16
 
 
 class Phase(enum.Enum):
@@ -107,6 +111,8 @@ class AwsBatchBackend(EmulatedBackend):
         self._fatal: str | None = None
         self.polls = 0  #: rounds of DescribeJobs that answered
         self._logs = ThreadPoolExecutor(LOG_THREADS, thread_name_prefix="mesobatch-aws-logs")
+        self._submits = ThreadPoolExecutor(SUBMIT_THREADS,
+                                           thread_name_prefix="mesobatch-aws-submit")
         self._submitter = threading.Thread(target=self._submit_loop, daemon=True,
                                            name="mesobatch-aws_batch-submit")
         self._poller = threading.Thread(target=self._poll_loop, daemon=True,
@@ -115,6 +121,7 @@ class AwsBatchBackend(EmulatedBackend):
             self._discover()
         except BaseException:
             self._logs.shutdown(wait=False)
+            self._submits.shutdown(wait=False)
             raise
 
     # ------------------------------------------------------------------ start
@@ -284,8 +291,8 @@ class AwsBatchBackend(EmulatedBackend):
             elif stopping:
                 self._drop_unsubmitted()
                 return
-            for job in batch:
-                self._submit(job)
+            for i in range(0, len(batch), SUBMIT_CHUNK):
+                list(self._submits.map(self._submit, batch[i:i + SUBMIT_CHUNK]))
                 with self._jobs_lock:
                     kills, self._to_terminate = self._to_terminate, []
                 if kills:  # kills do not wait for the rest of a long burst
@@ -480,6 +487,7 @@ class AwsBatchBackend(EmulatedBackend):
         if self._poller.is_alive():
             self._poller.join(timeout=60)
         self._logs.shutdown(wait=True, cancel_futures=True)
+        self._submits.shutdown(wait=True)
         if self.api.uncertain["submit_job"]:  # a submission's answer was lost
             self._sweep()
         atexit.unregister(self._atexit)

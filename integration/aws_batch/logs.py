@@ -33,14 +33,16 @@ def copy_log(api: Api, group: str, stream: str, path: str) -> int:
     return lines
 
 
-def log_stream(job: dict[str, Any]) -> str | None:
+def log_stream(job: Any) -> str | None:
     """The log stream of a JobDetail's last attempt (its container's, else the attempt's)."""
-    stream = (job.get("container") or {}).get("logStreamName")
-    if not stream:
-        attempts = job.get("attempts") or []
-        if attempts:
-            stream = (attempts[-1].get("container") or {}).get("logStreamName")
-    return str(stream) if stream else None
+    def field(value: Any, key: str) -> Any:
+        return value.get(key) if isinstance(value, dict) else None
+
+    stream = field(field(job, "container"), "logStreamName")
+    attempts = field(job, "attempts")
+    if not stream and isinstance(attempts, list) and attempts:
+        stream = field(field(attempts[-1], "container"), "logStreamName")
+    return stream if isinstance(stream, str) and stream else None
 
 
 __all__ = ["AwsError", "copy_log", "log_stream"]

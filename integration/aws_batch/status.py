@@ -59,28 +59,30 @@ class Observed:
     pending_reason: str | None = None
 
 
-def observe(job: Mapping[str, Any]) -> Observed:
-    """The task state a JobDetail stands for; an unknown status is UNKNOWN (not terminal)."""
-    status = str(job.get("status", ""))
-    reason = str(job.get("statusReason") or "")
+def observe(job: Any) -> Observed:
+    """The task state a JobDetail stands for; an unknown status is UNKNOWN (not terminal).
+    Any shape is read without error: a field of the wrong type counts as absent."""
+    job = _mapping(job)
+    status = _text(job.get("status"))
+    reason = _text(job.get("statusReason"))
     if status in _LIVE:
         return Observed(status, _LIVE[status],
                         pending_reason=(reason or None) if status != "RUNNING" else None)
-    container = job.get("container") or {}
-    attempts = job.get("attempts") or []
-    last = attempts[-1] if attempts else {}
-    exit_code = container.get("exitCode")
+    container = _mapping(job.get("container"))
+    attempts = job.get("attempts")
+    last = _mapping(attempts[-1]) if isinstance(attempts, list) and attempts else {}
+    last_container = _mapping(last.get("container"))
+    exit_code = _exit_code(container.get("exitCode"))
     if exit_code is None:
-        exit_code = (last.get("container") or {}).get("exitCode")
-    exit_code = int(exit_code) if isinstance(exit_code, int | float) else None
-    container_reason = str(container.get("reason") or
-                           (last.get("container") or {}).get("reason") or "")
+        exit_code = _exit_code(last_container.get("exitCode"))
+    container_reason = _text(container.get("reason")) or _text(last_container.get("reason"))
     wall = _wall_time(job, last)
     if status == "SUCCEEDED":
         return Observed(status, TaskState.FINISHED, exit_code or 0, wall)
     if status != "FAILED":
-        return Observed(status, TaskState.UNKNOWN, message=f"AWS Batch status {status!r}")
-    attempt_reason = str(last.get("statusReason") or "")
+        return Observed(status, TaskState.UNKNOWN,
+                        message=f"AWS Batch status {status[:40]!r}")
+    attempt_reason = _text(last.get("statusReason"))
     why = "; ".join(dict.fromkeys(r for r in (reason, container_reason) if r
                                   and r != ESSENTIAL_EXIT))
     said = f"AWS Batch: {why}" if why else ""
@@ -95,7 +97,8 @@ def observe(job: Mapping[str, Any]) -> Observed:
                         BatchJobExitReason.MAXJOBDURATION)
     if NOT_STARTED.search(reason) or NOT_STARTED.search(container_reason):
         return Observed(status, TaskState.ERROR, None, None, said)
-    if (job.get("isTerminated") or job.get("isCancelled")) and reason != KILL_REASON:
+    if (job.get("isTerminated") is True or job.get("isCancelled") is True) \
+            and reason != KILL_REASON:
         return Observed(status, TaskState.KILLED, exit_code, wall,
                         said or "AWS Batch: terminated")
     if exit_code is None:  # failed without running (a dependency, a cancelled attempt)
@@ -104,10 +107,31 @@ def observe(job: Mapping[str, Any]) -> Observed:
     return Observed(status, TaskState.FAILED, exit_code, wall, said)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    """A reason or status: text only, and not unbounded in a message."""
+    return value[:1000] if isinstance(value, str) else ""
+
+
+def _exit_code(value: Any) -> int | None:
+    """An exit status as a process reports it (0-255; AWS sends whole numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+        return None
+    return value
+
+
 def _wall_time(job: Mapping[str, Any], last: Mapping[str, Any]) -> float | None:
-    """Seconds the last attempt ran (AWS gives milliseconds since the epoch)."""
+    """Seconds the last attempt ran (AWS gives whole milliseconds since the epoch)."""
     for source in (last, job):
-        started, stopped = source.get("startedAt"), source.get("stoppedAt")
-        if isinstance(started, int | float) and isinstance(stopped, int | float):
+        started, stopped = _millis(source.get("startedAt")), _millis(source.get("stoppedAt"))
+        if started is not None and stopped is not None:
             return max(0.0, (stopped - started) / 1000.0)
     return None
+
+
+def _millis(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
+    return value if ok else None

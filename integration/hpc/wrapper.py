@@ -2,16 +2,18 @@
 
 Each job runs from a wrapper script of its own. It sends its output to the job's log
 file, exports the job's variables (each value quoted, never re-parsed), records that it
-started, runs the command as ``/bin/sh -c COMMAND`` (the command is one quoted word,
-so the shell parses it exactly once, as on every other backend), and records its exit
-status. The exit record is written to a temporary name and renamed, so a reader never
-sees half of one (the start record is one short write; a reader skips it while empty).
-The records are the ground truth when the system's accounting is off or slow:
-``<records>/<task id>.started`` holds the node's name, ``<task id>.exit`` the exit
-status, each then the node's uptime, which gives the wall time (the files' modification
-times come from a coarser clock, a tick late or early). The wrapper reads both with the
-shell's own ``read``: every process it starts is a cost on each job, and a batch
-system's throughput is made of little else.
+started, runs the command as ``/bin/sh -c COMMAND`` (the command is one quoted word, so
+the shell parses it exactly once, as on every other backend), and records its exit
+status (a signal as 128 + n); a SIGTERM to the wrapper (a cancel) is passed on to the
+command, SIGKILL following after the kill grace period. Each record is one short write
+by the shell itself (not a temporary file and ``mv``: one process fewer per job), so a
+reader sees all of it or an empty file, which it skips until it is written. The records
+are the ground truth when the system's accounting is off or slow: ``<records>/<task
+id>.started`` holds the node's name, ``<task id>.exit`` the exit status, each then the
+node's uptime, which gives the wall time (the files' modification times come from a
+coarser clock, a tick late or early). The wrapper reads both with the shell's own
+``read``: every process it starts is a cost on each job, and a batch system's throughput
+is made of little else.
 
 An array of jobs submits one dispatcher script that runs the wrapper its index names.
 """
@@ -36,10 +38,12 @@ CLOCK_TICK = 0.01  #: /proc/uptime's resolution
 
 
 def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
-               record: str, work_dir: str, reserved_exit_codes: Iterable[int] = ()) -> str:
+               record: str, work_dir: str, reserved_exit_codes: Iterable[int] = (),
+               kill_grace: float = 5.0) -> str:
     """The wrapper of one job. ``record`` is the path its records start with. The
     record holds the command's own exit status; the script itself exits 1 instead of
-    a status in ``reserved_exit_codes`` (which the batch system would act on)."""
+    a status in ``reserved_exit_codes`` (which the batch system would act on).
+    ``kill_grace``: seconds between SIGTERM and SIGKILL when the job is cancelled."""
     q = shlex.quote
     lines = [
         "#!/bin/sh",
@@ -47,23 +51,33 @@ def job_script(*, title: str, command: str, env: Mapping[str, str], log: str,
         "read T0 _ 2>/dev/null </proc/uptime || T0=",
         f"exec >{q(log)} 2>&1 </dev/null",
         f"R={q(record)}",
-        # one short write: a reader sees all of it, or an empty file (and skips it)
         # the node's name as uname -n gives it, without starting uname where Linux says it
         "read N 2>/dev/null </proc/sys/kernel/hostname || N=$(uname -n)",
+        # each record is one short write (printf is the shell's own): a reader sees all
+        # of it, or an empty file, which it skips
         f"printf '%s\\n%s\\n' \"$N\" \"$T0\" >\"$R{STARTED}\"",
-        f"cd {q(work_dir)} || {{ echo 1 >\"$R{EXITED}.tmp\"; "
-        f'mv -f "$R{EXITED}.tmp" "$R{EXITED}"; exit 1; }}',
+        f"cd {q(work_dir)} || {{ echo 1 >\"$R{EXITED}\"; exit 1; }}",
     ]
     # A name the shell cannot hold (``a.b``) is left out: the /bin/sh that runs the
     # command would drop it from its environment anyway, on every backend.
     lines += [f"export {name}={q(value)}" for name, value in env.items()
               if _NAME.fullmatch(name)]
+    # On SIGTERM (a cancel) the wrapper stays until its command is gone: it passes the
+    # signal on, waits ``kill_grace`` seconds, then kills. Where the wrapper leads its
+    # process group (Slurm, Grid Engine, PBS start job scripts so) that is the whole
+    # group, itself last; else its command. A wrapper that died at once would orphan
+    # a command that ignores SIGTERM out of the batch system's sight (Slurm's
+    # proctrack/linuxproc follows parents).
     lines += [
-        f"/bin/sh -c {q(command)}",
-        "rc=$?",
+        f"/bin/sh -c {q(command)} &",
+        "pid=$!",
+        "read _ _ _ _ G _ 2>/dev/null </proc/$$/stat || G=",  # its process group
+        'if [ "$G" = "$$" ]; then K=0; else K=$pid; fi',
+        "trap 'trap \"\" TERM INT HUP; kill -TERM $K 2>/dev/null; "
+        f"sleep {max(0.0, kill_grace):g}; kill -KILL $K 2>/dev/null' TERM INT HUP",
+        'while :; do wait "$pid"; rc=$?; kill -0 "$pid" 2>/dev/null || break; done',
         "read T1 _ 2>/dev/null </proc/uptime || T1=",
-        f"printf '%s\\n%s\\n' \"$rc\" \"$T1\" >\"$R{EXITED}.tmp\" && "
-        f'mv -f "$R{EXITED}.tmp" "$R{EXITED}"',
+        f"printf '%s\\n%s\\n' \"$rc\" \"$T1\" >\"$R{EXITED}\"",
     ]
     reserved = sorted(set(reserved_exit_codes))
     if reserved:
@@ -141,7 +155,7 @@ def read_records(directory: str, want_start: set[str], want_exit: set[str]
         try:
             exits[task_id] = ExitRecord(int(text), at, clock)
         except ValueError:
-            continue  # not a record we wrote
+            continue  # empty (being written), or not a record we wrote
     return starts, exits
 
 

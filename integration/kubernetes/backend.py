@@ -215,15 +215,26 @@ class KubernetesBackend(EmulatedBackend):
         return self._emulated
 
     def limits(self) -> Limits:
-        top = largest(self._nodes, self.options.kubernetes_quota)
+        """The largest job: the largest node's allocatable, within --kubernetesQuota and
+        --maxCores/--maxMemory/--maxDisk. The message names the option that binds; none
+        when it is the nodes' size (no option of ours makes a node bigger)."""
+        quota = self.options.kubernetes_quota
+        nodes = largest(self._nodes, None)
+        both = largest(self._nodes, quota)
         base = super().limits()
 
-        def least(a: int | None, b: int) -> int:
-            return b if a is None else min(a, b)
-        what = "the largest node's allocatable" if self._nodes else "--kubernetesQuota"
-        return replace(base, cpus=least(base.cpus, top.cpus), mem=least(base.mem, top.mem),
-                       disk=least(base.disk, top.disk), gpus=top.gpus,
-                       gpus_option=what)
+        def bound(option_value: int | None, quota_value: int, node_value: int,
+                  option: str) -> tuple[int, str]:
+            if option_value is not None and option_value <= quota_value:
+                return option_value, option
+            return quota_value, "kubernetesQuota" if quota_value < node_value else ""
+        cpus, cpus_option = bound(base.cpus, both.cpus, nodes.cpus, base.cpus_option)
+        mem, mem_option = bound(base.mem, both.mem, nodes.mem, base.mem_option)
+        disk, disk_option = bound(base.disk, both.disk, nodes.disk, base.disk_option)
+        gpus, gpus_option = bound(None, both.gpus, nodes.gpus, "")
+        return replace(base, cpus=cpus, mem=mem, disk=disk, gpus=gpus,
+                       cpus_option=cpus_option, mem_option=mem_option,
+                       disk_option=disk_option, gpus_option=gpus_option or None)
 
     def start(self) -> list[Event]:
         events = super().start()

@@ -118,6 +118,9 @@ def job_manifest(spec: JobSpec, *, name: str, run_tag: str, options: KubernetesO
         "command": ["/bin/sh", "-c", spec.command],
         "env": [{"name": k, "value": v} for k, v in env.items()],
     }
+    if options.kubernetes_env_secrets:
+        container["envFrom"] = [{"secretRef": {"name": name}}
+                                for name in options.kubernetes_env_secrets]
     resources = _resources(spec)
     if resources:
         container["resources"] = resources

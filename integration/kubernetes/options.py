@@ -79,6 +79,12 @@ def parse_name(value: Any) -> str:
     return text
 
 
+def parse_names(value: Any) -> tuple[str, ...]:
+    """``name,name2`` (or a list) as Kubernetes names."""
+    items = value if isinstance(value, list | tuple) else parse_str(value).split(",")
+    return tuple(parse_name(str(item).strip()) for item in items if str(item).strip())
+
+
 def parse_labels(value: Any) -> tuple[tuple[str, str], ...]:
     """``key=value,key2=value2`` (or a mapping) as label pairs."""
     if isinstance(value, Mapping):
@@ -216,6 +222,11 @@ class KubernetesOptions(CommonOptions):
     kubernetes_security_context: JsonDict | None = opt(  # noqa: RUF009 (a field with option metadata)
         "kubernetesSecurityContext", parse=parse_security_context, metavar="JSON",
         help="securityContext of the jobs' containers, as a JSON object")
+    kubernetes_env_secrets: tuple[str, ...] = opt(
+        "kubernetesEnvSecrets", parse=parse_names, default=(), metavar="NAME,...",
+        help="Secrets in the namespace whose keys become variables of every job (envFrom), "
+             "so that credentials need not be in the Jobs' specs; setEnv and the job's own "
+             "variables win")
     kubernetes_volumes: tuple[Volume, ...] = opt(
         "kubernetesVolumes", parse=parse_volumes, default=(), metavar="SPEC,...",
         help="volumes mounted into every job: pvc:CLAIM:/mount or hostPath:/path:/mount "

@@ -93,6 +93,10 @@ class TaskStatus:
     #: task itself is invalid, the agent cannot start our executor), so the job is tried
     #: again only a bounded number of times (CoreConfig.launch_refusals_max)
     launch_refused: bool = False
+    #: with never_started: the launch was refused as a whole, together with other tasks,
+    #: for the content of one of them: each is launched alone from now on, so that the
+    #: bad one is refused on its own (and counted) while the others run
+    launch_alone: bool = False
     #: Mesos refused the launch because another task holds its id (an earlier run's):
     #: whatever reported under this id was that task, and this one never ran
     id_taken: bool = False

@@ -107,6 +107,7 @@ class TaskRecord:
     state_since: float = 0.0
     killed_at: float | None = None
     refusals: int = 0
+    alone: bool = False  # launched alone since a launch shared with others was refused
 
 
 @dataclass(slots=True)
@@ -256,6 +257,8 @@ class SchedulerCore:
             # launch was refused for its own sake too often.
             if event.launch_refused:
                 rec.refusals += 1
+            if event.launch_alone or event.launch_refused:
+                rec.alone = True
             if event.launch_refused and rec.refusals >= self.config.launch_refusals_max:
                 self._report(rec, replace(
                     event, exit_reason=BatchJobExitReason.ERROR,
@@ -497,6 +500,14 @@ class SchedulerCore:
         chosen = pack(self.queue, total - overhead, offers[0].preemptible, cap)
         if not chosen:
             return
+        suspect = next((s for s in chosen if self.jobs[s.job_id].alone), None)
+        if suspect is not None and len(chosen) > 1:
+            # a job whose shared launch was refused goes alone: the others wait for the
+            # next offer rather than share its fate again
+            for spec in reversed(chosen):
+                if spec is not suspect:
+                    self.queue.push_front(spec)
+            chosen = [suspect]
         launches: list[TaskLaunch] = []
         for spec in chosen:
             rec = self.jobs[spec.job_id]

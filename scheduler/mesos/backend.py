@@ -120,6 +120,7 @@ class MesosBackend(Backend):
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "MESOBATCH_REPORT_INTERVAL": f"{options.mesos_node_report_interval:g}",
             "MESOBATCH_KILL_GRACE": f"{options.kill_grace_period:g}",
+            "MESOBATCH_AGENT_LOSS_TIMEOUT": f"{options.mesos_agent_loss_timeout:g}secs",
         }
         self._roles = [options.mesos_role] if options.mesos_role else None
 

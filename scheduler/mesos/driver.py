@@ -69,6 +69,13 @@ class DriverState(enum.Enum):
         return self in (DriverState.STOPPED, DriverState.ABORTED, DriverState.FAILED)
 
 
+def refused_for_content(status: int, text: str) -> bool:
+    """Whether Mesos refused a call for what it holds (400 "Failed to parse/convert/
+    validate ..."), so that the same call would be refused again; a stale stream id or
+    an unknown framework (also 400) pass with a new subscription."""
+    return status == 400 and text.startswith("Failed to")
+
+
 def _ids(values: Any) -> list[Message]:
     """pymesos accepts one id or a list of ids; each an {"value": ...} dict or a string."""
     if isinstance(values, dict | str):
@@ -284,23 +291,39 @@ class MesosSchedulerDriver(SchedulerDriver):
             elif answer.status != 202:
                 # after our own TEARDOWN, stragglers (acknowledgements) are refused: fine
                 level = logging.DEBUG if self._closing else logging.WARNING
+                # Mesos echoes the body from the error on (task payloads with their
+                # resource token among it): its first words say enough
+                text = answer.text if len(answer.text) <= 160 else answer.text[:160] + "..."
                 log.log(level, "Mesos refused %s: HTTP %s %s", call["type"], answer.status,
-                        answer.text)
-                self._undelivered(call, f"HTTP {answer.status} {answer.text}")
+                        text)
+                self._undelivered(call, f"HTTP {answer.status} {text}",
+                                  refused=refused_for_content(answer.status, answer.text))
 
-    def _undelivered(self, call: Message, why: str) -> None:
+    def _undelivered(self, call: Message, why: str, refused: bool = False) -> None:
         """A launch that never reached Mesos: its tasks never started, and the core
         requeues them. Other calls are repeated by the core or void after a new
-        subscription."""
+        subscription.
+
+        ``refused``: Mesos refused the call for its content, and would again. A launch
+        of one task counts against that task; one of several tasks sends each alone
+        from now on, so the bad one is found and the others run. Its offers, which
+        Mesos never took, go back at once."""
         if call["type"] != "ACCEPT":
             return
         now = time.time()
+        tasks = [task for op in call["accept"].get("operations", [])
+                 for task in op.get("launch", {}).get("task_infos", [])]
+        if refused:
+            self._call("DECLINE", {"offer_ids": call["accept"].get("offer_ids", []),
+                                   "filters": {"refuse_seconds": 0.0}})
+        verb = "launch refused" if refused else "launch not delivered"
         events = [TaskStatus(task["task_id"]["value"], TaskState.LOST, now,
-                             message=f"launch not delivered: {why}",
+                             message=f"{verb}: {why}",
                              agent_id=(task.get("agent_id") or {}).get("value"),
-                             never_started=True)
-                  for op in call["accept"].get("operations", [])
-                  for task in op.get("launch", {}).get("task_infos", [])]
+                             never_started=True,
+                             launch_refused=refused and len(tasks) == 1,
+                             launch_alone=refused and len(tasks) > 1)
+                  for task in tasks]
         if not events:
             return
         if self._post_events is None:

@@ -217,6 +217,12 @@ class MesosOptions(CommonOptions):
         "mesosExecutorCpus", parse=_executor_cpus, default=EXECUTOR_MIN_CPUS, metavar="CORES",
         help=f"cores reserved for the executor on each agent ({EXECUTOR_MIN_CPUS:g}, Mesos's "
              "minimum, or more; 0 reserves none, and Mesos warns at every launch)")
+    mesos_agent_loss_timeout: float = opt(
+        "mesosAgentLossTimeout", parse=parse_seconds, default=60.0, metavar="SECONDS",
+        help="an executor cut off from its agent this long kills its jobs and exits (the "
+             "agent's own recovery timeout is 15 minutes); keep it below Mesos's "
+             "agent_ping_timeout x max_agent_ping_timeouts (75 s by default), after which "
+             "the jobs are reported lost")
     mesos_max_log_size: int = opt(
         "mesosMaxLogSize", parse=parse_size, default=10 * 1024**2, metavar="SIZE",
         help="each job's output comes back to --logDir from its agent, its last SIZE "

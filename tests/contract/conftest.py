@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 import mesobatch
 from tests.services.gridengine import gridengine  # noqa: F401 (fixture)
+from tests.services.slurm_fixtures import slurm_cluster, slurm_cluster_noacct  # noqa: F401
 
 Factory = Callable[..., mesobatch.BatchSystem]
 
@@ -16,7 +18,10 @@ Factory = Callable[..., mesobatch.BatchSystem]
 QUEUE_FAKES = ["lsf", "pbs", "torque", "htcondor"]
 #: the real Grid Engine's suite takes ~2 minutes on 2 workers: marked slow
 BACKENDS = ["local", "mesos", pytest.param("gridengine", marks=pytest.mark.slow),
-            "kubernetes", "aws_batch", *QUEUE_FAKES]
+            "kubernetes", "aws_batch", *QUEUE_FAKES,
+            # a real Slurm with and without accounting (~2 minutes each): slow
+            pytest.param("slurm", marks=pytest.mark.slow),
+            pytest.param("slurm_noacct", marks=pytest.mark.slow)]
 
 #: seconds jobs that must run at the same time last, by backend: long enough that all
 #: of them have started before the first ends (Grid Engine starts 20 jobs in ~3 s here;
@@ -33,12 +38,18 @@ def overlap_seconds(bs: mesobatch.BatchSystem) -> float:
     return _OVERLAP_SECONDS.get(bs.backend_class.name, 1.0)
 
 
+def whole_cores(bs: mesobatch.BatchSystem) -> bool:
+    """Each job holds whole cores (Slurm's --cpus-per-task): a 0.1-core job takes one."""
+    return bs.backend_class.name == "slurm"
+
+
 @pytest.fixture(params=BACKENDS)
 def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
     """make_bs(cores=2, **options) -> a batch system whose nodes total ``cores`` cores,
     4 GiB of memory and 10 GiB of disk, jobs limited to the same."""
     made: list[mesobatch.BatchSystem] = []
     doubles: list[Any] = []
+    locks: list[Any] = []
 
     def make(cores: float = 2, **options: Any) -> mesobatch.BatchSystem:
         options.setdefault("killGracePeriod", 1)
@@ -60,6 +71,8 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
             bs = _gridengine(request, cores, limits, options)
         elif request.param == "aws_batch":
             bs = _aws_batch(request, cores, doubles, limits, options)
+        elif request.param in ("slurm", "slurm_noacct"):
+            bs = _slurm(request, cores, locks, limits, options)
         elif request.param in QUEUE_FAKES:
             bs = _queue_fake(request, cores, limits, options)
         else:
@@ -79,6 +92,8 @@ def make_bs(request: pytest.FixtureRequest) -> Iterator[Factory]:
         bs.shutdown()
     for double in doubles:
         double.stop()
+    for lock in locks:
+        lock.close()  # releases the flock
 
 
 def _gridengine(request: pytest.FixtureRequest, cores: float, limits: dict[str, Any],
@@ -115,6 +130,23 @@ def _aws_batch(request: pytest.FixtureRequest, cores: float, doubles: list[Any],
         "aws_batch", awsBatchEndpoint=aws.endpoint_url, awsBatchRegion=aws.region,
         awsBatchQueue=add_queue(aws, "contract"), awsBatchImage="python:3.11-slim",
         awsBatchMaxVcpus=cores, **limits, **options)
+
+
+def _slurm(request: pytest.FixtureRequest, cores: float, locks: list[Any],
+           limits: dict[str, Any], options: dict[str, Any]) -> mesobatch.BatchSystem:
+    """The real Slurm (one node of 2 CPUs), with or without accounting. ``cores`` whole
+    cores are --maxJobs (at most that many of the run's jobs in the queue), and one test at
+    a time has the cluster (a file lock across pytest workers): its CPUs are the test's."""
+    accounting = request.param == "slurm"
+    cluster = request.getfixturevalue("slurm_cluster" if accounting else "slurm_cluster_noacct")
+    request.getfixturevalue("monkeypatch").setenv("SLURM_CONF", str(cluster.conf))
+    if not locks:
+        lock_path = cluster.root.with_name(cluster.root.name + ".tests")
+        locks.append(open(lock_path, "a"))  # noqa: SIM115 (closed at teardown)
+        fcntl.flock(locks[0], fcntl.LOCK_EX)
+    options.setdefault("pollInterval", 0.5)
+    options.setdefault("maxJobs", max(1, int(cores)))
+    return mesobatch.batch_system("slurm", **limits, **options)
 
 
 def _queue_fake(request: pytest.FixtureRequest, cores: float, limits: dict[str, Any],

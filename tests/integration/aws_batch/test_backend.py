@@ -156,8 +156,8 @@ def test_kill_terminates_and_shutdown_sweeps_the_run(make: Make, aws: AwsBatchDo
     assert "ListJobs" not in aws.requests()  # no answer was lost: no sweep
     backend.api.uncertain["submit_job"] += 1  # as a SubmitJob read timeout leaves it
     backend.shutdown()
-    assert aws.status(stray) in ("FAILED", "RUNNING") and aws.call(
-        lambda b: b.jobs[stray].is_terminated)
+    assert aws.call(lambda b: b.jobs[stray].is_terminated)
+    aws.wait_for(lambda: aws.status(stray) == "FAILED", 30)
     assert not aws.call(lambda b: b.jobs[other].is_terminated)
     aws.batch_client().terminate_job(jobId=other, reason="test over")
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 
 from mesobatch import BatchJobExitReason, JobDescription, UpdatedBatchJobInfo
+from tests.waiting import wait_for
 
-from .conftest import Make, wait_for
+from .conftest import Make
 from .fake import FAKEQ, FakeBackend, FakeBatchSystem, calls
 
 J = JobDescription(cores=1, memory=64 * 2**20, disk=2**20)

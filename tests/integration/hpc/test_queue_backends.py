@@ -24,8 +24,7 @@ from tests.doubles.hpcfake.backends import FAKES
 from tests.doubles.hpcfake.control import vanish
 from tests.doubles.hpcfake.store import Store
 from tests.doubles.hpcfake.testing import FakeCluster
-
-from .conftest import wait_for
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 QUEUES = ["lsf", "pbs", "torque", "htcondor"]
@@ -83,11 +82,11 @@ def queue(request: pytest.FixtureRequest, tmp_path: Path,
 
 
 @pytest.fixture(params=["lsf", "pbs", "torque"])
-def slow_start_queue(request: pytest.FixtureRequest, tmp_path: Path,
-                     monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
-    """A queue whose jobs stay pending for 3 s after their submission."""
-    yield from _queue(request.param, tmp_path, monkeypatch, FAKE_LSF_START_DELAY="3",
-                      FAKE_PBS_START_DELAY="3")
+def one_core_queue(request: pytest.FixtureRequest, tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+    """A queue whose one host has one core."""
+    yield from _queue(request.param, tmp_path, monkeypatch, FAKE_LSF_NCPUS="1",
+                      FAKE_PBS_NCPUS="1")
 
 
 @pytest.fixture
@@ -223,22 +222,26 @@ def test_a_held_htcondor_job_is_an_error_with_its_reason_and_is_removed(
     assert "mesobatch: held: disk quota exceeded" in history[0]["RemoveReason"]
 
 
-def test_a_held_pending_job_says_so_in_the_status_message(slow_start_queue: Queue) -> None:
+def test_a_held_pending_job_says_so_in_the_status_message(one_core_queue: Queue) -> None:
     """PBS and LSF holds are someone's decision to wait: the job stays, and the status
     message says why (an HTCondor hold ends the job: the test before)."""
-    queue = slow_start_queue
+    queue = one_core_queue
     bs = queue.batch_system(jobArrays=False)
+    blocker = bs.issueBatchJob("sleep 100", J)  # holds the one core
+    assert wait_for(lambda: blocker in bs.getRunningBatchJobIDs())
     job = bs.issueBatchJob("true", J)
     backend = backend_of(bs)
-    assert wait_for(lambda: any(j.native_id for j in backend._jobs.values()))
-    native = next(j.native_id for j in backend._jobs.values())
+    assert wait_for(lambda: any(j.native_id for j in backend._jobs.values()
+                                if j.spec.job_id == job))
+    native = next(j.native_id for j in backend._jobs.values() if j.spec.job_id == job)
     hold = ["bstop", native] if queue.name == "lsf" else ["qhold", native]
-    held = queue.cluster.run(hold)  # within the 3 s it waits to start
+    held = queue.cluster.run(hold)  # it waits for the core
     assert held.returncode == 0, held
     words = "held: The job was suspended" if queue.name == "lsf" else "held (Hold_Types=u)"
     assert wait_for(lambda: words in (bs.getSchedulingStatusMessage() or ""), timeout=20)
     release = ["bresume", native] if queue.name == "lsf" else ["qrls", native]
     queue.cluster.run(release, check=True)
+    bs.killBatchJobs([blocker])
     assert collect(bs, 1)[job].exitStatus == 0
 
 
@@ -316,3 +319,23 @@ def test_a_log_directory_with_a_space_in_its_name(queue: Queue) -> None:
     job = bs.issueBatchJob("echo ran here", J)
     assert collect(bs, 1)[job].exitStatus == 0
     assert (logs / f"{job}-job{job}.log").read_text() == "ran here\n"
+
+
+def test_lsf_unit_for_limits_comes_from_the_cluster(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesobatch.integration.hpc.lsf_backend import LsfOptions
+    from mesobatch.scheduler.options import resolve
+
+    monkeypatch.delenv("LSF_UNIT_FOR_LIMITS", raising=False)
+    monkeypatch.delenv("LSF_ENVDIR", raising=False)
+    assert resolve(LsfOptions, {}, environ={}).lsf_unit_for_limits is None
+    (tmp_path / "lsf.conf").write_text("LSF_LOGDIR=/var/log\nLSF_UNIT_FOR_LIMITS=GB\n")
+    monkeypatch.setenv("LSF_ENVDIR", str(tmp_path))
+    assert resolve(LsfOptions, {}, environ={}).lsf_unit_for_limits == "GB"
+    # the cluster's variable, then mesobatch's own, then the argument
+    assert resolve(LsfOptions, {}, environ={"LSF_UNIT_FOR_LIMITS": "mb"}
+                   ).lsf_unit_for_limits == "MB"
+    assert resolve(LsfOptions, {"lsfUnitForLimits": "TB"},
+                   environ={"LSF_UNIT_FOR_LIMITS": "MB"}).lsf_unit_for_limits == "TB"
+    with pytest.raises(OptionError, match=r"--lsfUnitForLimits.*expected one of KB, MB"):
+        resolve(LsfOptions, {"lsfUnitForLimits": "bytes"}, environ={})

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lightkube import Client, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import ConfigMap, Pod
+from lightkube.resources.core_v1 import ConfigMap, Pod, Secret
 
 import mesobatch
 from mesobatch import BatchJobExitReason
@@ -343,3 +343,37 @@ def test_jobs_go_with_their_owner_pod(make: Make, double: KubernetesDouble) -> N
 def test_an_owner_pod_that_is_not_there_is_named(make: Make) -> None:
     with pytest.raises(RuntimeError, match="--kubernetesOwnerPod nobody: no pod"):
         make(kubernetesOwnerPod="nobody")
+
+
+@pytest.mark.parametrize(("options", "hint"), [
+    ({}, None), ({"maxCores": 1}, "--maxCores"), ({"kubernetesQuota": "cpu=1500m"},
+                                                  "--kubernetesQuota")])
+def test_a_job_larger_than_any_node_is_refused_naming_what_binds(
+        make: Make, options: dict[str, Any], hint: str | None) -> None:
+    bs = make(**options)
+    with pytest.raises(mesobatch.InsufficientSystemResources) as e:
+        bs.issueBatchJob("true", job(cores=4))
+    assert "requests 4 cores" in str(e.value)
+    assert (hint in str(e.value)) if hint else "raise the limit" not in str(e.value)
+
+
+def test_variables_from_a_secret_and_a_secret_that_is_not_there(
+        make: Make, double: KubernetesDouble, tmp_path: Path) -> None:
+    client = Client(KubeConfig.from_file(str(double.kubeconfig)))
+    client.create(Secret(metadata=ObjectMeta(name="creds"),
+                         stringData={"TOKEN": "s3cret", "MODE": "from-secret"}))
+    bs = make(kubernetesEnvSecrets="creds")
+    out = tmp_path / "seen"
+    job_id = bs.issueBatchJob(f'echo "$TOKEN $MODE" > {out}', job(),
+                              job_environment={"MODE": "own"})  # the job's own wins
+    info = result(bs)
+    assert (info.jobID, info.exitStatus) == (job_id, 0)
+    assert out.read_text() == "s3cret own\n"
+    (stored,) = double.items("jobs")
+    assert "s3cret" not in str(stored)  # the value is in the Secret, not in the Job
+    missing = make(kubernetesEnvSecrets="nowhere")
+    job_id = missing.issueBatchJob("true", job())
+    info = result(missing)
+    assert (info.jobID, info.exitReason) == (job_id, BatchJobExitReason.ERROR)
+    (log,) = (tmp_path / "logs").glob(f"{job_id}-*")
+    assert "CreateContainerConfigError" in log.read_text()

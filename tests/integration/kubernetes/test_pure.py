@@ -152,6 +152,16 @@ def test_job_manifest_fields() -> None:
     assert env == {"A": "1", "B": "2", "OMP_NUM_THREADS": "2", "MESOBATCH_JOB_ID": "7"}
 
 
+def test_env_from_secrets() -> None:
+    o = options(kubernetesEnvSecrets="aws-creds, tokens")
+    c = container(job_manifest(spec(), name="n", run_tag="t", options=o,
+                               placement=Placement()))
+    assert c["envFrom"] == [{"secretRef": {"name": "aws-creds"}},
+                            {"secretRef": {"name": "tokens"}}]
+    with pytest.raises(OptionError, match="--kubernetesEnvSecrets"):
+        options(kubernetesEnvSecrets="Bad_Name")
+
+
 def test_spot_placement_and_ignored_nodes() -> None:
     o = options(kubernetesSpotNodeLabels="lifecycle=spot,pool=cheap",
                 kubernetesSpotTolerations='[{"key": "spot", "operator": "Exists"}]')

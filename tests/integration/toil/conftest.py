@@ -19,6 +19,7 @@ from toil.test.conftest import rootpath  # noqa: F401
 
 from tests.doubles.mesos import AgentSpec, MesosDouble
 from tests.services.gridengine import gridengine  # noqa: F401 (fixture)
+from tests.services.slurm_fixtures import slurm_cluster  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent

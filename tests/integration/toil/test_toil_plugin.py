@@ -85,6 +85,20 @@ def toil_parser() -> ArgParser:
     return parser
 
 
+def test_enforce_memory_is_a_flag_for_toil_too() -> None:
+    from mesobatch.integration.local import LocalOptions
+    from mesobatch.integration.toil_options import arguments_from_config
+    from mesobatch.scheduler.options import resolve
+
+    parser = toil_parser()
+    given = parser.parse_args(["file:js", "--enforceMemory"])
+    assert getattr(given, toil_dest("enforce_memory")) is True
+    config = argparse.Namespace(**vars(given))
+    options = resolve(LocalOptions, arguments_from_config(LocalOptions, config))
+    assert options.enforce_memory is True
+    assert getattr(parser.parse_args(["file:js"]), toil_dest("enforce_memory")) is None
+
+
 def test_option_dests_are_unique_and_keep_toils_mesos_names() -> None:
     parser = toil_parser()
     by_dest: dict[str, list[argparse.Action]] = {}

@@ -4,6 +4,7 @@ job and a checking follow-on, on ``--batchSystem mesos`` (Mesos double) and
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import pytest
 
 from tests.doubles.mesos import MesosDouble
 from tests.services.gridengine import GridEngine
+from tests.services.slurm import SlurmCluster
 
 from . import fanout_workflow as wf
 from .conftest import REPO, explain, run
@@ -89,6 +91,28 @@ def test_fanout_workflow_on_grid_engine(tmp_path: Path, gridengine: GridEngine) 
     while accounting_records() - before < wf.FANOUT + 3 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert accounting_records() - before >= wf.FANOUT + 3
+
+
+@pytest.mark.slow
+def test_fanout_workflow_on_slurm(tmp_path: Path, slurm_cluster: SlurmCluster) -> None:
+    """The same workflow with --batchSystem mesobatch_slurm on the real Slurm (with
+    accounting): every job is a Slurm job, under the run's tag as its job name."""
+    env = {**os.environ, **slurm_cluster.env}
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    argv = [*workflow_argv(sys.executable, tmp_path, "mesobatch_slurm", None),
+            "--pollInterval", "0.5", "--slurmPartition", "short"]
+    # the cluster's 2 CPUs are this test's alone (as in the contract suite)
+    with open(slurm_cluster.root.with_name(slurm_cluster.root.name + ".tests"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = run(argv, cwd=REPO, env=env)
+    assert_workflow_succeeded(result, tmp_path)
+    names = slurm_cluster.run(["sacct", "--allusers", "--allocations", "--noheader",
+                               "--parsable2", "--format=JobName,Partition",
+                               f"--starttime={started}"], check=True).stdout.split()
+    ours = [n for n in names if n.startswith("mb-")]
+    # 20 + the retry + root + follow-on, all in the partition asked for (Toil's own
+    # --slurmPartition: both read it; the cluster's default is main)
+    assert len(ours) >= wf.FANOUT + 3 and all(n.endswith("|short") for n in ours)
 
 
 def make_virtualenv(path: Path) -> Path:

@@ -530,6 +530,38 @@ def test_launch_refused_for_its_content_fails_after_bounded_tries_with_the_messa
     assert c.issued() == [] and j.job_id not in c.queue
 
 
+def test_a_launch_refused_as_a_whole_sends_its_tasks_alone_until_the_bad_one_fails() -> None:
+    # Mesos refused a whole ACCEPT (HTTP 400) for one task's content: each goes alone
+    c = core(launch_refusals_max=2)
+    jobs = [job(0.5) for _ in range(3)]
+    c.handle(JobsSubmitted(tuple(jobs), T0))
+    tasks = launched(c.handle(OffersReceived((offer(),), T0)))
+    assert len(tasks) == 3
+    for t in tasks:
+        c.handle(TaskStatus(t, TaskState.LOST, T0 + 1, never_started=True, launch_alone=True))
+    assert all(j.job_id in c.queue for j in jobs)
+    (first,) = launched(c.handle(OffersReceived((offer(),), T0 + 2)))  # alone
+    bad = int(first.split(".")[0])
+    assert first == f"{bad}.1" and len(c.queue) == 2
+    reports = of_type(c.handle(TaskStatus(first, TaskState.LOST, T0 + 3, never_started=True,
+                                          launch_refused=True, message="bad")), Report)
+    assert reports == []
+    (again,) = launched(c.handle(OffersReceived((offer(),), T0 + 4)))
+    assert again == f"{bad}.2"
+    (report,) = of_type(c.handle(TaskStatus(again, TaskState.LOST, T0 + 5, never_started=True,
+                                            launch_refused=True, message="bad")), Report)
+    assert report.info.jobID == bad
+    assert report.info.exitReason is BatchJobExitReason.ERROR
+    others = set()
+    for n in range(2):  # the good ones, alone too, each runs
+        (task,) = launched(c.handle(OffersReceived((offer(),), T0 + 6 + n)))
+        others.add(int(task.split(".")[0]))
+        (done,) = of_type(finish(c, task, T0 + 6.5 + n), Report)
+        assert done.info.exitReason is BatchJobExitReason.FINISHED
+    assert others == {j.job_id for j in jobs} - {bad}
+    assert c.issued() == []
+
+
 def test_refusal_of_a_task_that_reported_is_reported_not_requeued() -> None:
     c = core()
     j = job()

@@ -57,6 +57,6 @@ def test_a_spoiled_payload_fails_only_its_task(cluster: Cluster,
 
 
 def _wait_running(bs: mesobatch.BatchSystem, job_id: int) -> bool:
-    from .conftest import wait_for
+    from tests.waiting import wait_for
 
     return bool(wait_for(lambda: job_id in bs.getRunningBatchJobIDs(), 20))

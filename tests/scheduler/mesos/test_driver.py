@@ -22,8 +22,9 @@ from mesobatch.scheduler.mesos.executors import Executors
 from mesobatch.scheduler.mesos.framework import MesosFramework
 from mesobatch.scheduler.mesos.interface import Scheduler
 from mesobatch.scheduler.mesos.master import MasterAddressError, StaticMaster
+from tests.waiting import wait_for
 
-from .conftest import Cluster, job, wait_for
+from .conftest import Cluster, job
 
 
 def test_master_addresses() -> None:

@@ -4,11 +4,13 @@ ignore SIGTERM and the children they forked included), and the jobs are reported
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import mesobatch
-from tests.scheduler.mesos.conftest import Cluster, job, wait_for
+from tests.scheduler.mesos.conftest import Cluster, job
 from tests.stubborn_jobs import pids_of, started, still_running, stubborn, wait_gone
+from tests.waiting import wait_for
 
 
 def _run_stubborn(cluster: Cluster, tmp_path: Path, count: int) -> tuple[
@@ -46,6 +48,26 @@ def test_a_lost_agent_takes_its_jobs_along(cluster: Cluster, tmp_path: Path) -> 
     double.lose_agent(0)  # the agent and its executor die; Mesos would kill nothing else
     assert wait_gone(pids, timeout=10) == []
     double.mark_agent_unreachable(0)
+    reported = _reported(bs, 2)
+    assert sorted(i.jobID for i in reported) == sorted(ids)
+    assert bs.getUpdatedBatchJob(2) is None
+
+
+def test_an_executor_cut_off_from_its_agent_kills_its_jobs_and_exits(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """The agent process gone, its executor alive (a real agent's crash, or a host cut
+    off): after --mesosAgentLossTimeout the executor kills its jobs and exits, long
+    before Mesos reports them lost; the agent back, each job is reported once."""
+    double = cluster.start()
+    bs = cluster.batch_system(mesosAgentLossTimeout=2)
+    ids = [bs.issueBatchJob(stubborn(tmp_path, f"j{i}"), job()) for i in range(2)]
+    assert wait_for(lambda: all(started(tmp_path, f"j{i}") for i in range(2)))
+    pids = pids_of(tmp_path)
+    away = threading.Thread(target=double.restart_agent, args=(0, 12.0), daemon=True)
+    away.start()
+    assert wait_gone(pids, timeout=9) == []
+    assert away.is_alive()  # gone while the agent was still away
+    away.join(timeout=60)
     reported = _reported(bs, 2)
     assert sorted(i.jobID for i in reported) == sorted(ids)
     assert bs.getUpdatedBatchJob(2) is None

@@ -14,8 +14,9 @@ import pytest
 from mesobatch import BatchJobExitReason
 from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
 from tests.doubles.mesos import AgentSpec
+from tests.waiting import wait_for
 
-from .conftest import Cluster, agent_of, job, wait_for, where
+from .conftest import Cluster, agent_of, job, where
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -79,16 +80,15 @@ def test_idle_declines_with_an_explicit_filter_suppresses_and_revives(
 
     monkeypatch.setattr(MesosSchedulerDriver, "declineOffer", spy)
     double = cluster.start(allocation_interval=0.2)
-    bs = cluster.batch_system(mesosOfferHold=0.3, mesosDeclineFilter=7)
+    # an hour's filter: the declined node comes back within the test only if revived
+    bs = cluster.batch_system(mesosOfferHold=0.3, mesosDeclineFilter=3600)
     assert wait_for(lambda: declined, timeout=10)
-    assert declined[0] == {"refuse_seconds": 7.0}
+    assert declined[0] == {"refuse_seconds": 3600.0}
     assert wait_for(lambda: double.counters()["suppress"] >= 1)
     revives = double.counters()["revive"]
-    started = time.monotonic()
     bs.issueBatchJob("true", job())
     (info,) = results(bs, 1)
     assert info.exitStatus == 0 and double.counters()["revive"] > revives
-    assert time.monotonic() - started < 2  # revived, not left to the allocation cycle
 
 
 def test_dropped_stream_resubscribes_reconciles_and_loses_nothing(cluster: Cluster) -> None:

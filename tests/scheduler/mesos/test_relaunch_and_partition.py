@@ -16,8 +16,9 @@ from mesobatch import BatchJobExitReason
 from mesobatch.scheduler.mesos import backend as mesos_backend
 from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
 from tests.doubles.mesos import AgentSpec
+from tests.waiting import wait_for
 
-from .conftest import Cluster, job, wait_for
+from .conftest import Cluster, job
 from .test_framework import results
 
 FINISHED = BatchJobExitReason.FINISHED
@@ -95,6 +96,30 @@ def test_a_launch_refused_for_its_content_fails_after_three_tries_with_the_messa
     assert sorted(t for t in double.tasks() if t.startswith(f"{doomed}.")) == []  # none ran
     assert "launch refused 3 times" in caplog.text
     assert "is more than available" in caplog.text  # the master's own words
+    assert bs.getUpdatedBatchJob(1) is None
+
+
+def test_an_accept_mesos_refuses_with_400_fails_only_its_bad_task(
+        cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    # issue 17: a job name with a lone surrogate (a file name read with surrogateescape)
+    # makes the whole ACCEPT unparsable JSON for Mesos (HTTP 400); the good jobs
+    # launched in the same ACCEPT must run, the bad one fail with Mesos's words
+    double = cluster.start()
+    bs = cluster.batch_system()
+    with caplog.at_level(logging.WARNING):
+        jobs = bs.issue_many([("true", job(0.25), None)] * 2
+                             + [("true", job(0.25, name="bad\udc80name"), None)]
+                             + [("true", job(0.25), None)] * 2)
+        infos = results(bs, 5, timeout=60)
+    by_id = {i.jobID: i for i in infos}
+    assert sorted(by_id) == sorted(jobs)
+    bad = jobs[2]
+    assert (by_id[bad].exitReason, by_id[bad].exitStatus) == (BatchJobExitReason.ERROR, 255)
+    assert all((by_id[j].exitStatus, by_id[j].exitReason) == (0, FINISHED)
+               for j in jobs if j != bad)
+    assert "launch refused 3 times" in caplog.text
+    assert "Failed to parse body into JSON" in caplog.text  # the master's own words
+    assert not [t for t in double.tasks() if t.startswith(f"{bad}.")]
     assert bs.getUpdatedBatchJob(1) is None
 
 

@@ -14,8 +14,9 @@ import mesobatch
 from mesobatch import BatchJobExitReason
 from mesobatch.executor.protocol import NodeReport
 from tests.doubles.mesos import AgentSpec
+from tests.waiting import wait_for
 
-from .conftest import Cluster, agent_of, job, wait_for, where
+from .conftest import Cluster, agent_of, job, where
 from .test_framework import results
 
 
@@ -98,7 +99,9 @@ def test_get_nodes_takes_toils_arguments(cluster: Cluster) -> None:
 def test_the_pymesos_callbacks_are_the_batch_systems(cluster: Cluster) -> None:
     double = cluster.start()
     bs = cluster.batch_system(mesosOfferHold=0.1)  # the made-up offer goes back at once
-    framework = next(iter(double.state()["frameworks"]))
+    # subscribed, and a real offer seen, before the callbacks are called by hand
+    framework = wait_for(lambda: next(iter(double.state()["frameworks"]), None))
+    assert framework and wait_for(bs.getNodes)
     # resourceOffers and frameworkMessage: a node only these callbacks told of
     ghost = {"id": {"value": "ghost-offer"}, "agent_id": {"value": "ghost"},
              "hostname": "ghost", "url": {"address": {"ip": "10.9.9.9", "port": 5051}},

@@ -7,7 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.doubles.hpcfake.testing import FakeCluster, wait_for
+import psutil
+
+from tests.doubles.hpcfake.store import Store
+from tests.doubles.hpcfake.testing import FakeCluster
+from tests.waiting import wait_for
 
 FIELDS = "jobid jobindex stat exit_code exit_reason job_name pend_reason max_mem"
 
@@ -25,6 +29,16 @@ def records(lsf: FakeCluster, *ids: str) -> list[dict[str, Any]]:
     doc = json.loads(res.stdout)
     assert doc["COMMAND"] == "bjobs" and doc["JOBS"] == len(doc["RECORDS"])
     return list(doc["RECORDS"])
+
+
+def commands_running(lsf: FakeCluster, job_id: str) -> set[str]:
+    """The names of the job's main process and its children."""
+    pid = Store(lsf.state_dir).read()["jobs"][job_id].get("pid")
+    try:
+        main = psutil.Process(int(pid))
+        return {p.name() for p in (main, *main.children())}
+    except (TypeError, psutil.Error):
+        return set()
 
 
 def finished(lsf: FakeCluster, job_id: str) -> dict[str, Any]:
@@ -79,7 +93,10 @@ def test_array_elements_get_their_index(lsf: FakeCluster, tmp_path: Path) -> Non
 
 def test_bkill_terminates_with_term_owner(lsf: FakeCluster) -> None:
     job = submit(lsf, "sleep 30")
-    wait_for(lambda: records(lsf, job)[0]["STAT"] == "RUN")
+    # RUN comes as soon as `sh -c` is exec'd; a SIGINT that reaches the shell before it has
+    # started the command is lost on the command (LSF, as the fake, then goes on to
+    # SIGTERM): kill once the command runs
+    wait_for(lambda: "sleep" in commands_running(lsf, job))
     res = lsf.run(["bkill", job])
     assert res.stdout == f"Job <{job}> is being terminated\n"
     rec = finished(lsf, job)
