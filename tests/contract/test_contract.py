@@ -71,7 +71,8 @@ def test_exit_codes_and_wall_time(make_bs: Factory) -> None:
     bad = bs.issueBatchJob("exit 7", desc())
     results = {r.jobID: r for r in collect(bs, 2)}
     assert results[ok].exitStatus == 0 and results[ok].exitReason == BatchJobExitReason.FINISHED
-    assert results[ok].wallTime is not None and 0.5 <= results[ok].wallTime < 30
+    wall = results[ok].wallTime
+    assert wall is not None and 0.5 <= wall < 30
     assert results[bad].exitStatus == 7 and results[bad].exitReason == BatchJobExitReason.FAILED
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from lightkube import Client, KubeConfig
@@ -167,7 +167,7 @@ def test_one_watch_and_a_relist_on_410(make: Make, double: KubernetesDouble) -> 
     for i in range(3):
         client.create(ConfigMap(metadata=ObjectMeta(name=f"other-{i}"), data={"a": "b"}))
     double.compact()
-    backend = bs._backend  # type: ignore[attr-defined]
+    backend: Any = bs._backend
     assert wait(lambda: backend.relists >= 1, 10)
     later = [bs.issueBatchJob("sleep 0.2", job()) for _ in range(4)]
     seen = [result(bs).jobID for _ in later]
@@ -242,7 +242,8 @@ def test_ignore_node_keeps_new_pods_off_it(make: Make, double: KubernetesDouble)
     ids = [bs.issueBatchJob("sleep 30", job(cores=0.25)) for _ in range(2)]
     assert {running_pod(double, i)["spec"]["nodeName"] for i in ids} == {"node-b"}
     assert not bs.nodeInUse("node-a") and bs.nodeInUse("node-b")
-    assert double.get("nodes", "node-a", "")["spec"].get("unschedulable") is None  # not cordoned
+    node_a = double.get("nodes", "node-a", "")
+    assert node_a is not None and node_a["spec"].get("unschedulable") is None  # not cordoned
     bs.killBatchJobs(ids)
 
 
@@ -301,7 +302,7 @@ def test_a_kill_whose_delete_fails_still_frees_the_room_when_the_job_ends(
     bs = make()
     first = bs.issueBatchJob("sleep 1", job(cores=2))
     running_pod(double, first)
-    backend = bs._backend  # type: ignore[attr-defined]
+    backend: Any = bs._backend
 
     def refuse(name: str, grace: float) -> bool:
         time.sleep(2)  # the job ends while its kill is under way
@@ -324,10 +325,10 @@ def test_jobs_go_with_their_owner_pod(make: Make, double: KubernetesDouble) -> N
     # the leader's pod: when it is deleted (the leader gone without a shutdown), the
     # garbage collector deletes the run's Jobs and their pods
     client = Client(KubeConfig.from_file(str(double.kubeconfig)))
-    leader = client.create(Pod.from_dict({
+    leader = client.create(cast(Pod, Pod.from_dict({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "leader"},
         "spec": {"restartPolicy": "Never", "containers": [
-            {"name": "main", "image": "i", "command": ["sleep", "60"]}]}}))
+            {"name": "main", "image": "i", "command": ["sleep", "60"]}]}})))
     assert leader.metadata is not None
     bs = make(kubernetesOwnerPod="leader")
     job_id = bs.issueBatchJob("sleep 60", job())

@@ -19,7 +19,7 @@ from tests.scheduler.mesos.conftest import Cluster, job
 
 
 def _results(bs: object, count: int) -> dict[int, object]:
-    out = {}
+    out: dict[int, object] = {}
     while len(out) < count and (info := bs.getUpdatedBatchJob(30)) is not None:  # type: ignore[attr-defined]
         out[info.jobID] = info
     return out
