@@ -63,7 +63,7 @@ ELSEWHERE = {
     "mesobatch run jobs.jsonl --backend aws_batch":
         "needs AWS (tests/integration/aws_batch/ against the double, and moto's server)",
     "caller ──issueBatchJob──▶": "a diagram",
-    "scheduler/    the scheduler process": "a folder listing",
+    "common/       shared by both sides": "a folder listing",
 }
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.02) -> T:
+def wait_for(predicate: Callable[[], T | Literal[False] | None], timeout: float = 60.0,
+             interval: float = 0.02) -> T:
     """``predicate()``'s first true value, polled every ``interval`` s; fails the test
     (AssertionError naming the last value) when none comes within ``timeout`` s."""
     deadline = time.monotonic() + timeout

@@ -18,7 +18,12 @@ from typing import Any
 import pytest
 
 import mesobatch
-from mesobatch import BatchJobExitReason, InsufficientSystemResources, JobDescription
+from mesobatch import (
+    BatchJobExitReason,
+    InsufficientSystemResources,
+    JobDescription,
+    UpdatedBatchJobInfo,
+)
 from mesobatch.scheduler.options import OptionError
 from mesobatch.scheduler.registry import availability
 from tests.services.slurm import SlurmCluster
@@ -116,7 +121,7 @@ def test_a_burst_is_one_array_and_limits_come_from_the_cluster(
                                                     accelerators=[{"kind": "gpu",
                                                                    "count": 1}]))
         ids = {bs.issueBatchJob(f"exit {i}", J) for i in range(6)}
-        results = {}
+        results: dict[int, UpdatedBatchJobInfo] = {}
         while len(results) < 6:
             info = bs.getUpdatedBatchJob(60)
             assert info is not None

@@ -24,7 +24,7 @@ def _run_stubborn(cluster: Cluster, tmp_path: Path, count: int) -> tuple[
 
 
 def _reported(bs: mesobatch.BatchSystem, count: int) -> list[mesobatch.UpdatedBatchJobInfo]:
-    out = []
+    out: list[mesobatch.UpdatedBatchJobInfo] = []
     while len(out) < count and (info := bs.getUpdatedBatchJob(30)) is not None:
         out.append(info)
     return out
