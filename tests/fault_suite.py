@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import random
 import shlex
@@ -330,6 +331,9 @@ class Run:
             if self.scheduler is not None:
                 self.scheduler.kill()
 
+    def _done_at_least(self, count: int) -> bool:
+        return len(self.done) >= count
+
     def _run(self, timeout: float) -> RunResult:
         started = time.monotonic()
         self.scheduler = Scheduler(self.cluster.url, None, self.on_result)
@@ -341,7 +345,7 @@ class Run:
         moments = sorted(int(self.jobs * self.rng.uniform(0.1, 0.7)) for _ in faults)
         for fault, at in zip(faults, moments, strict=True):
             with self.lock:
-                self.lock.wait_for(lambda at=at: len(self.done) >= at,
+                self.lock.wait_for(functools.partial(self._done_at_least, at),
                                    timeout=max(1.0, timeout - (time.monotonic() - started)))
             self.last_fault = time.time()
             self.inject(fault)

@@ -52,6 +52,8 @@ ELSEWHERE = {
         "Toil workflows (tests/integration/toil/ runs them on the double and locally)",
     "mesobatch run jobs.txt --backend gridengine":
         "needs Grid Engine (tests/integration/hpc/ runs jobs on a real one)",
+    "mesobatch run jobs.jsonl --backend slurm":
+        "needs Slurm (tests/integration/hpc/test_slurm_backend.py runs the same on a real one)",
     "mesobatch run jobs.jsonl --backend kubernetes":
         "needs a Kubernetes cluster (tests/integration/kubernetes/ against the double)",
     "$ mesobatch status": "a sample of its output (tests/scheduler/status/ run the command)",
@@ -61,7 +63,7 @@ ELSEWHERE = {
     "mesobatch run jobs.jsonl --backend aws_batch":
         "needs AWS (tests/integration/aws_batch/ against the double, and moto's server)",
     "caller ──issueBatchJob──▶": "a diagram",
-    "scheduler/    the scheduler process": "a folder listing",
+    "common/       shared by both sides": "a folder listing",
 }
 
 

@@ -124,6 +124,13 @@ class BatchQueueBackend(EmulatedBackend):
     shared_log_dir = True
     #: the submitter waits this long for more launches, so a burst becomes one array
     submit_linger: ClassVar[float] = 0.02
+    #: ... and, while launches keep coming, at most this long (a burst issued in a loop)
+    submit_linger_max: ClassVar[float] = 0.5
+    #: each status query that learns nothing the records had not told (no job ended
+    #: without an exit record, none waits for its failure's reason) doubles the poll
+    #: interval, up to --maxPollInterval; one that does resets it. The records report
+    #: every job that ends by itself, so the queue is asked mostly about the others.
+    quiet_backoff: ClassVar[bool] = False
     #: polls a non-zero exit record waits for accounting to say why (MEMLIMIT, ...)
     reason_grace_polls: ClassVar[int] = 2
     #: the poll interval is this many times the last query's duration (within bounds)
@@ -173,6 +180,8 @@ class BatchQueueBackend(EmulatedBackend):
         self._has_accounting: bool | None = None  # known once accounting was needed
         self._query_failures = 0
         self._fatal: str | None = None
+        self._quiet_polls = 0  # answered queries in a row that told nothing new
+
         self._submitter = threading.Thread(target=self._submit_loop, daemon=True,
                                            name=f"mesobatch-{self.name}-submit")
         self._poller = threading.Thread(target=self._poll_loop, daemon=True,
@@ -340,7 +349,7 @@ class BatchQueueBackend(EmulatedBackend):
             if stopping:
                 self._drop_unsubmitted()
                 return
-            self._stop.wait(self.submit_linger)  # a burst arriving becomes one batch
+            self._linger()  # a burst arriving becomes one batch
             with self._jobs_lock:
                 batch = [j for j in self._to_submit if j.task_id in self._jobs]
                 self._to_submit = []
@@ -351,6 +360,19 @@ class BatchQueueBackend(EmulatedBackend):
                     cancels, self._to_cancel = self._to_cancel, []
                 if cancels:  # kills do not wait for the rest of a long burst
                     self._cancel(cancels)
+
+    def _linger(self) -> None:
+        """Wait ``submit_linger``, again while more launches arrived meanwhile, at most
+        ``submit_linger_max`` in all."""
+        deadline = time.monotonic() + self.submit_linger_max
+        while True:
+            with self._jobs_lock:
+                before = len(self._to_submit)
+            if self._stop.wait(min(self.submit_linger, max(0.0, deadline - time.monotonic()))):
+                return
+            with self._jobs_lock:
+                if len(self._to_submit) == before or time.monotonic() >= deadline:
+                    return
 
     def _groups(self, batch: list[_Job]) -> list[list[_Job]]:
         """Jobs of one shape together (in launch order), in arrays of at most the
@@ -528,6 +550,12 @@ class BatchQueueBackend(EmulatedBackend):
         self._apply(verdicts)
         if stuck:
             self._remove(stuck, queued)
+        if answered and self.quiet_backoff:
+            news = any(v.state.terminal and job.exited is None for job, v in verdicts) or any(
+                j.exited is not None and j.exited.exit_code != 0 for j in watched)
+            self._quiet_polls = 0 if news else self._quiet_polls + 1
+            self.poll_interval = min(self.poll_interval * 2 ** min(self._quiet_polls, 16),
+                                     self.options.max_poll_interval)
 
     def _read_records(self, jobs: list[_Job]) -> None:
         starts, exits = read_records(

@@ -464,6 +464,9 @@ class SlurmDialect:
     name = "slurm"
     array_index_variable = "SLURM_ARRAY_TASK_ID"
     array_first_index = 0
+    #: squeue --states=all lists jobs that ended (within MinJobAge) in their final
+    #: state: nothing there is stuck in an error state to be removed
+    finished_in_status = True
 
     def __post_init__(self) -> None:
         check_extra_args(self.extra, self.settings)

@@ -159,6 +159,8 @@ class SlurmBackend(BatchQueueBackend):
 
     name = "slurm"
     options_class = SlurmOptions
+    # the controller's load is what sites complain about: ask squeue only when needed
+    quiet_backoff = True
 
     def __init__(self, options: SlurmOptions, post: Post, context: BackendContext) -> None:
         self._nodes: list[ClusterNode] | None = None

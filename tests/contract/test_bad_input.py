@@ -44,9 +44,10 @@ def test_a_nul_byte_is_refused_at_issue_time(make_bs: Factory, tmp_path: Path) -
 
 def test_set_env_refuses_what_no_environment_can_hold(make_bs: Factory) -> None:
     bs = make_bs()
-    for name, value, why in [(123, "x", "name 123"), ("A=B", "x", "without '='"),
+    cases: list[tuple[Any, Any, str]] = [(123, "x", "name 123"), ("A=B", "x", "without '='"),
                              ("", "x", "non-empty"), ("A", 5, "expected a string"),
-                             ("A", b"x", "expected a string")]:
+                             ("A", b"x", "expected a string")]
+    for name, value, why in cases:
         with pytest.raises(ValueError, match=why):
             bs.setEnv(name, value)
     still_works(bs)  # the local backend was poisoned by setEnv(123, "x") before
@@ -77,8 +78,10 @@ def test_a_command_too_long_for_execve_is_refused_with_the_limit(make_bs: Factor
 
 def test_kill_and_wait_arguments_are_checked(make_bs: Factory) -> None:
     bs = make_bs()
-    for ids, why in [("82", "expected a list"), ([83.9], "job id 83.9"), (5, "expected a list"),
-                     ([True], "job id True"), (["1"], "job id '1'")]:
+    bad_ids: list[tuple[Any, str]] = [
+        ("82", "expected a list"), ([83.9], "job id 83.9"), (5, "expected a list"),
+        ([True], "job id True"), (["1"], "job id '1'")]
+    for ids, why in bad_ids:
         with pytest.raises(ValueError, match=why):
             bs.killBatchJobs(ids)
     with pytest.raises(ValueError, match="maxWait"):

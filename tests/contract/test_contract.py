@@ -12,16 +12,19 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from mesobatch import (
     BatchJobExitReason,
+    BatchSystem,
     InsufficientSystemResources,
     JobDescription,
     UpdatedBatchJobInfo,
 )
+from tests.waiting import wait_for
 
 from .conftest import Factory, overlap_seconds, whole_cores
 
@@ -33,16 +36,7 @@ def desc(cores: float = 0.1, memory: int = 16 * 1024**2, **kw: object) -> JobDes
     return JobDescription(cores=cores, memory=memory, disk=16 * 1024**2, **kw)  # type: ignore[arg-type]
 
 
-def wait_for(predicate, timeout: float = 120, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
-def collect(bs, n: int, timeout: float = 120) -> list[UpdatedBatchJobInfo]:  # type: ignore[no-untyped-def]
+def collect(bs: BatchSystem, n: int, timeout: float = 120) -> list[UpdatedBatchJobInfo]:
     out: list[UpdatedBatchJobInfo] = []
     deadline = time.monotonic() + timeout
     while len(out) < n and time.monotonic() < deadline:
@@ -58,7 +52,7 @@ def test_issue_run_kill_and_report(make_bs: Factory) -> None:
     assert bs.getIssuedBatchJobIDs() == []
     ids = {bs.issueBatchJob("sleep 1000", desc()) for _ in range(2)}
     assert set(bs.getIssuedBatchJobIDs()) == ids
-    assert wait_for(lambda: set(bs.getRunningBatchJobIDs()) == ids)
+    assert wait_for(lambda: set(bs.getRunningBatchJobIDs()) == ids, timeout=120)
     running = bs.getRunningBatchJobIDs()
     assert all(seconds >= 0 for seconds in running.values())
     bs.killBatchJobs(list(ids))
@@ -79,7 +73,8 @@ def test_exit_codes_and_wall_time(make_bs: Factory) -> None:
     bad = bs.issueBatchJob("exit 7", desc())
     results = {r.jobID: r for r in collect(bs, 2)}
     assert results[ok].exitStatus == 0 and results[ok].exitReason == BatchJobExitReason.FINISHED
-    assert results[ok].wallTime is not None and 0.5 <= results[ok].wallTime < 30
+    wall = results[ok].wallTime
+    assert wall is not None and 0.5 <= wall < 30
     assert results[bad].exitStatus == 7 and results[bad].exitReason == BatchJobExitReason.FAILED
 
 
@@ -120,7 +115,7 @@ def test_set_env_applies_to_jobs_issued_afterwards_only(make_bs: Factory,
     {"disk": 12 * GIB},  # 2G over the 10G limit
     {"accelerators": [{"kind": "quantum-annealer", "count": 1}]},
 ])
-def test_oversized_requests_fail_at_issue_time(make_bs: Factory, request_: dict) -> None:  # type: ignore[type-arg]
+def test_oversized_requests_fail_at_issue_time(make_bs: Factory, request_: dict[str, Any]) -> None:
     bs = make_bs(cores=2)
     job = JobDescription(**{"cores": 1, "memory": GIB, "disk": GIB, **request_})
     with pytest.raises(InsufficientSystemResources) as e:
@@ -129,7 +124,8 @@ def test_oversized_requests_fail_at_issue_time(make_bs: Factory, request_: dict)
     assert bs.getIssuedBatchJobIDs() == []
 
 
-def _peak_concurrency(bs, cores: float, n: int, tmp_path: Path, seconds: float) -> int:  # type: ignore[no-untyped-def]
+def _peak_concurrency(bs: BatchSystem, cores: float, n: int, tmp_path: Path,
+                      seconds: float) -> int:
     for i in range(n):
         bs.issueBatchJob(
             f"date +%s.%N > {tmp_path}/{i}.start; sleep {seconds}; "
@@ -196,7 +192,7 @@ def test_killing_a_queued_job_removes_it(make_bs: Factory, tmp_path: Path) -> No
 def test_kill_returns_in_bounded_time_even_if_the_job_ignores_sigterm(make_bs: Factory) -> None:
     bs = make_bs(cores=1, killGracePeriod=0.5)
     job = bs.issueBatchJob("trap '' TERM; while true; do sleep 0.1; done", desc(1))
-    assert wait_for(lambda: job in bs.getRunningBatchJobIDs())
+    assert wait_for(lambda: job in bs.getRunningBatchJobIDs(), timeout=120)
     started = time.monotonic()
     bs.killBatchJobs([job])
     assert time.monotonic() - started < 10
@@ -252,7 +248,7 @@ def test_scheduling_status_explains_waiting_jobs(make_bs: Factory) -> None:
     assert idle is None or "waiting" not in idle
     blockers = [bs.issueBatchJob("sleep 30", desc(1))]
     waiting = [bs.issueBatchJob("sleep 30", desc(1)) for _ in range(3)]
-    assert wait_for(lambda: blockers[0] in bs.getRunningBatchJobIDs())
+    assert wait_for(lambda: blockers[0] in bs.getRunningBatchJobIDs(), timeout=120)
     message = bs.getSchedulingStatusMessage()
     assert message is not None
     assert "3 jobs waiting, 1 running" in message and "1 core" in message

@@ -6,7 +6,7 @@ import os
 import pickle
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from mesobatch.executor import function_task as ft
 from mesobatch.executor.runner import ProcessSpec, TaskExit, TaskRunner, WarmStart
 from mesobatch.executor.shipping import runner_argv
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_forked_calls_are_killed_with_their_children_and_timed_out(
     assert server is not None
     server_pid = server.pid
     r.launch(call_spec("sleeper", tmp_path, os.system, "sleep 77.5 & sleep 60"))
-    wait_until(stray_sleepers)  # the call has started its children
+    wait_for(stray_sleepers)  # the call has started its children
     assert r.kill("sleeper", grace=0.2)
     ex = exits.get(timeout=30)
     assert ex.task_id == "sleeper" and ex.killed and ex.exit_code == 128 + 15
@@ -96,7 +97,7 @@ def test_forked_calls_are_killed_with_their_children_and_timed_out(
     ex = exits.get(timeout=30)
     assert ex.task_id == "slow" and ex.walltime_exceeded
     r.close(grace=0.1)
-    wait_until(lambda: not stray_sleepers())  # killed with its group: gone in a moment
+    wait_for(lambda: not stray_sleepers())  # killed with its group: gone in a moment
     assert not psutil.pid_exists(server_pid) or (
         psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE)
 
@@ -105,10 +106,3 @@ def stray_sleepers() -> list[psutil.Process]:
     """Live processes of the `sleep 77.5` a call above starts in the background."""
     return [p for p in psutil.process_iter(["cmdline", "status"])
             if "77.5" in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)

@@ -6,7 +6,6 @@ import importlib
 import json
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import mesobatch
 from mesobatch import FunctionExecutor
 from mesobatch.deploy.userscript import NotShippable, locate, zip_bytes
+from tests.waiting import wait_for
 
 from .conftest import Make, Systems
 
@@ -33,15 +33,6 @@ def make_package(root: Path) -> str:
     (pkg / "__pycache__").mkdir()
     (pkg / "__pycache__" / "junk.pyc").write_bytes(b"never shipped")
     return name
-
-
-def wait_for(predicate: object, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_user_package_is_shipped_and_imported_by_tasks(make_bs: Make, tmp_path: Path

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -141,11 +140,3 @@ class AgentEndpoint:
         async def call() -> None:
             function()
         self._run(call())
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10) -> None:
-    """Bounded poll for state that no call announces."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)

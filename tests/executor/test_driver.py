@@ -12,8 +12,9 @@ import pytest
 
 from mesobatch.executor.driver import MesosExecutorDriver
 from mesobatch.executor.interface import Executor, ExecutorDriver
+from tests.waiting import wait_for
 
-from .agent_endpoint import EXECUTOR_ID, FRAMEWORK_ID, AgentEndpoint, JsonDict, wait_until
+from .agent_endpoint import EXECUTOR_ID, FRAMEWORK_ID, AgentEndpoint, JsonDict
 
 
 class RecordingExecutor(Executor):
@@ -150,7 +151,7 @@ def test_updates_keep_their_order_per_task_until_acknowledged(
     for status in updates:
         agent.send({"type": "ACKNOWLEDGED", "acknowledged": {
             "task_id": status["task_id"], "uuid": status["uuid"]}})
-    wait_until(lambda: driver.unacknowledged() == 0)
+    wait_for(lambda: driver.unacknowledged() == 0)
 
 
 def test_framework_messages_and_the_token_go_with_the_calls(

@@ -6,7 +6,7 @@ import os
 import queue
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from mesobatch.executor.runner import (
     build_environment,
     omp_threads,
 )
+from tests.waiting import wait_for
 
 
 class QueuedRunner(TaskRunner):
@@ -73,14 +74,6 @@ def test_environment_layers() -> None:
     assert [omp_threads(c) for c in (0.1, 1, 1.5, 2)] == ["1", "1", "2", "2"]
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
-    """Bounded poll until ``predicate()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_kill_uses_sigterm_then_sigkill_after_grace(runner: QueuedRunner, tmp_path: Path) -> None:
     out = tmp_path / "stubborn.out"
     runner.launch(spec("stubborn", "trap '' TERM; echo trapped; sleep 30", tmp_path))
@@ -105,10 +98,7 @@ def test_leftover_children_of_a_job_are_killed_when_it_exits(runner: QueuedRunne
     marker = f"1000.{uuid.uuid4().int % 10**6}"
     runner.launch(spec("parent", f"sleep {marker} & echo started", tmp_path))
     runner.exits.get(timeout=5)
-    deadline = time.monotonic() + 5
-    while marker_processes(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker_processes(marker) == []
+    wait_for(lambda: marker_processes(marker) == [])
 
 
 def test_walltime_is_enforced(runner: QueuedRunner, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import pickle
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_a_closure_over_local_variables_returns_its_value(make_bs: Make) -> None
 
 def test_an_exception_comes_back_with_its_traceback(make_bs: Make) -> None:
     class Unpicklable(Exception):
-        def __reduce__(self) -> object:
+        def __reduce__(self) -> str | tuple[Any, ...]:
             raise TypeError("no")
 
     def parse(text: str) -> int:
@@ -97,7 +98,7 @@ def test_a_tampered_call_is_refused_and_the_caller_is_told(make_bs: Make) -> Non
                     f.write(b"!")
             return ref
 
-        store.put_bytes = tamper  # type: ignore[method-assign]
+        store.put_bytes = tamper  # type: ignore[method-assign,assignment]
         with pytest.raises(ResourceRefused, match="tampered with or corrupted"):
             ex.submit(lambda: "never runs").result(timeout=60)
         store.put_bytes = original  # type: ignore[method-assign]

@@ -42,6 +42,7 @@ from mesobatch.scheduler.core.resources import GIB, MIB, Resources
 from mesobatch.scheduler.core.scheduler import CoreConfig
 from mesobatch.scheduler.core.states import TaskState
 from mesobatch.scheduler.options import CommonOptions
+from tests.waiting import wait_for
 
 SMALL = JobDescription(cores=1, memory=64 * MIB, disk=64 * MIB)
 
@@ -122,13 +123,6 @@ def make() -> Iterator[Callable[..., tuple[BatchSystem, Recorder]]]:
 def offer(oid: str = "o1", agent: str = "a1", cpus: int = 2000, **kw: Any) -> Offer:
     return Offer(oid, agent, f"host-{agent}", kw.pop("ip", "10.0.0.1"),
                  Resources(cpus, 2048, 2048), **kw)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return value
 
 
 def test_a_job_goes_through_the_core_and_is_reported_exactly_once(make: Any) -> None:

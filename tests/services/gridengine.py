@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -408,7 +409,7 @@ def ensure_running(timeout: float = 120) -> GridEngine:
             _start_daemon(EXECD)
             started = True
         for name in (QUEUE, LIGHT_QUEUE):
-            _wait(f"queue {name}@{host}", lambda name=name: _queue_up(name), timeout)
+            _wait(f"queue {name}@{host}", functools.partial(_queue_up, name), timeout)
         if not configured:
             MARKER.write_text(setup.digest() + "\n")
     return GridEngine(setup=setup, started=started, seconds=time.monotonic() - t0)

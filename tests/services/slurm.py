@@ -180,7 +180,7 @@ class SlurmCluster:
 
     #: daemons in start order: name -> the names /proc/PID/comm may show
     def _daemons(self) -> dict[str, tuple[str, ...]]:
-        both = {"munged": ("munged",)}
+        both: dict[str, tuple[str, ...]] = {"munged": ("munged",)}
         if self.accounting:
             both |= {"mariadbd": ("mariadbd", "mysqld"), "slurmdbd": ("slurmdbd",)}
         return both | {"slurmctld": ("slurmctld",), "slurmd": ("slurmd",)}

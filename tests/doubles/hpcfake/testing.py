@@ -7,15 +7,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
 
 from .control import vanish
 from .store import Store
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -52,15 +49,3 @@ class FakeCluster:
                 if pid:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         (os.killpg if group else os.kill)(int(pid), signal.SIGKILL)
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")

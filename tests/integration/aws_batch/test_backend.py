@@ -143,7 +143,7 @@ def test_kill_terminates_and_shutdown_sweeps_the_run(make: Make, aws: AwsBatchDo
     assert aws.requests()["TerminateJob"] == 1
     aws.wait_for(lambda: all(j["status"] == "FAILED" for j in aws_jobs(aws)), 30)
     # a job of this run whose submission answer was lost: only ListJobs can find it
-    backend: Any = bs._backend  # type: ignore[attr-defined]
+    backend: Any = bs._backend
     run_tag = backend.run_tag
     stray = aws.batch_client().submit_job(
         jobName=f"{run_tag}-99-stray", jobQueue="queue", jobDefinition=bs_definition(aws),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -29,7 +30,7 @@ def moto_server() -> Iterator[moto.MotoServer]:
 
 
 def test_moto_accepts_every_call_of_the_backend(moto_server: moto.MotoServer) -> None:
-    args = {"endpoint_url": moto_server.endpoint_url, "region_name": "us-east-1"}
+    args: dict[str, Any] = {"endpoint_url": moto_server.endpoint_url, "region_name": "us-east-1"}
     boto3.client("iam", **args).create_role(RoleName="AWSBatchServiceRole",
                                             AssumeRolePolicyDocument="{}")
     batch = boto3.client("batch", **args)

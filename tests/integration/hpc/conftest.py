@@ -5,7 +5,6 @@ shared base): its state directory and batch systems on it."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,13 +57,3 @@ def make(state: str, tmp_path: Path) -> Iterator[Make]:
     yield build
     for bs in made:
         bs.shutdown()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.02) -> Any:
-    """The predicate's first true value, polled until ``timeout``; else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)

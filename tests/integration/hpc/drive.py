@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mesobatch.integration.hpc.dialect import CommandResult, NativeStatus, Submission
-from tests.doubles.hpcfake.testing import FakeCluster, wait_for
+from tests.doubles.hpcfake.testing import FakeCluster
+from tests.waiting import wait_for
 
 
 def result(cluster: FakeCluster, argv: list[str]) -> CommandResult:

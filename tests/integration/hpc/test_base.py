@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 
 from mesobatch import BatchJobExitReason, JobDescription, UpdatedBatchJobInfo
+from tests.waiting import wait_for
 
-from .conftest import Make, wait_for
+from .conftest import Make
 from .fake import FAKEQ, FakeBackend, FakeBatchSystem, calls
 
 J = JobDescription(cores=1, memory=64 * 2**20, disk=2**20)
@@ -72,13 +73,18 @@ def test_a_burst_of_one_shape_is_one_array_and_arrays_can_be_turned_off(
 
 
 def test_one_status_query_per_poll_for_all_jobs_in_chunks_beyond_the_limit(
-        make: Make, state: str) -> None:
+        make: Make, state: str, tmp_path: Path) -> None:
     bs = make(pollInterval=0.3, maxPollInterval=0.6, fakeQueryChunk=4)
-    collect(bs, 10, *bs.issue_many([("sleep 3", J, None)] * 10))
-    bs.shutdown()  # no query under way while we count
-    queries = [q[1:] for q in calls(state, "status")]
     backend = bs._backend
     assert isinstance(backend, FakeBackend)
+    # the jobs run until the test has seen two polls (not for a time a loaded machine outlasts)
+    gate = tmp_path / "go"
+    ids = bs.issue_many([(f"while [ ! -e '{gate}' ]; do sleep 0.05; done", J, None)] * 10)
+    wait_for(lambda: backend.polls >= 2)
+    gate.touch()
+    collect(bs, 10, *ids)
+    bs.shutdown()  # no query under way while we count
+    queries = [q[1:] for q in calls(state, "status")]
     polls = backend.polls
     # each poll asks about every live job, 10 at most, in chunks of at most 4
     assert polls >= 2 and polls <= len(queries) <= 3 * polls

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ def rec(name: str) -> tuple[CommandResult, dict[str, str]]:
     return recording("gridengine", name)
 
 
-def submission(**changes: object) -> Submission:
+def submission(**changes: Any) -> Submission:
     base = Submission(name="mb_run1_7", scripts=("/w/job.sh",), array_script=None,
                       system_output="/w/sys", work_dir="/w", cores=1, memory=0, disk=0,
                       gpus=0, walltime=None, preemptible=False)

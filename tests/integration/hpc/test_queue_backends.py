@@ -24,8 +24,7 @@ from tests.doubles.hpcfake.backends import FAKES
 from tests.doubles.hpcfake.control import vanish
 from tests.doubles.hpcfake.store import Store
 from tests.doubles.hpcfake.testing import FakeCluster
-
-from .conftest import wait_for
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 QUEUES = ["lsf", "pbs", "torque", "htcondor"]

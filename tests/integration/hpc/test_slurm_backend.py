@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import subprocess
-import time
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,16 @@ from typing import Any
 import pytest
 
 import mesobatch
-from mesobatch import BatchJobExitReason, InsufficientSystemResources, JobDescription
+from mesobatch import (
+    BatchJobExitReason,
+    InsufficientSystemResources,
+    JobDescription,
+    UpdatedBatchJobInfo,
+)
 from mesobatch.scheduler.options import OptionError
 from mesobatch.scheduler.registry import availability
 from tests.services.slurm import SlurmCluster
+from tests.waiting import wait_for
 
 J = JobDescription(cores=1, memory=64 * 2**20, disk=16 * 2**20)
 
@@ -46,15 +52,6 @@ def squeue(cluster: SlurmCluster, fmt: str) -> list[str]:
     out = cluster.run(["squeue", "--me", "--noheader", "--array", f"--format={fmt}"],
                       check=True)
     return out.stdout.split()
-
-
-def wait_for(predicate: Any, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
 
 
 # ---------------------------------------------------------------- options (no Slurm needed)
@@ -124,7 +121,7 @@ def test_a_burst_is_one_array_and_limits_come_from_the_cluster(
                                                     accelerators=[{"kind": "gpu",
                                                                    "count": 1}]))
         ids = {bs.issueBatchJob(f"exit {i}", J) for i in range(6)}
-        results = {}
+        results: dict[int, UpdatedBatchJobInfo] = {}
         while len(results) < 6:
             info = bs.getUpdatedBatchJob(60)
             assert info is not None
@@ -230,3 +227,19 @@ def test_nodes_ignored_nodes_and_a_job_cancelled_by_someone_else(
     finally:
         bs.shutdown()
         lock.close()
+
+
+def test_the_command_line_runs_jobs_on_slurm(cluster: SlurmCluster, tmp_path: Path) -> None:
+    """``mesobatch run jobs.jsonl --backend slurm --slurmPartition ...`` (the README's)."""
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(
+        f'{{"command": "echo $SLURM_JOB_PARTITION > {tmp_path}/out{i}", "cores": 1}}\n'
+        for i in range(3)))
+    done = subprocess.run(
+        [sys.executable, "-m", "mesobatch", "run", str(jobs), "--backend", "slurm",
+         "--slurmPartition", "short", "--pollInterval", "0.3", "--no-progress",
+         "--logDir", str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=120, env=cluster.environ(), cwd=tmp_path,
+        check=False)
+    assert done.returncode == 0, done.stderr
+    assert [(tmp_path / f"out{i}").read_text() for i in range(3)] == ["short\n"] * 3

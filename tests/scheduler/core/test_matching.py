@@ -1,3 +1,4 @@
+from mesobatch.scheduler.core.jobs import JobSpec
 from mesobatch.scheduler.core.matching import pack
 from mesobatch.scheduler.core.queue import JobQueue
 from mesobatch.scheduler.core.resources import Resources
@@ -5,7 +6,7 @@ from mesobatch.scheduler.core.resources import Resources
 from .helpers import GIB, job
 
 
-def _queue(*specs):  # type: ignore[no-untyped-def]
+def _queue(*specs: JobSpec) -> JobQueue:
     q = JobQueue()
     for s in specs:
         q.push(s)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +50,6 @@ def cluster() -> Iterator[Cluster]:
     c = Cluster()
     yield c
     c.stop()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def where(tmp: Path, tag: str, then: str = "true") -> str:

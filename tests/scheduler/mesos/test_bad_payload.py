@@ -12,12 +12,12 @@ import pytest
 
 import mesobatch
 from mesobatch.executor.protocol import b64decode, b64encode
-from mesobatch.scheduler.mesos import backend
+from mesobatch.scheduler.mesos import backend, messages
 
 from .conftest import Cluster, job
 
 #: fields of a TaskPayload with a value of the wrong type; each killed the executor
-SPOILED = {"bad-name": {"name": 5}, "bad-env": {"env": "notadict"},
+SPOILED: dict[str, dict[str, Any]] = {"bad-name": {"name": 5}, "bad-env": {"env": "notadict"},
            "bad-command": {"command": 5}, "bad-cores": {"cores": "x"},
            "bad-walltime": {"walltime": "soon"}, "bad-env-value": {"env": {"A": 1}},
            "bad-nul": {"command": "echo a\u0000b"}}
@@ -25,7 +25,7 @@ SPOILED = {"bad-name": {"name": 5}, "bad-env": {"env": "notadict"},
 
 def test_a_spoiled_payload_fails_only_its_task(cluster: Cluster,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    real = backend.task_info
+    real = messages.task_info
 
     def spoiling(launch: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         info = real(launch, *args, **kwargs)
@@ -42,7 +42,7 @@ def test_a_spoiled_payload_fails_only_its_task(cluster: Cluster,
     assert _wait_running(bs, running)
     bad = {bs.issueBatchJob("true", job(cores=0.1, name=name)): name for name in SPOILED}
     good = bs.issueBatchJob("true", job(cores=0.1, name="good"))
-    results = {}
+    results: dict[int, mesobatch.UpdatedBatchJobInfo] = {}
     for _ in range(len(bad) + 2):
         info = bs.getUpdatedBatchJob(30)
         assert info is not None, results
@@ -57,6 +57,6 @@ def test_a_spoiled_payload_fails_only_its_task(cluster: Cluster,
 
 
 def _wait_running(bs: mesobatch.BatchSystem, job_id: int) -> bool:
-    from .conftest import wait_for
+    from tests.waiting import wait_for
 
     return bool(wait_for(lambda: job_id in bs.getRunningBatchJobIDs(), 20))

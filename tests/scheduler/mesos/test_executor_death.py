@@ -8,8 +8,9 @@ import threading
 from pathlib import Path
 
 import mesobatch
-from tests.scheduler.mesos.conftest import Cluster, job, wait_for
+from tests.scheduler.mesos.conftest import Cluster, job
 from tests.stubborn_jobs import pids_of, started, still_running, stubborn, wait_gone
+from tests.waiting import wait_for
 
 
 def _run_stubborn(cluster: Cluster, tmp_path: Path, count: int) -> tuple[
@@ -23,7 +24,7 @@ def _run_stubborn(cluster: Cluster, tmp_path: Path, count: int) -> tuple[
 
 
 def _reported(bs: mesobatch.BatchSystem, count: int) -> list[mesobatch.UpdatedBatchJobInfo]:
-    out = []
+    out: list[mesobatch.UpdatedBatchJobInfo] = []
     while len(out) < count and (info := bs.getUpdatedBatchJob(30)) is not None:
         out.append(info)
     return out

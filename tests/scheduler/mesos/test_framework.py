@@ -14,8 +14,9 @@ import pytest
 from mesobatch import BatchJobExitReason
 from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
 from tests.doubles.mesos import AgentSpec
+from tests.waiting import wait_for
 
-from .conftest import Cluster, agent_of, job, wait_for, where
+from .conftest import Cluster, agent_of, job, where
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -198,7 +199,7 @@ def test_operator_drain_kills_jobs_reported_as_killed(cluster: Cluster) -> None:
 def test_unschedulable_job_is_explained(cluster: Cluster) -> None:
     cluster.start([AgentSpec(resources="cpus:4;mem:4096;disk:10000", hostname="small")])
     bs = cluster.batch_system()
-    bs.issueBatchJob("true", job(1, memory=64 * 2**30))  # type: ignore[arg-type]
+    bs.issueBatchJob("true", job(1, memory=64 * 2**30))
     message = wait_for(lambda: (m := bs.getSchedulingStatusMessage()) and "largest" in m and m)
     assert "1 job of 1 core, 64.0 GiB memory" in message
     assert "need 64.0 GiB memory; the largest offer in the last 60 s had 4.0 GiB memory" \

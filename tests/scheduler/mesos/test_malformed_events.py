@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 import mesobatch
+from tests.waiting import wait_for
 
-from .conftest import Cluster, job, wait_for
+from .conftest import Cluster, job
 
 #: each was seen to kill the stream thread for good before
 MALFORMED: list[Any] = [

@@ -16,8 +16,9 @@ from mesobatch import BatchJobExitReason
 from mesobatch.scheduler.mesos import backend as mesos_backend
 from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
 from tests.doubles.mesos import AgentSpec
+from tests.waiting import wait_for
 
-from .conftest import Cluster, job, wait_for
+from .conftest import Cluster, job
 from .test_framework import results
 
 FINISHED = BatchJobExitReason.FINISHED

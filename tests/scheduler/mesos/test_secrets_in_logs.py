@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -86,7 +87,7 @@ def private_file(path: Path, text: str) -> str:
 def test_no_secret_in_any_log_record(zookeeper: ZooKeeper, every_record: Everything,
                                      tmp_path: Path, zk_source: str) -> None:
     path = f"/secrets-{time.monotonic_ns()}/mesos"
-    options = {"mesosPrincipal": "p1",
+    options: dict[str, Any] = {"mesosPrincipal": "p1",
                "mesosSecretFile": private_file(tmp_path / "secret", MESOS_SECRET),
                "killGracePeriod": 1, "maxCores": 1, "maxMemory": "1G", "maxDisk": "1G"}
     if zk_source == "url":

@@ -7,7 +7,9 @@ import json
 import urllib.request
 from typing import Any
 
-from .conftest import Cluster, wait_for
+from tests.waiting import wait_for
+
+from .conftest import Cluster
 
 
 def frameworks(cluster: Cluster) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ import mesobatch
 from mesobatch import BatchJobExitReason
 from mesobatch.executor.protocol import NodeReport
 from tests.doubles.mesos import AgentSpec
+from tests.waiting import wait_for
 
-from .conftest import Cluster, agent_of, job, wait_for, where
+from .conftest import Cluster, agent_of, job, where
 from .test_framework import results
 
 
@@ -26,7 +27,8 @@ def test_mesos_batch_system_is_made_as_toil_makes_it(cluster: Cluster) -> None:
     # Toil's Config carries the master as mesos_endpoint, and the workflow id
     config = SimpleNamespace(workflowID="wf-toil", mesos_endpoint=double.master_address,
                              mesos_name="toil-like")
-    bs = cls(config=config, maxCores=2, maxMemory=1e9, maxDisk=2**30)
+    bs = cls(config=config, maxCores=2, maxMemory=1e9,  # type: ignore[arg-type]  # as Toil may
+              maxDisk=2**30)
     cluster.systems.append(bs)
     assert bs.workflow_id == "wf-toil" and bs.options.max_memory == 10**9
     done = bs.issueBatchJob("true", job())
@@ -40,11 +42,11 @@ def test_get_default_mesos_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MESOS_MASTER", raising=False)
     monkeypatch.delenv("MESOBATCH_MESOS_MASTER", raising=False)
     cls = mesobatch.MesosBatchSystem
-    assert cls.get_default_mesos_endpoint() == "localhost:5050"  # type: ignore[attr-defined]
+    assert cls.get_default_mesos_endpoint() == "localhost:5050"
     monkeypatch.setenv("MESOS_MASTER", "zk://zk1:2181/mesos")
-    assert cls.get_default_mesos_endpoint() == "zk://zk1:2181/mesos"  # type: ignore[attr-defined]
+    assert cls.get_default_mesos_endpoint() == "zk://zk1:2181/mesos"
     monkeypatch.setenv("MESOBATCH_MESOS_MASTER", "m1:5050")
-    assert cls.get_default_mesos_endpoint() == "m1:5050"  # type: ignore[attr-defined]
+    assert cls.get_default_mesos_endpoint() == "m1:5050"
 
 
 def test_executor_info_and_user_script(cluster: Cluster, tmp_path: Path) -> None:
@@ -53,7 +55,7 @@ def test_executor_info_and_user_script(cluster: Cluster, tmp_path: Path) -> None
                                               "lastSeen")
     cluster.start()
     bs = cluster.batch_system()
-    assert bs.userScript is None
+    assert [bs.userScript] == [None]  # (no narrowing: set below)
     script = tmp_path / "helper_mod_for_names.py"
     script.write_text("ANSWER = 42\n")
     bs.setUserScript(str(script))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from mesobatch import BatchJobExitReason
+from mesobatch import BatchJobExitReason, UpdatedBatchJobInfo
 from tests.doubles.mesos import AgentSpec
 from tests.scheduler.mesos.conftest import Cluster, job
 
@@ -35,9 +35,10 @@ def test_enforce_memory_kills_a_job_over_its_memory_as_memlimit(cluster: Cluster
     bs = cluster.batch_system(enforceMemory=True)
     over = bs.issueBatchJob(alloc(400, 30), job(memory=150 * MIB))
     under = bs.issueBatchJob(alloc(20, 0.5), job(memory=150 * MIB))
-    results = {}
+    results: dict[int, UpdatedBatchJobInfo] = {}
     while len(results) < 2 and (info := bs.getUpdatedBatchJob(60)) is not None:
         results[info.jobID] = info
     assert results[over].exitReason == BatchJobExitReason.MEMLIMIT
-    assert results[over].wallTime is not None and results[over].wallTime < 20
+    wall = results[over].wallTime
+    assert wall is not None and wall < 20
     assert results[under].exitReason == BatchJobExitReason.FINISHED

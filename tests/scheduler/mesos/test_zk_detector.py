@@ -42,9 +42,9 @@ def test_urls_and_masking() -> None:
         with pytest.raises(MasterAddressError, match=why) as e:
             parse_zk_url(bad)
         assert "s3cret" not in str(e.value)
-    with pytest.raises(mesobatch.OptionError) as e:
+    with pytest.raises(mesobatch.OptionError) as refused:
         mesobatch.batch_system("mesos", mesosMaster="zk://u:topsecret@zk1/mesos")
-    assert "topsecret" not in str(e.value) and "***@" in str(e.value)
+    assert "topsecret" not in str(refused.value) and "***@" in str(refused.value)
 
 
 def test_master_info_forms() -> None:

@@ -8,25 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import mesobatch
 from tests.services.browser import Browser, installed
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
+from tests.waiting import wait_for
 
 
 def job(name: str, cores: float = 1) -> mesobatch.JobDescription:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mesobatch.scheduler.contract import BatchJobExitReason
 from mesobatch.scheduler.core.events import (
+    Action,
     Disconnected,
     Event,
     JobsSubmitted,
@@ -19,6 +20,7 @@ from mesobatch.scheduler.core.scheduler import SchedulerCore
 from mesobatch.scheduler.core.states import TaskState
 from mesobatch.scheduler.status.live import live_view
 from mesobatch.scheduler.status.recorder import Recorder
+from mesobatch.scheduler.status.snapshot import LiveView
 from tests.scheduler.core.helpers import GIB, job, of_type, offer
 
 
@@ -35,7 +37,7 @@ class Rig:
             log_path=lambda job_id, name: str(log_dir / f"{job_id}.log"),
             snapshot_max_age=0)
 
-    def feed(self, event: Event) -> list[object]:
+    def feed(self, event: Event) -> list[Action]:
         actions = self.core.handle(event)
         self.recorder.observe(event, actions)
         return list(actions)
@@ -130,9 +132,13 @@ def test_lost_jobs_are_failures_with_their_reason(tmp_path: Path) -> None:
 def test_snapshot_is_reused_within_its_max_age(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     looks = []
+
+    def look() -> LiveView:
+        looks.append(1)
+        return live_view(rig.core, rig.now, None, None)
+
     rig.recorder = Recorder(backend="test", workflow_id="wf", clock=lambda: rig.now,
-                            live=lambda: looks.append(1) or live_view(rig.core, rig.now,
-                                                                       None, None),
+                            live=look,
                             log_path=lambda i, n: None, snapshot_max_age=1.0)
     first = rig.recorder.snapshot()
     rig.now += 0.5

@@ -7,10 +7,9 @@ import json
 import os
 import socket
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import mesobatch
 from mesobatch.scheduler.cli import main
 from mesobatch.scheduler.status.terminal import URL_ENV, api_url
+from tests.waiting import wait_for
 
 JOB = mesobatch.JobDescription(cores=1, memory=2**20, disk=2**20)
 
@@ -30,16 +30,6 @@ def get(url: str) -> tuple[int, str, str]:
             return r.status, r.headers["Content-Type"], r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers["Content-Type"], e.read().decode()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture

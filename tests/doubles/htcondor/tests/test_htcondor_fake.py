@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.doubles.hpcfake.testing import FakeCluster, wait_for
+from tests.doubles.hpcfake.testing import FakeCluster
 from tests.doubles.htcondor.classad import compile_expr, matches
+from tests.waiting import wait_for
 
 
 def script(tmp_path: Path, body: str, name: str = "job.sh") -> Path:

@@ -10,7 +10,8 @@ from typing import Any
 import psutil
 
 from tests.doubles.hpcfake.store import Store
-from tests.doubles.hpcfake.testing import FakeCluster, wait_for
+from tests.doubles.hpcfake.testing import FakeCluster
+from tests.waiting import wait_for
 
 FIELDS = "jobid jobindex stat exit_code exit_reason job_name pend_reason max_mem"
 

@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from tests.doubles.hpcfake.testing import FakeCluster, wait_for
+from tests.doubles.hpcfake.testing import FakeCluster
+from tests.waiting import wait_for
 
 
 def qsub(cluster: FakeCluster, script: str, *argv: str) -> str:
