@@ -12,12 +12,14 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from mesobatch import (
     BatchJobExitReason,
+    BatchSystem,
     InsufficientSystemResources,
     JobDescription,
     UpdatedBatchJobInfo,
@@ -34,7 +36,7 @@ def desc(cores: float = 0.1, memory: int = 16 * 1024**2, **kw: object) -> JobDes
     return JobDescription(cores=cores, memory=memory, disk=16 * 1024**2, **kw)  # type: ignore[arg-type]
 
 
-def collect(bs, n: int, timeout: float = 120) -> list[UpdatedBatchJobInfo]:  # type: ignore[no-untyped-def]
+def collect(bs: BatchSystem, n: int, timeout: float = 120) -> list[UpdatedBatchJobInfo]:
     out: list[UpdatedBatchJobInfo] = []
     deadline = time.monotonic() + timeout
     while len(out) < n and time.monotonic() < deadline:
@@ -113,7 +115,7 @@ def test_set_env_applies_to_jobs_issued_afterwards_only(make_bs: Factory,
     {"disk": 12 * GIB},  # 2G over the 10G limit
     {"accelerators": [{"kind": "quantum-annealer", "count": 1}]},
 ])
-def test_oversized_requests_fail_at_issue_time(make_bs: Factory, request_: dict) -> None:  # type: ignore[type-arg]
+def test_oversized_requests_fail_at_issue_time(make_bs: Factory, request_: dict[str, Any]) -> None:
     bs = make_bs(cores=2)
     job = JobDescription(**{"cores": 1, "memory": GIB, "disk": GIB, **request_})
     with pytest.raises(InsufficientSystemResources) as e:
@@ -122,7 +124,8 @@ def test_oversized_requests_fail_at_issue_time(make_bs: Factory, request_: dict)
     assert bs.getIssuedBatchJobIDs() == []
 
 
-def _peak_concurrency(bs, cores: float, n: int, tmp_path: Path, seconds: float) -> int:  # type: ignore[no-untyped-def]
+def _peak_concurrency(bs: BatchSystem, cores: float, n: int, tmp_path: Path,
+                      seconds: float) -> int:
     for i in range(n):
         bs.issueBatchJob(
             f"date +%s.%N > {tmp_path}/{i}.start; sleep {seconds}; "

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import sys
 
-from ..hpcfake.control import terminate, vanish
+from ..hpcfake.control import Match, terminate, vanish
 from .commands import TERM_REASONS, store
 
 
-def _match(raw: str):  # type: ignore[no-untyped-def]
+def _match(raw: str) -> Match:
     return lambda j: j["id"] == raw or str(j["extra"]["job_id"]) == raw
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import sys
 
-from ..hpcfake.control import terminate, vanish
+from ..hpcfake.control import Match, terminate, vanish
 from .commands import seq_of, store
 
 
-def _match(raw: str):  # type: ignore[no-untyped-def]
+def _match(raw: str) -> Match:
     seq = seq_of(raw).removesuffix("[]")
     return lambda j: j["id"] == seq or j["extra"]["array_seq"] == seq
 

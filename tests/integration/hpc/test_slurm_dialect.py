@@ -448,7 +448,8 @@ def test_status_accounting_and_cancel_argv() -> None:
     assert argv[:4] == ["squeue", "--me", "--name=mb-run1", "--states=all"]
     assert f"--Format={SQUEUE_FORMAT}" in argv and not any("11" in a for a in argv)
     # the bare array id too: an array cancelled before it ran is known only by it
-    assert DIALECT.accounting_argv(["11", "12_3"])[-1] == "--jobs=11,12_3,12"  # type: ignore[index]
+    accounting = DIALECT.accounting_argv(["11", "12_3"])
+    assert accounting is not None and accounting[-1] == "--jobs=11,12_3,12"
     assert SlurmDialect(SlurmSettings(accounting=False)).accounting_argv(["1"]) is None
     assert DIALECT.cancel_argv(["11", "12_3"]) == ["scancel", "11", "12_3"]
     clustered = SlurmDialect(SlurmSettings(cluster="c1"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mesobatch.integration.hpc.dialect import NativeStatus
-from mesobatch.integration.hpc.tracking import Evidence, Tracker
+from mesobatch.integration.hpc.tracking import Evidence, Tracker, Verdict
 from mesobatch.integration.hpc.wrapper import ExitRecord, StartRecord
 from mesobatch.scheduler.contract import BatchJobExitReason
 from mesobatch.scheduler.core.states import TaskState
@@ -15,8 +17,8 @@ def tracker() -> Tracker:
     return Tracker("42", "/logs/records/1.0.exit")
 
 
-def judge(t: Tracker, **evidence: object):  # type: ignore[no-untyped-def]
-    return t.judge(Evidence(**evidence), vanish_after=3, reason_grace=2)  # type: ignore[arg-type]
+def judge(t: Tracker, **evidence: Any) -> Verdict | None:
+    return t.judge(Evidence(**evidence), vanish_after=3, reason_grace=2)
 
 
 def test_a_zero_exit_record_finishes_the_job_whatever_the_queue_says() -> None:

@@ -16,24 +16,15 @@ from lightkube.resources.core_v1 import ConfigMap, Pod, Secret
 import mesobatch
 from mesobatch import BatchJobExitReason
 from tests.doubles.kubernetes import KubernetesDouble, NodeSpec
+from tests.waiting import wait_for
 
 from .conftest import BAD_IMAGE, SPOT, SPOT_TAINT, Make, job, pods_of, result
 
 PY = sys.executable
 
 
-def wait(predicate: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
-
-
 def running_pod(double: KubernetesDouble, job_id: int) -> dict[str, Any]:
-    pods = wait(lambda: [p for p in pods_of(double, job_id)
+    pods = wait_for(lambda: [p for p in pods_of(double, job_id)
                          if p.get("status", {}).get("phase") == "Running"])
     assert pods, f"no running pod for job {job_id}"
     pod: dict[str, Any] = pods[0]
@@ -98,7 +89,7 @@ def test_an_image_that_cannot_be_pulled_is_an_error_naming_it(make: Make,
     info = result(bs)
     assert (info.jobID, info.exitReason) == (job_id, BatchJobExitReason.ERROR)
     # its Job is deleted: it would pull for ever
-    assert wait(lambda: not pods_of(double, job_id), 10)
+    assert wait_for(lambda: not pods_of(double, job_id), 10)
 
 
 @pytest.fixture
@@ -111,7 +102,7 @@ def test_unschedulable_pods_are_explained_then_fail_after_the_timeout(
     bs = make(kubernetesNodeSelector="disk=ssd", kubernetesUnschedulableTimeout=2)
     job_id = bs.issueBatchJob("true", job())
     said = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector"
-    assert wait(lambda: said in (bs.getSchedulingStatusMessage() or ""), 10), \
+    assert wait_for(lambda: said in (bs.getSchedulingStatusMessage() or ""), 10), \
         bs.getSchedulingStatusMessage()
     info = result(bs)
     assert (info.jobID, info.exitReason) == (job_id, BatchJobExitReason.ERROR)
@@ -142,7 +133,7 @@ def test_a_pod_that_fits_the_room_but_no_node_waits_for_the_run_s_pods(
                                                                           "node-b"}
     # 0.8 cores are left in all, 0.4 on each node: unschedulable until one ends
     late = bs.issueBatchJob("true", job(cores=0.8))
-    assert wait(lambda: "Insufficient cpu" in (bs.getSchedulingStatusMessage() or ""), 10)
+    assert wait_for(lambda: "Insufficient cpu" in (bs.getSchedulingStatusMessage() or ""), 10)
     results = {r.jobID: r for r in (result(bs) for _ in range(3))}
     assert results[late].exitReason == BatchJobExitReason.FINISHED
 
@@ -168,7 +159,7 @@ def test_one_watch_and_a_relist_on_410(make: Make, double: KubernetesDouble) -> 
         client.create(ConfigMap(metadata=ObjectMeta(name=f"other-{i}"), data={"a": "b"}))
     double.compact()
     backend: Any = bs._backend
-    assert wait(lambda: backend.relists >= 1, 10)
+    assert wait_for(lambda: backend.relists >= 1, 10)
     later = [bs.issueBatchJob("sleep 0.2", job()) for _ in range(4)]
     seen = [result(bs).jobID for _ in later]
     assert sorted(seen) == sorted(later) and bs.getUpdatedBatchJob(1) is None
@@ -185,7 +176,7 @@ def test_shutdown_leaves_nothing_in_the_namespace(make: Make, double: Kubernetes
     for _ in range(3):
         bs.issueBatchJob("sleep 60", job())
     bs.issueBatchJob("true", job())
-    assert wait(lambda: len([p for p in double.items("pods")
+    assert wait_for(lambda: len([p for p in double.items("pods")
                              if p["status"].get("phase") == "Running"]) == 3)
     bs.shutdown()
     assert double.items("jobs") == [] and double.items("pods") == []
@@ -199,7 +190,7 @@ def test_a_kill_deletes_the_job_in_the_foreground(make: Make, double: Kubernetes
     running_pod(double, job_id)
     bs.killBatchJobs([job_id])
     assert double.request_count("delete", "jobs") == 1
-    assert wait(lambda: not pods_of(double, job_id), 10)
+    assert wait_for(lambda: not pods_of(double, job_id), 10)
     assert bs.getUpdatedBatchJob(1) is None
 
 
@@ -310,7 +301,7 @@ def test_a_kill_whose_delete_fails_still_frees_the_room_when_the_job_ends(
 
     monkeypatch.setattr(backend.api, "delete_job", refuse)
     bs.killBatchJobs([first])  # refused: the job runs on, and ends by itself
-    assert wait(lambda: not pods_of(double, first) or all(
+    assert wait_for(lambda: not pods_of(double, first) or all(
         p["status"].get("phase") == "Succeeded" for p in pods_of(double, first)), 10)
     time.sleep(2.5)  # the refusal has come
     monkeypatch.undo()
@@ -336,7 +327,7 @@ def test_jobs_go_with_their_owner_pod(make: Make, double: KubernetesDouble) -> N
     (stored,) = double.items("jobs")
     assert stored["metadata"]["ownerReferences"][0]["uid"] == leader.metadata.uid
     client.delete(Pod, "leader", grace_period=0)
-    assert wait(lambda: double.items("jobs") == [] and pods_of(double, job_id) == [], 20)
+    assert wait_for(lambda: double.items("jobs") == [] and pods_of(double, job_id) == [], 20)
     info = result(bs)  # its pod was taken away
     assert (info.jobID, info.exitReason) == (job_id, BatchJobExitReason.LOST)
 

@@ -8,6 +8,7 @@ import pytest
 
 from mesobatch.scheduler.contract import BatchJobExitReason
 from mesobatch.scheduler.core.events import (
+    Action,
     AgentLost,
     Connected,
     Decline,
@@ -42,12 +43,12 @@ def core(**kw: object) -> SchedulerCore:
     return SchedulerCore(CoreConfig(**kw))  # type: ignore[arg-type]
 
 
-def launched(actions: list) -> list[str]:  # type: ignore[type-arg]
+def launched(actions: list[Action]) -> list[str]:
     return [t.task_id for a in of_type(actions, Launch) for t in a.tasks]
 
 
 def finish(c: SchedulerCore, task_id: str, now: float = T0 + 1, code: int = 0,
-           state: TaskState | None = None, **kw: object) -> list:  # type: ignore[type-arg]
+           state: TaskState | None = None, **kw: object) -> list[Action]:
     st = state or (TaskState.FINISHED if code == 0 else TaskState.FAILED)
     return c.handle(TaskStatus(task_id, st, now, exit_code=code, **kw))  # type: ignore[arg-type]
 

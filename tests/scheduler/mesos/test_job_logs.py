@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
+import mesobatch
 from mesobatch.executor.protocol import log_file_name
 from tests.doubles.mesos import MesosDouble
 from tests.scheduler.mesos.conftest import Cluster, job
 
 
-def _results(bs: object, count: int) -> dict[int, object]:
-    out: dict[int, object] = {}
-    while len(out) < count and (info := bs.getUpdatedBatchJob(30)) is not None:  # type: ignore[attr-defined]
+def _results(bs: mesobatch.BatchSystem, count: int) -> dict[int, mesobatch.UpdatedBatchJobInfo]:
+    out: dict[int, mesobatch.UpdatedBatchJobInfo] = {}
+    while len(out) < count and (info := bs.getUpdatedBatchJob(30)) is not None:
         out[info.jobID] = info
     return out
 
