@@ -1,9 +1,10 @@
 """mesobatch's executor: runs each task with the task runner and reports on it.
 
-Per task: TASK_STARTING, TASK_RUNNING, then exactly one terminal update carrying the
-exit code and wall time (TaskResult in ``data``). Every so often a framework message
-reports the node's load. SHUTDOWN kills everything and exits; the per-workflow work
-directory goes with the last task (worker cleanup).
+Per task: TASK_RUNNING if it still runs ``running_delay`` seconds after its start (see
+running_notice), then exactly one terminal update carrying the exit code and wall time
+(TaskResult in ``data``); no TASK_STARTING, which tells the scheduler nothing. Every
+so often a framework message reports the node's load. SHUTDOWN kills everything and
+exits; the per-workflow work directory goes with the last task (worker cleanup).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from . import job_logs, stats
 from .interface import Executor, ExecutorDriver
 from .protocol import NodeReport, TaskPayload, TaskResult, b64encode, log_file_name
 from .runner import LaunchError, TaskExit, TaskRunner
+from .running_notice import RunningNotices
 from .shipping import (
     HttpSource,
     NodeResources,
@@ -57,7 +59,7 @@ def kill_grace_of(task: dict[str, Any], default: float) -> float:
 
 class MesobatchExecutor(Executor):
     def __init__(self, *, report_interval: float = 30.0, kill_grace: float = 5.0,
-                 sandbox: str | None = None) -> None:
+                 sandbox: str | None = None, running_delay: float = 0.1) -> None:
         self.report_interval = report_interval
         self.kill_grace = kill_grace
         self.sandbox = sandbox or os.environ.get("MESOS_SANDBOX") or os.getcwd()
@@ -79,6 +81,8 @@ class MesobatchExecutor(Executor):
         self._sources: dict[tuple[str, str], Source] = {}
         self._outcomes: dict[str, Prepared] = {}  # task id -> where its outcome goes
         self._log_plans: dict[str, _LogPlan] = {}  # task id -> where its log goes
+        self._running = RunningNotices(self._say_running, running_delay)
+        self._killing: set[str] = set()  # live tasks that were told TASK_KILLING
 
     # ------------------------------------------------------------------ callbacks
     def registered(self, driver: ExecutorDriver, executorInfo: dict[str, Any],
@@ -108,7 +112,6 @@ class MesobatchExecutor(Executor):
                 self._log_plans[task_id] = _LogPlan(
                     name, os.path.join(self.sandbox, name), payload.log_cap,
                     self._uploader(payload.resource_url, payload.resource_token))
-        self._update(task_id, "TASK_STARTING")
         req = self._request(task_id, payload)
         if req.ships():  # fetching may take a while: not on the event thread
             threading.Thread(target=self._prepare_and_start, args=(req, payload),
@@ -143,9 +146,8 @@ class MesobatchExecutor(Executor):
         task_id = req.task_id
         spec = process_spec(req, base_env=self._base_env, log_dir=self.sandbox,
                             prepared=prepared)
-        # Under the lock, so that a task ending at once cannot have its terminal update
-        # sent ahead of TASK_RUNNING (the reaper's _terminal waits for this lock); and a
-        # task killed while its resources were fetched must not start.
+        # Under the lock, so that a task killed while its resources were fetched does
+        # not start, and its exit is not handled before it is known to have started.
         with self._lock:
             if task_id in self._done:
                 return
@@ -158,9 +160,17 @@ class MesobatchExecutor(Executor):
                 self._outcomes.pop(task_id, None)
             else:
                 failed = None
-                self._update(task_id, "TASK_RUNNING")
         if failed is not None:
             self._terminal(task_id, "TASK_FAILED", failed)
+        else:
+            self._running.started(task_id)
+
+    def _say_running(self, task_id: str) -> None:
+        """TASK_RUNNING, unless the task has ended (its terminal update said all). Under
+        the lock, so that it cannot follow the terminal update."""
+        with self._lock:
+            if task_id in self._live and task_id not in self._killing:
+                self._update(task_id, "TASK_RUNNING")
 
     def killTask(self, driver: ExecutorDriver, taskId: dict[str, Any]) -> None:
         task_id = taskId["value"]
@@ -173,6 +183,7 @@ class MesobatchExecutor(Executor):
         with self._lock:
             killing = grace is not None and self.runner.kill(task_id, grace)
             if killing:
+                self._killing.add(task_id)  # no TASK_RUNNING after this
                 self._update(task_id, "TASK_KILLING")
         if not killing:
             self._terminal(task_id, "TASK_KILLED", "not running on this executor")
@@ -185,6 +196,7 @@ class MesobatchExecutor(Executor):
         grace = float(getattr(getattr(driver, "agent", None), "shutdown_grace", 5.0))
         kill_grace = max(0.1, min(self.kill_grace, grace / 2))
         self._stop.set()
+        self._running.close()
         self.runner.close(grace=kill_grace, timeout=kill_grace + 0.5)
         deadline = time.monotonic() + max(0.2, grace - kill_grace - 1.0)
         unacked = getattr(driver, "unacknowledged", lambda: 0)
@@ -263,6 +275,7 @@ class MesobatchExecutor(Executor):
                 return
             self._done.add(task_id)
             self._live.pop(task_id, None)
+            self._killing.discard(task_id)
             self._log_plans.pop(task_id, None)
         self._update(task_id, state, message, result.encode() if result else None, reason)
 

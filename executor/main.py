@@ -1,7 +1,8 @@
 """`mesobatch-executor`: the process a Mesos agent starts for the framework (one per
 agent). Configured by the agent's MESOS_* variables and a few of ours:
 MESOBATCH_REPORT_INTERVAL (seconds between node reports, default 30),
-MESOBATCH_KILL_GRACE (default 5), MESOBATCH_EXECUTOR_LOG_LEVEL (default INFO)."""
+MESOBATCH_KILL_GRACE (default 5), MESOBATCH_RUNNING_DELAY (seconds a task runs before
+its TASK_RUNNING is sent, default 0.1), MESOBATCH_EXECUTOR_LOG_LEVEL (default INFO)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def main() -> int:
     executor = MesobatchExecutor(
         report_interval=float(os.environ.get("MESOBATCH_REPORT_INTERVAL", "30")),
         kill_grace=float(os.environ.get("MESOBATCH_KILL_GRACE", "5")),
+        running_delay=float(os.environ.get("MESOBATCH_RUNNING_DELAY", "0.1")),
     )
     try:
         driver = MesosExecutorDriver(executor)

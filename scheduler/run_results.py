@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .contract import BatchJobExitReason, UpdatedBatchJobInfo
+from .contract import BatchJobExitReason, JobUsage, UpdatedBatchJobInfo
 from .jobfile import JSON_KEYS, Defaults, JobFileError, JobLine, job_from_object
 
 SUCCEEDED = "succeeded"
@@ -132,16 +132,22 @@ def write_atomically(path: str, text: str) -> None:
 def over_use(job: JobLine, info: UpdatedBatchJobInfo) -> list[str]:
     """How far a job went over what it asked for, in words for the summary: "mem 3.1x",
     "cpu 2.0x" (CPU time per second of wall time against its cores)."""
-    usage = info.usage
+    return far_over(job.cores, job.memory, info.usage, info.wallTime)
+
+
+def far_over(cores: float, memory: int, usage: JobUsage | None,
+             wall_time: float | None) -> list[str]:
+    """``over_use`` for what any job asked (cores, memory in bytes): the one rule the
+    summary and the status page flag by."""
     if usage is None:
         return []
     notes = []
-    if usage.peak_memory is not None and job.memory > 0 and (
-            usage.peak_memory > FAR_OVER * job.memory):
-        notes.append(f"mem {usage.peak_memory / job.memory:.1f}x")
-    wall = info.wallTime or 0.0
-    if usage.cpu_time is not None and wall >= MIN_WALL_FOR_CPU and job.cores > 0:
-        ratio = usage.cpu_time / (wall * job.cores)
+    if usage.peak_memory is not None and memory > 0 and (
+            usage.peak_memory > FAR_OVER * memory):
+        notes.append(f"mem {usage.peak_memory / memory:.1f}x")
+    wall = wall_time or 0.0
+    if usage.cpu_time is not None and wall >= MIN_WALL_FOR_CPU and cores > 0:
+        ratio = usage.cpu_time / (wall * cores)
         if ratio > FAR_OVER:
             notes.append(f"cpu {ratio:.1f}x")
     return notes

@@ -100,10 +100,10 @@ class TaskStatus:
     #: Mesos refused the launch because another task holds its id (an earlier run's):
     #: whatever reported under this id was that task, and this one never ran
     id_taken: bool = False
-    #: the task's process never started unless the task reported RUNNING: its executor
-    #: died while it was still starting (Mesos's executor reports RUNNING once the
-    #: process is spawned, and its keeper kills whatever it had spawned); queued again
-    #: like never_started when it had not reported RUNNING
+    #: the task's process never started if the task reported STARTING and not yet
+    #: RUNNING: its executor died while it was still starting (Mesos's command executor
+    #: reports RUNNING once the process is spawned); queued again then. Without any
+    #: update before (ours sends RUNNING only after a short delay) it may have run: LOST
     unless_running: bool = False
     #: what the task used, when its end was measured (bytes; CPU seconds)
     peak_memory: int | None = None

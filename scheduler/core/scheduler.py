@@ -251,8 +251,12 @@ class SchedulerCore:
         if rec.killed_at is not None:
             del self.jobs[rec.job.job_id]
             return
+        # unless_running: only a task still STARTING surely never ran; our executor says
+        # nothing before RUNNING, which it says only of a task still running after a
+        # short delay (a job that ends sooner has its terminal update alone), so one
+        # with nothing reported may have run: reported LOST, never started twice
         if event.id_taken or (event.never_started and rec.state is TaskState.LAUNCHING) or (
-                event.unless_running and rec.state in (TaskState.LAUNCHING, TaskState.STARTING)):
+                event.unless_running and rec.state is TaskState.STARTING):
             # The job is untouched (e.g. launched on a stale offer): try again, unless the
             # launch was refused for its own sake too often.
             if event.launch_refused:

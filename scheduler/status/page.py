@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from html import escape
 
-from .snapshot import Failure, NodeView, RunningJob, ShapeView, Snapshot
+from .snapshot import Failure, Finished, NodeView, RunningJob, ShapeView, Snapshot
 
 #: seconds between the page's own refreshes
 REFRESH_SECONDS = 2
@@ -39,6 +39,7 @@ pre{background:#f3f4f6;margin:4px 0 0;padding:6px;font-size:12px;white-space:pre
 word-break:break-all;max-height:12em;overflow:auto}
 .alert{background:#fdecea;border-color:#f5c2c0;color:var(--bad)}
 .muted{color:var(--muted)}
+.over{color:var(--bad);font-weight:600}
 svg{width:100%;height:48px}
 @media (max-width:560px){body{font-size:14px}main{padding:4px 6px}
 section{padding:6px 8px}table{font-size:13px}th,td{padding:3px 4px}.wide{display:none}}
@@ -133,6 +134,14 @@ def _running(jobs: tuple[RunningJob, ...], more: int) -> str:
                   frozenset({0, 4, 5, 6}), frozenset({5, 6})) + extra
 
 
+def _used(j: Failure | Finished) -> str:
+    """Peak memory of asked, CPU seconds, and the far-over flag (the summary's rule)."""
+    peak = _bytes(j.peak_memory) if j.peak_memory is not None else "?"
+    cpu = f"{j.cpu_time:.1f} s cpu" if j.cpu_time is not None else "? cpu"
+    flag = f' <span class="over">over: {escape(", ".join(j.over))}</span>' if j.over else ""
+    return f"{peak} of {_bytes(j.memory)} &middot; {cpu}{flag}"
+
+
 def _failure(f: Failure, now: float) -> str:
     tail = "\n".join(f.log_tail)
     log = (f"<pre>{escape(tail)}</pre>" if tail else "")
@@ -140,15 +149,26 @@ def _failure(f: Failure, now: float) -> str:
     message = f"<div>{escape(f.message)}</div>" if f.message else ""
     return (f"<tr><td class=n>{f.job_id}</td><td>{escape(f.name)}</td><td>{escape(f.result)}"
             f"</td><td class=n>{f.exit_code}</td><td>{escape(f.node)}</td>"
-            f"<td>{_duration(now - f.ended_at)} ago</td></tr>"
-            f'<tr><td></td><td colspan="5">{message}{where}{log}</td></tr>')
+            f"<td>{_used(f)}</td><td>{_duration(now - f.ended_at)} ago</td></tr>"
+            f'<tr><td></td><td colspan="6">{message}{where}{log}</td></tr>')
 
 
 def _failures(failures: tuple[Failure, ...], now: float) -> str:
     if not failures:
         return '<p class="muted">No job failed.</p>'
-    return _table(["id", "name", "result", "exit", "node", "ended"],
+    return _table(["id", "name", "result", "exit", "node", "used (peak of asked)", "ended"],
                   [_failure(f, now) for f in failures], frozenset({0, 3}))
+
+
+def _finished(jobs: tuple[Finished, ...], now: float) -> str:
+    if not jobs:
+        return '<p class="muted">No job finished yet.</p>'
+    rows = [f'<tr><td class="n">{j.job_id}</td><td>{escape(j.name)}</td>'
+            f"<td>{escape(j.node)}</td><td class=n>{_duration(j.wall_time)}</td>"
+            f"<td>{_used(j)}</td><td>{_duration(now - j.ended_at)} ago</td></tr>"
+            for j in jobs]
+    return _table(["id", "name", "node", "wall time", "used (peak of asked)", "ended"], rows,
+                  frozenset({0, 3}))
 
 
 def render_page(s: Snapshot) -> str:
@@ -178,6 +198,7 @@ last minute</span></h2>{sparkline(s.throughput)}
 <section id="running"><h2>Running jobs</h2>{_running(s.running, s.running_not_shown)}</section>
 <section id="nodes"><h2>Nodes</h2>{_nodes(s.nodes)}</section>
 <section id="failures"><h2>Recent failures</h2>{_failures(s.failures, now)}</section>
+<section id="finished"><h2>Recently finished</h2>{_finished(s.finished, now)}</section>
 <p class="muted">Also: <a href="/api/status">/api/status</a> (JSON) &middot;
 <a href="/metrics">/metrics</a> (Prometheus)</p>
 </main></body></html>

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from ..contract import BatchJobExitReason
+from ..contract import BatchJobExitReason, JobUsage
 from ..core.events import (
     Action,
     Decline,
@@ -33,8 +33,9 @@ from ..core.events import (
 )
 from ..core.jobs import JobSpec
 from ..core.states import TaskState
+from ..run_results import far_over
 from .metrics import Counts, Metrics
-from .snapshot import Failure, LiveView, Snapshot, Totals
+from .snapshot import Failure, Finished, LiveView, Snapshot, Totals
 
 _FINISHED = BatchJobExitReason.FINISHED
 _RUNNING = TaskState.RUNNING
@@ -54,6 +55,17 @@ class _Ended:
     node: str
     ended_at: float
     message: str
+    cores: float  #: asked
+    memory: int  #: bytes asked
+    usage: JobUsage | None  #: what it used, as its node measured it
+
+    def used(self) -> dict[str, Any]:
+        """What it asked and used, and how far over (the run summary's rule)."""
+        usage = self.usage
+        return {"cores": self.cores, "memory": self.memory,
+                "peak_memory": usage.peak_memory if usage else None,
+                "cpu_time": usage.cpu_time if usage else None,
+                "over": tuple(far_over(self.cores, self.memory, usage, self.wall_time))}
 
 
 def read_tail(path: str | None, lines: int = TAIL_LINES) -> tuple[str, ...]:
@@ -81,7 +93,8 @@ class Recorder:
                  live: Callable[[], LiveView],
                  log_path: Callable[[int, str], str | None],
                  clock: Callable[[], float] = time.time,
-                 max_failures: int = 20, bucket_seconds: float = 10.0, buckets: int = 60,
+                 max_failures: int = 20, max_finished: int = 20,
+                 bucket_seconds: float = 10.0, buckets: int = 60,
                  snapshot_max_age: float = 0.5, drain_interval: float = 0.5) -> None:
         self.backend = backend
         self.workflow_id = workflow_id
@@ -102,6 +115,7 @@ class Recorder:
         self._killed = 0
         self._failures: deque[_Ended] = deque(maxlen=max_failures)
         self._tails: dict[int, tuple[str, ...]] = {}
+        self._finished: deque[_Ended] = deque(maxlen=max_finished)  # recent successes
         self._bucket_seconds = bucket_seconds
         self._buckets: deque[list[int]] = deque(maxlen=buckets)  # [bucket index, count]
         self._snapshot_max_age = snapshot_max_age
@@ -227,10 +241,14 @@ class Recorder:
         task = self._tasks.pop(info.backing_id, None)  # type: ignore[arg-type]
         wall = info.wallTime or 0.0
         self._counts.run_time.observe(wall if wall > 0 else 0.0)
+        usage = info.usage
+        node = task[1] if task else (usage.node or "" if usage else "")
         if info.exitReason is _FINISHED and info.exitStatus == 0:
             self._succeeded += 1
+            self._finished.append(_Ended(job_id, spec.name, "succeeded", 0, wall, node, now,
+                                         "", spec.cores, spec.memory, usage))
         else:
-            self._unsuccessful(spec, report, task[1] if task else "", wall, now)
+            self._unsuccessful(spec, report, node, wall, now)
         bucket = int(now // self._bucket_seconds)
         buckets = self._buckets
         if buckets and buckets[-1][0] == bucket:
@@ -253,7 +271,8 @@ class Recorder:
         if len(self._failures) == self._failures.maxlen:
             self._tails.pop(self._failures[0].job_id, None)
         self._failures.append(_Ended(spec.job_id, spec.name, result, info.exitStatus, wall,
-                                     node, now, report.message))
+                                     node, now, report.message, spec.cores, spec.memory,
+                                     info.usage))
 
     # ------------------------------------------------------------------ reading
     def counts(self) -> Counts:
@@ -293,7 +312,9 @@ class Recorder:
                 tail = self._tails[ended.job_id] = read_tail(path)
             failures.append(Failure(ended.job_id, ended.name, ended.result, ended.exit_code,
                                     ended.wall_time, ended.node, ended.ended_at,
-                                    ended.message, path, tail))
+                                    ended.message, path, tail, **ended.used()))
+        finished = tuple(Finished(e.job_id, e.name, e.node, e.wall_time, e.ended_at,
+                                  **e.used()) for e in reversed(self._finished))
         totals = Totals(issued=self._counts.issued, queued=live.queued,
                         running=live.running_count, succeeded=self._succeeded,
                         failed=self._failed, killed=self._killed)
@@ -304,7 +325,7 @@ class Recorder:
             running_not_shown=max(0, live.running_count - len(running)),
             failures=tuple(failures), throughput=self._throughput(now),
             bucket_seconds=self._bucket_seconds, status_message=live.status_message,
-            note=live.note, fatal_error=live.fatal_error)
+            note=live.note, fatal_error=live.fatal_error, finished=finished)
 
     def _throughput(self, now: float) -> tuple[float, ...]:
         """Jobs finished per second in each bucket of the window, up to now (the last

@@ -54,6 +54,28 @@ class Failure:
     message: str
     log_path: str | None
     log_tail: tuple[str, ...]
+    cores: float = 0.0  #: asked
+    memory: int = 0  #: bytes asked
+    peak_memory: int | None = None  #: bytes used at most (None: not measured)
+    cpu_time: float | None = None  #: CPU seconds used (None: not measured)
+    #: how far it went over what it asked ("mem 3.1x"), by the run summary's rule
+    over: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A job that succeeded lately, with what it used beside what it asked."""
+
+    job_id: int
+    name: str
+    node: str
+    wall_time: float
+    ended_at: float  #: epoch seconds
+    cores: float  #: asked
+    memory: int  #: bytes asked
+    peak_memory: int | None  #: bytes used at most (None: not measured)
+    cpu_time: float | None  #: CPU seconds used (None: not measured)
+    over: tuple[str, ...]  #: as in Failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +109,7 @@ class Snapshot:
     #: the backend's own note on its state (part of status_message), if any
     note: str | None
     fatal_error: str | None
+    finished: tuple[Finished, ...] = ()  #: recent successes, the most recent first
 
     def to_json(self) -> dict[str, Any]:
         """The /api/status document."""

@@ -126,9 +126,18 @@ def _mib(n: float) -> str:
     return f"{n / 2**30:.1f}G" if n >= 2**30 else f"{n / 2**20:.0f}M"
 
 
-def render(doc: dict[str, Any], console: Any, *, failures: int = 5) -> None:
+def _used(j: dict[str, Any]) -> tuple[str, str, str]:
+    """Peak memory of asked, CPU seconds, and the far-over flag ("" when within)."""
+    peak = j.get("peak_memory")
+    cpu = j.get("cpu_time")
+    return (f"{_mib(peak) if peak is not None else '?'}/{_mib(j.get('memory', 0))}",
+            f"{cpu:.1f}" if cpu is not None else "?", ", ".join(j.get("over", ())))
+
+
+def render(doc: dict[str, Any], console: Any, *, failures: int = 5,
+           finished: int = 5) -> None:
     """Totals, running jobs (squeue's columns), the queue by shape with why each waits,
-    nodes, and the latest failures."""
+    nodes, the latest failures and successes with what they used of what they asked."""
     from rich.table import Table  # noqa: PLC0415
 
     t = doc["totals"]
@@ -163,13 +172,21 @@ def render(doc: dict[str, Any], console: Any, *, failures: int = 5) -> None:
         console.print(nodes)
     shown = doc["failures"][:failures]
     if shown:
-        bad = Table("FAILED", "NAME", "RESULT", "EXIT", "NODE", "LAST LOG LINE", box=None,
-                    header_style="bold")
+        bad = Table("FAILED", "NAME", "RESULT", "EXIT", "NODE", "MAXRSS/ASKED", "CPU S",
+                    "OVER", "LAST LOG LINE", box=None, header_style="bold")
         for f in shown:
             last = f["log_tail"][-1] if f["log_tail"] else f["message"]
             bad.add_row(str(f["job_id"]), f["name"], f["result"], str(f["exit_code"]),
-                        f["node"], last)
+                        f["node"], *_used(f), last)
         console.print(bad)
+    done = doc.get("finished", [])[:finished]
+    if done:
+        good = Table("DONE", "NAME", "NODE", "TIME", "MAXRSS/ASKED", "CPU S", "OVER",
+                     box=None, header_style="bold")
+        for j in done:
+            good.add_row(str(j["job_id"]), j["name"], j["node"], _time(j["wall_time"]),
+                         *_used(j))
+        console.print(good)
 
 
 def add_parser(sub: Any) -> None:

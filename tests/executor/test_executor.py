@@ -82,35 +82,69 @@ def executor(tmp_path: Path) -> Iterator[tuple[MesobatchExecutor, RecordingDrive
     ex.runner.close(grace=0.1)
 
 
-def test_starting_running_then_exactly_one_terminal_update(executor: Running,
-                                                           tmp_path: Path) -> None:
+def test_running_then_exactly_one_terminal_update(executor: Running,
+                                                  tmp_path: Path) -> None:
     ex, driver = executor
-    ex.launchTask(driver, task("1.0", "echo $OMP_NUM_THREADS $MESOBATCH_WORK_DIR; exit 4",
-                               cores=2))
+    ex.launchTask(driver, task("1.0", "echo $OMP_NUM_THREADS $MESOBATCH_WORK_DIR; sleep 0.5; "
+                                      "exit 4", cores=2))
     final = driver.wait_terminal("1.0")
-    assert driver.states("1.0") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FAILED"]
+    # no TASK_STARTING (issue 16); RUNNING once it has run for running_delay (0.1 s)
+    assert driver.states("1.0") == ["TASK_RUNNING", "TASK_FAILED"]
     result = TaskResult.decode(final["data"])
     assert result.exit_code == 4 and result.wall_time > 0
     log = (tmp_path / "1-t.log").read_text().split()
     assert log[0] == "2" and log[1].endswith("mesobatch-wf")
-    # A re-sent launch changes nothing: a launch sends TASK_STARTING before it returns
-    # and starts the task (or a thread that fetches first) on the way.
+    # A re-sent launch changes nothing
     ex.launchTask(driver, task("1.0", "true"))
-    assert driver.states("1.0") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FAILED"]
+    assert driver.states("1.0") == ["TASK_RUNNING", "TASK_FAILED"]
     assert ex.runner.running() == []
+
+
+def test_a_job_that_ends_before_the_running_delay_sends_its_terminal_update_alone(
+        tmp_path: Path) -> None:
+    ex = MesobatchExecutor(report_interval=30, kill_grace=1, sandbox=str(tmp_path),
+                           running_delay=30.0)
+    driver = RecordingDriver()
+    ex.registered(driver, {}, {}, {"hostname": "agent-host"})
+    try:
+        for n in range(3):
+            ex.launchTask(driver, task(f"{n}.0", "true"))
+        for n in range(3):
+            assert driver.wait_terminal(f"{n}.0")["state"] == "TASK_FINISHED"
+        # one killed before its delay, which ignores TERM for its grace period (2 s):
+        # its RUNNING, coming due meanwhile, is not said after TASK_KILLING
+        stubborn = task("7.0", "trap '' TERM; sleep 30")
+        stubborn["kill_policy"]["grace_period"]["nanoseconds"] = 2_000_000_000
+        ex.launchTask(driver, stubborn)
+        ex.killTask(driver, {"value": "7.0"})
+        ex._say_running("7.0")
+        assert driver.wait_terminal("7.0")["state"] == "TASK_KILLED"
+        ex._say_running("0.0")  # and none after the end
+    finally:
+        ex._stop.set()
+        ex._running.close()
+        ex.runner.close(grace=0.1)
+    assert [driver.states(f"{n}.0") for n in range(3)] == [["TASK_FINISHED"]] * 3
+    assert driver.states("7.0") == ["TASK_KILLING", "TASK_KILLED"]
 
 
 def test_kill_sends_killing_then_killed(executor: Running) -> None:
     ex, driver = executor
     ex.launchTask(driver, task("2.0", "sleep 30"))
+    assert driver_waits_for(driver, "2.0", "TASK_RUNNING")
     ex.killTask(driver, {"value": "2.0"})
     driver.wait_terminal("2.0")
-    assert driver.states("2.0") == ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLING",
-                                    "TASK_KILLED"]
+    assert driver.states("2.0") == ["TASK_RUNNING", "TASK_KILLING", "TASK_KILLED"]
     ex.killTask(driver, {"value": "2.0"})  # already over: nothing more
     ex.killTask(driver, {"value": "9.0"})  # never here: a terminal answer anyway
-    assert driver.states("2.0")[-1] == "TASK_KILLED" and len(driver.states("2.0")) == 4
+    assert driver.states("2.0")[-1] == "TASK_KILLED" and len(driver.states("2.0")) == 3
     assert driver.states("9.0") == ["TASK_KILLED"]
+
+
+def driver_waits_for(driver: RecordingDriver, task_id: str, state: str,
+                     timeout: float = 10) -> bool:
+    with driver._changed:
+        return driver._changed.wait_for(lambda: state in driver.states(task_id), timeout)
 
 
 def test_unreadable_task_data_is_a_task_error(executor: Running) -> None:

@@ -286,6 +286,20 @@ def test_executor_death_before_running_requeues_after_running_reports() -> None:
     assert report.info.exitReason is BatchJobExitReason.LOST
 
 
+def test_executor_death_with_nothing_reported_is_lost_not_requeued() -> None:
+    # our executor sends no STARTING and RUNNING only after a short delay: the job may
+    # have started, so it is not started again (issue 16)
+    c = core()
+    j = job()
+    c.handle(JobsSubmitted((j,), T0))
+    (task,) = launched(c.handle(OffersReceived((offer(),), T0)))
+    (report,) = of_type(c.handle(TaskStatus(task, TaskState.LOST, T0 + 0.05,
+                                            unless_running=True)), Report)
+    assert report.info.jobID == j.job_id
+    assert report.info.exitReason is BatchJobExitReason.LOST
+    assert j.job_id not in c.queue
+
+
 def test_unknown_state_is_not_terminal_and_is_reconciled_again() -> None:
     c = core(reconcile_backoff_initial=2.0)
     j = job()

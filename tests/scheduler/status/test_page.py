@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import re
 
+from rich.console import Console
+
 from mesobatch.scheduler.status.page import render_page, sparkline
 from mesobatch.scheduler.status.snapshot import (
     Failure,
+    Finished,
     NodeView,
     RunningJob,
     ShapeView,
     Snapshot,
     Totals,
 )
+from mesobatch.scheduler.status.terminal import render
+
+GIB = 2**30
 
 
 def snapshot(**kw: object) -> Snapshot:
@@ -47,7 +53,8 @@ def test_page_shows_each_part_and_escapes_what_jobs_say() -> None:
 def test_empty_batch_says_so() -> None:
     page = render_page(snapshot(queue=(), nodes=(), running=(), failures=(),
                                 throughput=()))
-    for words in ("Nothing waits.", "No node seen yet.", "No job runs.", "No job failed."):
+    for words in ("Nothing waits.", "No node seen yet.", "No job runs.", "No job failed.",
+                  "No job finished yet."):
         assert words in page
 
 
@@ -58,3 +65,39 @@ def test_sparkline_scales_to_its_largest_value() -> None:
     xy = [tuple(map(float, p.split(","))) for p in points.group(1).split()]
     assert xy == [(0.0, 39.0), (50.0, 20.0), (100.0, 1.0)]
     assert sparkline(()) == ""
+
+
+def used_snapshot() -> Snapshot:
+    return snapshot(
+        failures=(Failure(3, "bad", "memlimit", 137, 4.0, "n1", 3700.0, "", None, (),
+                          cores=1, memory=GIB, peak_memory=3 * GIB, cpu_time=2.5,
+                          over=("mem 3.0x",)),),
+        finished=(Finished(7, "fine", "n2", 65.0, 3720.0, 2, 2 * GIB, GIB, 90.5, ()),
+                  Finished(6, "unmeasured", "n2", 1.0, 3710.0, 1, GIB, None, None, ())))
+
+
+def test_page_shows_used_beside_asked_and_flags_far_over() -> None:
+    page = render_page(used_snapshot())
+    assert '<section id="finished">' in page
+    failures = page[page.index('<section id="failures">'):page.index('<section id="finished">')]
+    finished = page[page.index('<section id="finished">'):]
+    assert "3.0 GiB of 1.0 GiB &middot; 2.5 s cpu" in failures
+    assert '<span class="over">over: mem 3.0x</span>' in failures
+    assert "1.0 GiB of 2.0 GiB &middot; 90.5 s cpu" in finished
+    assert "? of 1.0 GiB &middot; ? cpu" in finished  # not measured: said so, not 0
+    assert 'class="over"' not in finished
+
+
+def test_terminal_view_shows_used_beside_asked_and_the_flag() -> None:
+    console = Console(record=True, width=200)
+    render(used_snapshot().to_json(), console)
+    rows = [line.split() for line in console.export_text().splitlines()]
+    failed = next(r for r in rows if r[:1] == ["3"])
+    assert failed[:5] == ["3", "bad", "memlimit", "137", "n1"]
+    assert failed[5:9] == ["3.0G/1.0G", "2.5", "mem", "3.0x"]
+    header = next(r for r in rows if r[:1] == ["DONE"])
+    assert header == ["DONE", "NAME", "NODE", "TIME", "MAXRSS/ASKED", "CPU", "S", "OVER"]
+    assert next(r for r in rows if r[:1] == ["7"]) == [
+        "7", "fine", "n2", "1:05", "1.0G/2.0G", "90.5"]
+    assert next(r for r in rows if r[:1] == ["6"]) == [
+        "6", "unmeasured", "n2", "0:01", "?/1.0G", "?"]

@@ -158,3 +158,33 @@ def test_tasks_of_killed_and_relaunched_jobs_are_not_kept(tmp_path: Path) -> Non
     rig.feed(TaskStatus(second.task_id, TaskState.ERROR, rig.now, never_started=True))
     rig.recorder.drain()
     assert rig.recorder._tasks == {}
+
+
+def test_finished_and_failed_jobs_show_what_they_used_beside_what_they_asked(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    hog, modest, failing = (job(1, GIB, name=n) for n in ("hog", "modest", "failing"))
+    rig.feed(JobsSubmitted((hog, modest, failing), rig.now))
+    launches = of_type(rig.feed(OffersReceived((offer(4, 8, hostname="n1"),), rig.now)),
+                       Launch)
+    ids = {t.job.name: t.task_id for launch in launches for t in launch.tasks}
+    rig.now += 10
+    # 3 GiB of 1 asked, and 2.4 CPU seconds a second of 1 core: both far over
+    rig.feed(TaskStatus(ids["hog"], TaskState.FINISHED, rig.now, exit_code=0, wall_time=5.0,
+                        peak_memory=3 * GIB, cpu_time=12.0))
+    # within what it asked (and not measured at all)
+    rig.feed(TaskStatus(ids["modest"], TaskState.FINISHED, rig.now, exit_code=0,
+                        wall_time=5.0))
+    rig.feed(TaskStatus(ids["failing"], TaskState.FAILED, rig.now, exit_code=1,
+                        wall_time=5.0, peak_memory=GIB // 2, cpu_time=1.0))
+    snap = rig.recorder.snapshot()
+    assert [(f.name, f.node, f.peak_memory, f.cpu_time, f.over) for f in snap.finished] == [
+        ("modest", "n1", None, None, ()),  # the most recent first
+        ("hog", "n1", 3 * GIB, 12.0, ("mem 3.0x", "cpu 2.4x"))]
+    assert all((f.cores, f.memory) == (1, GIB) for f in snap.finished)
+    (failure,) = snap.failures
+    assert (failure.cores, failure.memory, failure.peak_memory, failure.cpu_time,
+            failure.over) == (1, GIB, GIB // 2, 1.0, ())
+    doc = snap.to_json()
+    assert doc["finished"][1]["over"] == ("mem 3.0x", "cpu 2.4x")
+    assert doc["failures"][0]["peak_memory"] == GIB // 2

@@ -93,6 +93,32 @@ def test_page_json_and_metrics_show_a_running_job_and_a_failure(
     assert status_after_kill(bs)["killed"] == 2
 
 
+def test_finished_and_failed_jobs_show_what_they_used_of_what_they_asked(
+        bs: mesobatch.BatchSystem) -> None:
+    # 64 MiB held at once (well above the runner's own peak, so it is measured)
+    use = f"{sys.executable} -c 'b = bytearray(64 * 2**20); b[::4096] = bytes(len(b[::4096]))"
+    # of 1 MiB asked: far over, flagged by the summary's rule
+    hog = bs.issueBatchJob(use + "'", mesobatch.JobDescription(
+        cores=1, memory=2**20, disk=2**20, name="hog"))
+    # of 1 GiB asked: within, but failed
+    failing = bs.issueBatchJob(use + "; raise SystemExit(3)'", mesobatch.JobDescription(
+        cores=1, memory=2**30, disk=2**20, name="quick"))
+    doc = wait_for(lambda: (d := status(bs))["finished"] and d["failures"] and d)
+    (done,) = doc["finished"]
+    assert (done["job_id"], done["name"], done["cores"], done["memory"]) == (hog, "hog", 1,
+                                                                           2**20)
+    assert done["peak_memory"] >= 64 * 2**20 and done["cpu_time"] > 0
+    assert done["node"] == socket.gethostname()
+    assert [note.split()[0] for note in done["over"]] == ["mem"]
+    (failure,) = doc["failures"]
+    assert failure["job_id"] == failing and failure["memory"] == 2**30
+    assert 64 * 2**20 <= failure["peak_memory"] < 2**30
+    assert failure["over"] == []
+    assert bs.status_url is not None
+    _, _, page = get(bs.status_url)
+    assert '<span class="over">over: mem ' in page
+
+
 def status_after_kill(bs: mesobatch.BatchSystem) -> dict[str, Any]:
     totals: dict[str, Any] = wait_for(lambda: (t := status(bs)["totals"])["killed"] == 2
                                       and t) or status(bs)["totals"]
