@@ -228,7 +228,7 @@ class SlurmBackend(BatchQueueBackend):
         return replace(
             own, cpus=least(own.cpus, cores),
             mem=least(own.mem, memory) if o.slurm_memory != "none" else own.mem,
-            gpus=gpus, gpus_option="the cluster's nodes (sinfo)")
+            gpus=gpus, gpus_option=None)  # no option raises what the nodes have
 
     def _cluster_nodes(self) -> list[ClusterNode]:
         if self._nodes is None:

@@ -48,9 +48,11 @@ def cluster(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
         yield slurm_cluster
 
 
-def squeue(cluster: SlurmCluster, fmt: str) -> list[str]:
-    out = cluster.run(["squeue", "--me", "--noheader", "--array", f"--format={fmt}"],
-                      check=True)
+def squeue(cluster: SlurmCluster, fmt: str, bs: mesobatch.BatchSystem) -> list[str]:
+    """This run's jobs in the queue (other runs, of other tests, may share the user)."""
+    tag = bs._backend.run_tag  # type: ignore[attr-defined]
+    out = cluster.run(["squeue", "--me", f"--name={tag}", "--noheader", "--array",
+                       f"--format={fmt}"], check=True)
     return out.stdout.split()
 
 
@@ -151,11 +153,11 @@ def test_the_partition_chooser_follows_walltimes(cluster: SlurmCluster, tmp_path
                                                     walltime=5 * 60))
         bs.issueBatchJob("sleep 60", JobDescription(cores=1, memory=2**26, disk=2**26,
                                                     walltime=30 * 60))
-        assert wait_for(lambda: len(squeue(cluster, "%P:%l")) == 2)
-        assert sorted(squeue(cluster, "%P:%l")) == ["main:30:00", "short:5:00"]
+        assert wait_for(lambda: len(squeue(cluster, "%P:%l", bs)) == 2)
+        assert sorted(squeue(cluster, "%P:%l", bs)) == ["main:30:00", "short:5:00"]
     finally:
         bs.shutdown()
-    assert wait_for(lambda: squeue(cluster, "%i") == [])
+    assert wait_for(lambda: squeue(cluster, "%i", bs) == [])
 
 
 def test_pending_jobs_are_explained_in_slurms_words(cluster: SlurmCluster, tmp_path: Path
@@ -172,7 +174,7 @@ def test_pending_jobs_are_explained_in_slurms_words(cluster: SlurmCluster, tmp_p
         assert "In the slurm queue: 1 pending (QOSMaxJobsPerUserLimit 1), 1 running" in message
     finally:
         bs.shutdown()
-    assert wait_for(lambda: squeue(cluster, "%i") == [])
+    assert wait_for(lambda: squeue(cluster, "%i", bs) == [])
 
 
 def test_a_bad_partition_fails_its_jobs_with_slurms_message(cluster: SlurmCluster,
@@ -211,7 +213,7 @@ def test_nodes_ignored_nodes_and_a_job_cancelled_by_someone_else(
         job = bs.issueBatchJob("sleep 60", J)
         assert wait_for(lambda: job in bs.getRunningBatchJobIDs())
         assert wait_for(lambda: bs.nodeInUse(address), timeout=10)
-        (slurm_id,) = squeue(cluster, "%i")
+        (slurm_id,) = squeue(cluster, "%i", bs)
         subprocess.run(["scancel", slurm_id], check=True, env=cluster.environ())
         info_ = bs.getUpdatedBatchJob(60)
         assert info_ is not None and info_.jobID == job

@@ -98,17 +98,18 @@ def test_fanout_workflow_on_slurm(tmp_path: Path, slurm_cluster: SlurmCluster) -
     """The same workflow with --batchSystem mesobatch_slurm on the real Slurm (with
     accounting): every job is a Slurm job, under the run's tag as its job name."""
     env = {**os.environ, **slurm_cluster.env}
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
     argv = [*workflow_argv(sys.executable, tmp_path, "mesobatch_slurm", None),
             "--pollInterval", "0.5", "--slurmPartition", "short"]
-    # the cluster's 2 CPUs are this test's alone (as in the contract suite)
+    # the cluster's 2 CPUs are this test's alone (as in the contract suite), so every
+    # mesobatch job that starts meanwhile is this workflow's
     with open(slurm_cluster.root.with_name(slurm_cluster.root.name + ".tests"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        started = time.strftime("%Y-%m-%dT%H:%M:%S")
         result = run(argv, cwd=REPO, env=env)
+        names = slurm_cluster.run(["sacct", "--allusers", "--allocations", "--noheader",
+                                   "--parsable2", "--format=JobName,Partition",
+                                   f"--starttime={started}"], check=True).stdout.split()
     assert_workflow_succeeded(result, tmp_path)
-    names = slurm_cluster.run(["sacct", "--allusers", "--allocations", "--noheader",
-                               "--parsable2", "--format=JobName,Partition",
-                               f"--starttime={started}"], check=True).stdout.split()
     ours = [n for n in names if n.startswith("mb-")]
     # 20 + the retry + root + follow-on, all in the partition asked for (Toil's own
     # --slurmPartition: both read it; the cluster's default is main)
