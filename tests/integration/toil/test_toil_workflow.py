@@ -98,8 +98,9 @@ def test_fanout_workflow_on_slurm(tmp_path: Path, slurm_cluster: SlurmCluster) -
     """The same workflow with --batchSystem mesobatch_slurm on the real Slurm (with
     accounting): every job is a Slurm job, under the run's tag as its job name."""
     env = {**os.environ, **slurm_cluster.env}
+    logs = tmp_path / "logs"  # kept: its .mesobatch-<run tag> folders name this run's jobs
     argv = [*workflow_argv(sys.executable, tmp_path, "mesobatch_slurm", None),
-            "--pollInterval", "0.5", "--slurmPartition", "short"]
+            "--pollInterval", "0.5", "--slurmPartition", "short", "--batchLogsDir", str(logs)]
     # the cluster's 2 CPUs are this test's alone (as in the contract suite), so every
     # mesobatch job that starts meanwhile is this workflow's
     with open(slurm_cluster.root.with_name(slurm_cluster.root.name + ".tests"), "a") as lock:
@@ -110,7 +111,10 @@ def test_fanout_workflow_on_slurm(tmp_path: Path, slurm_cluster: SlurmCluster) -
                                    "--parsable2", "--format=JobName,Partition",
                                    f"--starttime={started}"], check=True).stdout.split()
     assert_workflow_succeeded(result, tmp_path)
-    ours = [n for n in names if n.startswith("mb-")]
+    tags = {p.name.removeprefix(".mesobatch-") for p in logs.glob(".mesobatch-mb-*")}
+    assert tags  # the run's tag, so that other runs' jobs (any user of the cluster) are not ours
+    ours = [n for n in names
+            if any(n.split("|")[0] == t or n.startswith(f"{t}-") for t in tags)]
     # 20 + the retry + root + follow-on, all in the partition asked for (Toil's own
     # --slurmPartition: both read it; the cluster's default is main)
     assert len(ours) >= wf.FANOUT + 3 and all(n.endswith("|short") for n in ours)
