@@ -151,11 +151,14 @@ async def serve(cluster: Cluster) -> None:
         await cluster.start()
     except (RuntimeError, TimeoutError, OSError) as exc:
         await cluster.stop()
-        # e.g. a port is taken: one line, not a traceback
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        print(f"error: cannot start the Mesos double: {why} (--host {cluster.options.host}, "
-              "--port, --agent-ports; --port 0 takes a free port)", file=sys.stderr,
-              flush=True)
+        # one line, not a traceback; the listening options only where listening failed
+        # (a port taken), not after e.g. an unreachable ZooKeeper, whose message says it all
+        if isinstance(exc, OSError):
+            print(f"error: cannot start the Mesos double: {exc.strerror or exc} "
+                  f"(--host {cluster.options.host}, --port, --agent-ports; --port 0 takes a "
+                  "free port)", file=sys.stderr, flush=True)
+        else:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     print(f"master {cluster.master.address}", flush=True)
     for agent in cluster.agents:

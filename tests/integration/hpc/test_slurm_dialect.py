@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -542,6 +543,24 @@ def test_partition_settings_in_submit() -> None:
 
 # ---------------------------------------------------------------------------- real Slurm
 
+def _alone(cluster: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The cluster, this test's alone: the file lock the contract suite and the backend's
+    tests take, so no other worker's jobs hold its 2 CPUs or show in its queue."""
+    with open(cluster.root.with_name(cluster.root.name + ".tests"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield cluster
+
+
+@pytest.fixture
+def real_slurm(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
+    yield from _alone(slurm_cluster)
+
+
+@pytest.fixture
+def real_slurm_noacct(slurm_cluster_noacct: SlurmCluster) -> Iterator[SlurmCluster]:
+    yield from _alone(slurm_cluster_noacct)
+
+
 def _run(cluster: SlurmCluster, argv: list[str]) -> CommandResult:
     p = cluster.run(argv)
     return CommandResult(tuple(argv), p.returncode, p.stdout, p.stderr)
@@ -589,8 +608,8 @@ def _final(cluster: SlurmCluster, d: SlurmDialect, tag: str,
     return _until("final states", probe)
 
 
-def test_dialect_commands_on_real_slurm(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    d = _real_dialect(slurm_cluster, partitions=("short", "main"))
+def test_dialect_commands_on_real_slurm(real_slurm: SlurmCluster, tmp_path: Path) -> None:
+    d = _real_dialect(real_slurm, partitions=("short", "main"))
     tag = f"mbtest-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "out"
     out.mkdir()
@@ -604,15 +623,15 @@ def test_dialect_commands_on_real_slurm(slurm_cluster: SlurmCluster, tmp_path: P
     assert "--partition=main" in d.submit_argv(arr)  # an hour does not
     ids = []
     for s in (one, arr):
-        result = _run(slurm_cluster, d.submit_argv(s))
+        result = _run(real_slurm, d.submit_argv(s))
         assert result.returncode == 0, result.stderr
         ids += d.parse_submit(s, result)
     queued = _until("the jobs in squeue", lambda: (
-        q if set(ids) <= set(q := d.parse_status(_run(slurm_cluster, d.status_argv(tag, ids))))
+        q if set(ids) <= set(q := d.parse_status(_run(real_slurm, d.status_argv(tag, ids))))
         else None), 30)
     assert all(queued[i].state in (TaskState.STARTING, TaskState.RUNNING) or
                queued[i].state.terminal for i in ids)
-    final = _final(slurm_cluster, d, tag, ids)
+    final = _final(real_slurm, d, tag, ids)
     assert [(final[i].state, final[i].exit_code) for i in ids] == [
         (TaskState.FAILED, 3), (TaskState.FINISHED, 0), (TaskState.FAILED, 1),
         (TaskState.FAILED, 2)]
@@ -620,30 +639,30 @@ def test_dialect_commands_on_real_slurm(slurm_cluster: SlurmCluster, tmp_path: P
     assert (out / f"slurm-{array_id}_2.out").read_text() == "element 2\n"
     # gone from the queue (MinJobAge), accounting still has every one of them
     _until("the jobs to leave the queue", lambda: (
-        True if not set(ids) & set(d.parse_status(_run(slurm_cluster, d.status_argv(tag, ids))))
+        True if not set(ids) & set(d.parse_status(_run(real_slurm, d.status_argv(tag, ids))))
         else None), 90)
-    acct = d.parse_accounting(_run(slurm_cluster, d.accounting_argv(ids) or []))
+    acct = d.parse_accounting(_run(real_slurm, d.accounting_argv(ids) or []))
     assert {i: (s.state, s.exit_code) for i, s in acct.items()} == \
         {i: (s.state, s.exit_code) for i, s in final.items()}
 
 
-def test_cancel_on_real_slurm(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    d = _real_dialect(slurm_cluster)
+def test_cancel_on_real_slurm(real_slurm: SlurmCluster, tmp_path: Path) -> None:
+    d = _real_dialect(real_slurm)
     tag = f"mbtest-{uuid.uuid4().hex[:8]}"
     s = Submission(tag, (_script(tmp_path / "sleep.sh", "sleep 300"),), None, str(tmp_path),
                    str(tmp_path), 1, 64 * MIB, 0, 0, None, False)
-    (job,) = d.parse_submit(s, _run(slurm_cluster, d.submit_argv(s)))
+    (job,) = d.parse_submit(s, _run(real_slurm, d.submit_argv(s)))
     _until("the job to run", lambda: (
-        True if (st := d.parse_status(_run(slurm_cluster, d.status_argv(tag, [job]))).get(job))
+        True if (st := d.parse_status(_run(real_slurm, d.status_argv(tag, [job]))).get(job))
         and st.state is TaskState.RUNNING else None), 60)
-    assert _run(slurm_cluster, d.cancel_argv([job])).returncode == 0
-    final = _final(slurm_cluster, d, tag, [job])[job]
+    assert _run(real_slurm, d.cancel_argv([job])).returncode == 0
+    final = _final(real_slurm, d, tag, [job])[job]
     assert (final.state, final.exit_reason) == (TaskState.KILLED, Reason.KILLED)
 
 
-def test_without_accounting_on_real_slurm(slurm_cluster_noacct: SlurmCluster,
+def test_without_accounting_on_real_slurm(real_slurm_noacct: SlurmCluster,
                                           tmp_path: Path) -> None:
-    cluster = slurm_cluster_noacct
+    cluster = real_slurm_noacct
     d = _real_dialect(cluster)
     sacct = _run(cluster, d.accounting_argv(["1"]) or [])
     assert accounting_disabled(sacct) and d.classify(sacct) is ErrorKind.PERMANENT

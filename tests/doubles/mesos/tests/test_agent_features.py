@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.doubles.mesos import AgentSpec, MesosDouble
+from tests.waiting import wait_for
 
 from .wire_client import Http, Scheduler, executor_info, task_info
 
@@ -151,13 +152,11 @@ def test_environment_priorities(files: Path) -> None:
                 {"name": "FROM_COMMAND", "value": "c"},
             ]
             executor = executor_info("e-env", environment={"variables": variables})
-            executor["command"]["value"] = "env > env.txt; exec sleep 30"
+            # env.txt appears whole (a rename): the shell's redirection creates it empty first
+            executor["command"]["value"] = "env > env.tmp && mv env.tmp env.txt; exec sleep 30"
             scheduler.launch(offer, [task_info("t-env", offer, executor)])
             sandbox = _sandbox(double, "e-env")
-            deadline = time.monotonic() + 5
-            while not (sandbox / "env.txt").exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.1)
+            wait_for((sandbox / "env.txt").exists)
             env = dict(
                 line.split("=", 1)
                 for line in (sandbox / "env.txt").read_text().splitlines()

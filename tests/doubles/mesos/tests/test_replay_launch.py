@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.doubles.mesos import MesosDouble
+from tests.waiting import wait_for
 
 from .conftest import recording
 from .replay import Ids, replay, send
@@ -71,7 +72,8 @@ def test_launch_transcript_both_sides(quick_shutdown: MesosDouble) -> None:
     accept = _exchange("ACCEPT LAUNCH")
     call = json.loads(ids.to_ours(accept["request"]["body"]))
     for task in call["accept"]["operations"][0]["launch"]["task_infos"]:
-        task["executor"]["command"]["value"] = "env > env.txt; exec sleep 60"
+        # env.txt appears whole (a rename): the shell's redirection creates it empty first
+        task["executor"]["command"]["value"] = "env > env.tmp && mv env.tmp env.txt; exec sleep 60"
     http = Http(double.master_address)
     response = http.request(
         "/api/v1/scheduler", call, headers={"Mesos-Stream-Id": scheduler.stream_id}
@@ -133,6 +135,7 @@ def test_launch_transcript_both_sides(quick_shutdown: MesosDouble) -> None:
     replay(http, _exchange("duplicate ACKNOWLEDGE of an already acknowledged update"), ids)
 
     env_file = Path(executor["directory"]) / "env.txt"
+    wait_for(env_file.exists)  # the executor process may still be starting under load
     env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
     recorded_env = REC["extra"]["executor_environment"]
     expected_keys = set(recorded_env) - {"LC_CTYPE"}

@@ -114,7 +114,9 @@ def test_pbspro_history_disabled_and_nodes(pbspro: FakeCluster) -> None:
 
 
 def test_torque_xml_completed_state_and_exit_codes(torque: FakeCluster) -> None:
-    torque.env["FAKE_PBS_KEEP_COMPLETED"] = "5"  # long enough to see state C under load
+    # state C stays until the test has seen it (a short keep_completed can pass between
+    # two polls on a loaded machine); then keep_completed 0 must forget the job
+    torque.env["FAKE_PBS_KEEP_COMPLETED"] = "3600"
     job = qsub(torque, "exit 4\n", "-l", "nodes=1:ppn=1,mem=64mb")
     slow = qsub(torque, "sleep 30\n", "-l", "walltime=1")
     done = completed(torque, job)
@@ -123,6 +125,7 @@ def test_torque_xml_completed_state_and_exit_codes(torque: FakeCluster) -> None:
     assert timed["exit_status"] == "-11"
     res = torque.run(["qstat", "-f", "-x", "99"])
     assert (res.returncode, res.stderr) == (153, "qstat: Unknown Job Id Error 99.pbsserver\n")
+    torque.env["FAKE_PBS_KEEP_COMPLETED"] = "0"
     wait_for(lambda: torque.run(["qstat", "-f", "-x", job]).returncode == 153)
 
 
