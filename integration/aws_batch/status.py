@@ -124,11 +124,12 @@ def _exit_code(value: Any) -> int | None:
 
 
 def _wall_time(job: Mapping[str, Any], last: Mapping[str, Any]) -> float | None:
-    """Seconds the last attempt ran (AWS gives whole milliseconds since the epoch)."""
+    """Seconds the last attempt ran, never less than it did: AWS gives whole (truncated)
+    milliseconds since the epoch, so a millisecond is added."""
     for source in (last, job):
         started, stopped = _millis(source.get("startedAt")), _millis(source.get("stoppedAt"))
         if started is not None and stopped is not None:
-            return max(0.0, (stopped - started) / 1000.0)
+            return max(0, stopped - started + 1) / 1000.0
     return None
 
 

@@ -81,7 +81,8 @@ class _Job:
     node: str | None = None
     request: Resources = field(default_factory=Resources)
     running_since: float | None = None  #: when the watch saw its container run
-    placed_at: float | None = None  #: when the watch first saw its pod on a node
+    #: when its Job's create was first sent (its container cannot have started before)
+    sent_at: float | None = None
     created_at: float | None = None  #: when its Job was created
     last: PodView | None = None  #: what its pod said last
     #: seconds its pod has been unschedulable while no other pod of the run ran
@@ -95,15 +96,25 @@ def run_tag(workflow_id: str) -> str:
     return f"mb-{re.sub(r'[^a-z0-9]', '', workflow_id.lower())[:8]}-{secrets.token_hex(2)}"
 
 
-def wall_time(placed_at: float | None, view: PodView, seen_end: float) -> float | None:
-    """How long a pod's container ran, never less than it did: the API's timestamps
-    have whole seconds, so the start is the later of when the watch first saw the pod
-    on its node (it had not started) and the container's startedAt (rounded down), and
-    the end is when the watch saw it end."""
-    starts = [t for t in (placed_at, view.started) if t is not None]
-    if not starts:
+#: the resolution of a container's startedAt/finishedAt (RFC 3339, whole seconds)
+STAMP_RESOLUTION = 1.0
+
+
+def wall_time(sent_at: float | None, view: PodView, seen_end: float) -> float | None:
+    """How long a pod's container ran, never less than it did (None if it did not run).
+
+    Two upper bounds, the lesser taken: on this host's clock, from when the Job's create
+    was sent to when the watch saw the end (a watch event is handled after it happened,
+    so no time when the watch saw the pod bounds the start from below); on the node's
+    clock, finishedAt - startedAt plus the stamps' resolution (both are truncated)."""
+    if view.started is None:
         return None
-    return max(0.0, seen_end - max(starts))
+    bounds = []
+    if sent_at is not None:
+        bounds.append(seen_end - sent_at)
+    if view.finished is not None:
+        bounds.append(view.finished - view.started + STAMP_RESOLUTION)
+    return max(0.0, min(bounds)) if bounds else None
 
 
 class KubernetesBackend(EmulatedBackend):
@@ -275,6 +286,7 @@ class KubernetesBackend(EmulatedBackend):
         manifest = job_manifest(job.spec, name=job.name, run_tag=self.run_tag,
                                 options=self.options, placement=placement,
                                 owner=self._owner)
+        job.sent_at = time.time()
         try:
             self._retry(lambda: self.api.create_job(manifest), ok=(409,))
         except KubeError as e:
@@ -402,8 +414,6 @@ class KubernetesBackend(EmulatedBackend):
                 return pod_name
             job.pod = pod_name
             job.node = view.node or job.node
-            if job.node and job.placed_at is None:
-                job.placed_at = now
             if view.phase is Phase.PENDING:
                 job.pending = view.message if view.unschedulable else view.waiting_reason
                 if not view.unschedulable:
@@ -436,7 +446,7 @@ class KubernetesBackend(EmulatedBackend):
                 self._retry(lambda: self.api.delete_job(job.name, 0))
             except KubeError as e:
                 log.warning("cannot delete Job %s: %s", job.name, e)
-        wall = wall_time(job.placed_at, view, now)
+        wall = wall_time(job.sent_at, view, now)
         assert view.state is not None
         self._end(job, TaskStatus(job.task_id, view.state, now, exit_code=view.exit_code,
                                   wall_time=wall, message=view.message,

@@ -103,3 +103,15 @@ def test_live_and_unknown_states() -> None:
     assert observe({"status": "RUNNING"}).state is TaskState.RUNNING
     odd = observe({"status": "HIBERNATING"})
     assert odd.state is TaskState.UNKNOWN and not odd.state.terminal
+
+
+def test_wall_time_is_never_short() -> None:
+    # AWS truncates to whole milliseconds: a run of 0.5 s from 100.7009 to 101.2009 s reads
+    # as 100700 to 101200 ms, and one of 0.5009 s (100.7001 - 101.2010) reads the same
+    detail = {"status": "SUCCEEDED", "container": {"exitCode": 0},
+              "attempts": [{"startedAt": 100_700, "stoppedAt": 101_200}]}
+    wall = observe(detail).wall_time
+    assert wall is not None and 0.5009 <= wall <= 0.502
+    # the job's own stamps when no attempt has them
+    wall = observe({"status": "FAILED", "startedAt": 5_000, "stoppedAt": 5_000}).wall_time
+    assert wall == 0.001

@@ -3,6 +3,8 @@ statuses (shapes from the Pod v1 API reference) and the capacity model."""
 
 from __future__ import annotations
 
+import datetime
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +34,7 @@ from mesobatch.integration.kubernetes.options import (
     parse_tolerations,
     parse_volumes,
 )
-from mesobatch.integration.kubernetes.pod_status import Phase, read_pod
+from mesobatch.integration.kubernetes.pod_status import Phase, PodView, read_pod
 from mesobatch.integration.kubernetes.quantity import milli, parse_quantity, to_int
 from mesobatch.scheduler.contract import BatchJobExitReason
 from mesobatch.scheduler.core.jobs import JobSpec, Shape
@@ -294,16 +296,43 @@ def test_start_error_is_an_error() -> None:
     assert view.state is TaskState.ERROR and "no such file" in view.message
 
 
+def stamp(epoch: float) -> str:
+    """An RFC 3339 stamp as the API writes a container's: whole seconds, truncated."""
+    return datetime.datetime.fromtimestamp(math.floor(epoch), datetime.timezone.utc
+                                           ).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ended_pod(started: float, finished: float) -> PodView:
+    return read_pod(pod("Succeeded", container={"state": {"terminated": {
+        "exitCode": 0, "startedAt": stamp(started), "finishedAt": stamp(finished)}}}))
+
+
 def test_wall_time_is_never_short() -> None:
-    # the container started at 100.7 (startedAt says 100), the watch saw the pod on its
-    # node at 100.2 and its end at 103.9
-    view = read_pod(pod("Succeeded", container={"state": {"terminated": {
-        "exitCode": 0, "startedAt": "1970-01-01T00:01:40Z",
-        "finishedAt": "1970-01-01T00:01:43Z"}}}))
-    assert wall_time(100.2, view, 103.9) == pytest.approx(3.7)
-    # an image pull of a minute: startedAt is later than the placement
-    assert wall_time(40.0, view, 103.9) == pytest.approx(3.9)
-    assert wall_time(None, read_pod(pod("Pending")), 5.0) is None
+    # every combination of a true run (this host's clock), the node's clock ahead or
+    # behind, the create sent early or just in time, and the watch late or not; values
+    # are exact in binary, so a shortfall of any size fails
+    for start in (100.0, 100.25, 100.75, 100.875):
+        for ran in (0.5, 0.125, 2.25):
+            for node_ahead in (-0.875, 0.0, 0.875):
+                for lead in (0.0, 4.0):
+                    for lag in (0.0, 0.25):
+                        view = ended_pod(start + node_ahead, start + ran + node_ahead)
+                        wall = wall_time(start - lead, view, start + ran + lag)
+                        assert wall is not None and ran <= wall <= ran + 2, (
+                            start, ran, node_ahead, lead, lag, wall)
+
+
+def test_wall_time_takes_the_lesser_bound() -> None:
+    # the container ran 100.7 - 101.2 (stamps 100 and 101): on the node's clock at most 2 s
+    view = ended_pod(100.7, 101.2)
+    assert wall_time(40.0, view, 101.3) == 2.0  # a minute's image pull before it
+    assert wall_time(100.5, view, 101.25) == pytest.approx(0.75)  # sent just before
+    # a pod deleted while it ran has no finishedAt: this host's clock alone
+    running = read_pod(pod("Running", container={"state": {"running": {
+        "startedAt": stamp(100.7)}}}), deleted=True)
+    assert wall_time(100.5, running, 103.0) == pytest.approx(2.5)
+    # a container that never started ran for no known time
+    assert wall_time(5.0, read_pod(pod("Pending")), 9.0) is None
 
 
 # ----------------------------------------------------------------------------- capacity
