@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -32,13 +33,15 @@ from ..core.events import (
     TaskStatus,
 )
 from ..core.jobs import JobSpec
-from ..core.states import TaskState
+from ..core.states import TERMINAL, TaskState
 from ..run_results import far_over
 from .metrics import Counts, Metrics
 from .snapshot import Failure, Finished, LiveView, Snapshot, Totals
 
 _FINISHED = BatchJobExitReason.FINISHED
 _RUNNING = TaskState.RUNNING
+_TERMINAL = TERMINAL
+_DONE = TaskState.FINISHED
 
 #: bytes read from the end of a failed job's log, and lines of it kept
 TAIL_BYTES = 4096
@@ -115,7 +118,9 @@ class Recorder:
         self._killed = 0
         self._failures: deque[_Ended] = deque(maxlen=max_failures)
         self._tails: dict[int, tuple[str, ...]] = {}
-        self._finished: deque[_Ended] = deque(maxlen=max_finished)  # recent successes
+        #: recent successes, as taken in: made into records only when shown
+        self._finished: deque[tuple[JobSpec, float, str, float, JobUsage | None]] = deque(
+            maxlen=max_finished)
         self._bucket_seconds = bucket_seconds
         self._buckets: deque[list[int]] = deque(maxlen=buckets)  # [bucket index, count]
         self._snapshot_max_age = snapshot_max_age
@@ -147,46 +152,115 @@ class Recorder:
     def drain(self) -> None:
         """Take in everything observed so far."""
         with self._lock:
-            inbox = self._inbox
-            events = self._EVENTS
-            task_status = self._task_status
-            while inbox:
-                event, actions = inbox.popleft()
-                kind = type(event)
-                if kind is TaskStatus:  # the most frequent, two per job
-                    task_status(event)  # type: ignore[arg-type]
-                else:
-                    handler = events.get(kind)
-                    if handler is not None:
-                        handler(self, event)
-                if actions:
-                    self._actions(event, actions)
+            self._drain()
 
-    # ------------------------------------------------------------------ bookkeeping
-    def _actions(self, event: Event, actions: Sequence[Action]) -> None:
-        now = event.now
-        for action in actions:
-            if isinstance(action, Report):
-                self._report(action, now)
-            elif isinstance(action, Launch):
-                node = action.hostname or action.agent_id
-                tasks = self._tasks
-                for task in action.tasks:
-                    tasks[task.task_id] = (task.job.job_id, node)
-            elif isinstance(action, Decline):
-                self._counts.offers_declined += len(action.offer_ids)
+    def _drain(self) -> None:
+        # once per event, three or four per job: one loop, its attributes in locals,
+        # the common cases inline (a call costs as much as the work it would do)
+        inbox = self._inbox
+        if not inbox:
+            return
+        events = self._EVENTS
+        open_jobs = self._open
+        waiting = self._waiting_since
+        tasks = self._tasks
+        finished = self._finished
+        counts = self._counts
+        wait_hist = counts.issue_to_start
+        wait_bounds, wait_counts = wait_hist.bounds, wait_hist.counts
+        run_hist = counts.run_time
+        run_bounds, run_counts = run_hist.bounds, run_hist.counts
+        wait_total = run_total = 0.0
+        issued = succeeded = 0
+        bucket_seconds = self._bucket_seconds
+        buckets = self._buckets
+        bucket, in_bucket = buckets[-1] if buckets else (None, 0)
+        popleft = inbox.popleft
+        while inbox:
+            event, actions = popleft()
+            kind = type(event)
+            if type(event) is TaskStatus:  # the most frequent, two per job
+                state = event.state
+                if state is _RUNNING:
+                    task = tasks.get(event.task_id)
+                    if task is not None:
+                        since = waiting.pop(task[0], None)
+                        if since is not None:
+                            wait = event.now - since
+                            if wait < 0:
+                                wait = 0.0
+                            wait_counts[bisect_left(wait_bounds, wait)] += 1
+                            wait_total += wait
+                elif state is _DONE or state in _TERMINAL:
+                    if event.launch_refused or event.never_started or event.id_taken:
+                        self._task_ended(event)
+                    else:  # the common case: its report (in actions) forgets it
+                        task = tasks.get(event.task_id)
+                        if task is not None and task[0] not in open_jobs:
+                            del tasks[event.task_id]
+            elif type(event) is JobsSubmitted:
+                jobs = event.jobs
+                now = event.now
+                for spec in jobs:
+                    open_jobs[spec.job_id] = spec
+                    waiting[spec.job_id] = now
+                issued += len(jobs)
+            else:
+                handler = events.get(kind)
+                if handler is not None:
+                    handler(self, event)
+            if not actions:
+                continue
+            now = event.now
+            for action in actions:
+                if type(action) is Report:
+                    # a job's end, once per job; a success in as few steps as can be
+                    info = action.info
+                    job_id = info.jobID
+                    ended = open_jobs.pop(job_id, None)
+                    if ended is None:
+                        continue
+                    waiting.pop(job_id, None)
+                    task = tasks.pop(info.backing_id, None)  # type: ignore[arg-type]
+                    wall = info.wallTime or 0.0
+                    if wall < 0:
+                        wall = 0.0
+                    run_counts[bisect_left(run_bounds, wall)] += 1
+                    run_total += wall
+                    usage = info.usage
+                    node = task[1] if task else (usage.node or "" if usage else "")
+                    if info.exitReason is _FINISHED and info.exitStatus == 0:
+                        succeeded += 1
+                        finished.append((ended, wall, node, now, usage))
+                    else:
+                        self._unsuccessful(ended, action, node, wall, now)
+                    b = int(now // bucket_seconds)
+                    if b == bucket:
+                        in_bucket += 1
+                    else:
+                        if bucket is not None:
+                            self._count_bucket(bucket, in_bucket)
+                        bucket, in_bucket = b, 1
+                elif type(action) is Launch:
+                    node = action.hostname or action.agent_id
+                    for launched in action.tasks:
+                        tasks[launched.task_id] = (launched.job.job_id, node)
+                elif type(action) is Decline:
+                    counts.offers_declined += len(action.offer_ids)
+        if bucket is not None:
+            self._count_bucket(bucket, in_bucket)
+        wait_hist.total += wait_total
+        run_hist.total += run_total
+        counts.issued += issued
+        self._succeeded += succeeded
 
-    def _submitted(self, event: JobsSubmitted) -> None:
-        jobs = event.jobs
-        if len(jobs) == 1:  # issueBatchJob: one at a time
-            spec = jobs[0]
-            self._open[spec.job_id] = spec
-            self._waiting_since[spec.job_id] = event.now
+    def _count_bucket(self, bucket: int, count: int) -> None:
+        """Jobs finished in a throughput bucket: the last one's count, or a new one."""
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == bucket:
+            buckets[-1][1] = count
         else:
-            self._open.update((spec.job_id, spec) for spec in jobs)
-            self._waiting_since.update(dict.fromkeys([spec.job_id for spec in jobs],
-                                                     event.now))
-        self._counts.issued += len(jobs)
+            buckets.append([bucket, count])
 
     def _kill(self, event: KillRequested) -> None:
         for job_id in event.job_ids:
@@ -201,26 +275,17 @@ class Recorder:
     def _disconnected(self, event: Disconnected) -> None:
         self._counts.backend_errors["disconnected"] += 1
 
-    def _task_status(self, event: TaskStatus) -> None:
-        if event.state is _RUNNING:
-            task = self._tasks.get(event.task_id)
-            if task is not None:
-                issued = self._waiting_since.pop(task[0], None)
-                if issued is not None:
-                    wait = event.now - issued
-                    self._counts.issue_to_start.observe(wait if wait > 0 else 0.0)
-        elif event.state.terminal:
-            if event.launch_refused:
-                self._counts.backend_errors["launch_refused"] += 1
-            task = self._tasks.get(event.task_id)
-            # the task of a killed job, or one that never started, is not reported: forget
-            # it here (a reported one goes with its report, which names its node)
-            if task is not None and (event.never_started or event.id_taken
-                                     or task[0] not in self._open):
-                del self._tasks[event.task_id]
+    def _task_ended(self, event: TaskStatus) -> None:
+        if event.launch_refused:
+            self._counts.backend_errors["launch_refused"] += 1
+        task = self._tasks.get(event.task_id)
+        # the task of a killed job, or one that never started, is not reported: forget
+        # it here (a reported one goes with its report, which names its node)
+        if task is not None and (event.never_started or event.id_taken
+                                 or task[0] not in self._open):
+            del self._tasks[event.task_id]
 
     _EVENTS: ClassVar[dict[type[Any], Callable[[Recorder, Any], None]]] = {
-        JobsSubmitted: _submitted,
         KillRequested: _kill,
         OffersReceived: _offers,
         Disconnected: _disconnected,
@@ -229,32 +294,6 @@ class Recorder:
     def _finish(self, result: str) -> None:
         finished = self._counts.finished
         finished[result] = finished.get(result, 0) + 1
-
-    def _report(self, report: Report, now: float) -> None:
-        # the common case (a success) in as few steps as can be: it runs once per job
-        info = report.info
-        job_id = info.jobID
-        spec = self._open.pop(job_id, None)
-        if spec is None:
-            return
-        self._waiting_since.pop(job_id, None)
-        task = self._tasks.pop(info.backing_id, None)  # type: ignore[arg-type]
-        wall = info.wallTime or 0.0
-        self._counts.run_time.observe(wall if wall > 0 else 0.0)
-        usage = info.usage
-        node = task[1] if task else (usage.node or "" if usage else "")
-        if info.exitReason is _FINISHED and info.exitStatus == 0:
-            self._succeeded += 1
-            self._finished.append(_Ended(job_id, spec.name, "succeeded", 0, wall, node, now,
-                                         "", spec.cores, spec.memory, usage))
-        else:
-            self._unsuccessful(spec, report, node, wall, now)
-        bucket = int(now // self._bucket_seconds)
-        buckets = self._buckets
-        if buckets and buckets[-1][0] == bucket:
-            buckets[-1][1] += 1
-        else:
-            buckets.append([bucket, 1])
 
     def _unsuccessful(self, spec: JobSpec, report: Report, node: str, wall: float,
                       now: float) -> None:
@@ -313,8 +352,11 @@ class Recorder:
             failures.append(Failure(ended.job_id, ended.name, ended.result, ended.exit_code,
                                     ended.wall_time, ended.node, ended.ended_at,
                                     ended.message, path, tail, **ended.used()))
-        finished = tuple(Finished(e.job_id, e.name, e.node, e.wall_time, e.ended_at,
-                                  **e.used()) for e in reversed(self._finished))
+        finished = tuple(Finished(spec.job_id, spec.name, node, wall, ended_at,
+                                  **_Ended(spec.job_id, spec.name, "succeeded", 0, wall, node,
+                                           ended_at, "", spec.cores, spec.memory,
+                                           usage).used())
+                         for spec, wall, node, ended_at, usage in reversed(self._finished))
         totals = Totals(issued=self._counts.issued, queued=live.queued,
                         running=live.running_count, succeeded=self._succeeded,
                         failed=self._failed, killed=self._killed)

@@ -4,6 +4,7 @@ threads, sockets or sleeps (the clock is given)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mesobatch.scheduler.contract import BatchJobExitReason
 from mesobatch.scheduler.core.events import (
@@ -27,7 +28,7 @@ from tests.scheduler.core.helpers import GIB, job, of_type, offer
 class Rig:
     """A core and a recorder that sees everything the core does."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, **options: Any) -> None:
         self.core = SchedulerCore()
         self.now = 1000.0
         self.log_dir = log_dir
@@ -35,7 +36,7 @@ class Rig:
             backend="test", workflow_id="wf", clock=lambda: self.now,
             live=lambda: live_view(self.core, self.now, None, None),
             log_path=lambda job_id, name: str(log_dir / f"{job_id}.log"),
-            snapshot_max_age=0)
+            snapshot_max_age=0, **options)
 
     def feed(self, event: Event) -> list[Action]:
         actions = self.core.handle(event)
@@ -188,3 +189,32 @@ def test_finished_and_failed_jobs_show_what_they_used_beside_what_they_asked(
     doc = snap.to_json()
     assert doc["finished"][1]["over"] == ("mem 3.0x", "cpu 2.4x")
     assert doc["failures"][0]["peak_memory"] == GIB // 2
+
+
+
+def test_throughput_and_recent_successes_add_up_over_many_drains(tmp_path: Path) -> None:
+    """Jobs that end in one throughput bucket but are taken in by separate drains count
+    together; only the last max_finished successes are listed, newest first."""
+    rig = Rig(tmp_path, max_finished=3)
+    jobs = [job(1, GIB, name=f"j{i}") for i in range(8)]
+    rig.feed(JobsSubmitted(tuple(jobs), rig.now))
+    launches = of_type(rig.feed(OffersReceived((offer(8, 16, hostname="n1"),), rig.now)),
+                       Launch)
+    tasks = [t for launch in launches for t in launch.tasks]
+    assert len(tasks) == 8
+    for i, task in enumerate(tasks):  # six end in the bucket of 1000-1010 s, two after
+        rig.now += 12.0 if i == 6 else 0.5
+        rig.feed(TaskStatus(task.task_id, TaskState.RUNNING, rig.now))
+        rig.feed(TaskStatus(task.task_id, TaskState.FINISHED, rig.now, exit_code=0,
+                            wall_time=0.5))
+        if i % 2 == 0:
+            rig.recorder.drain()
+    snap = rig.recorder.snapshot()
+    assert snap.bucket_seconds == 10
+    assert snap.throughput[-3:] == (0.0, 0.6, 0.2)
+    assert [f.name for f in snap.finished] == [t.job.name for t in tasks[:-4:-1]]
+    assert [f.node for f in snap.finished] == ["n1"] * 3
+    assert snap.totals.succeeded == 8 and rig.recorder._tasks == {}
+    assert rig.metric("mesobatch_run_time_seconds_count") == 8
+    assert rig.metric("mesobatch_run_time_seconds_sum") == 4.0
+    assert rig.metric("mesobatch_jobs_finished_total", result="succeeded") == 8
