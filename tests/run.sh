@@ -91,4 +91,4 @@ fi
 
 echo "== ruff" && python3 -m ruff check .
 echo "== mypy" && python3 -m mypy
-echo "== pytest" && python3 -m pytest -n "${MESOBATCH_TEST_WORKERS:-2}" "$@"
+echo "== pytest" && python3 -m pytest -n "${MESOBATCH_TEST_WORKERS:-2}" --dist loadgroup "$@"
