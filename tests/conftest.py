@@ -7,6 +7,9 @@ not fair, so two workers taking turns on it starved each other past the 300 s ti
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 
 _SLURM_FIXTURES = ("slurm_cluster", "slurm_cluster_noacct", "real_slurm", "real_slurm_noacct")
@@ -25,3 +28,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _uses_real_slurm(item):
             item.add_marker(pytest.mark.xdist_group("slurm"))
+
+
+@pytest.fixture(autouse=True)
+def _mesobatch_logs_reach_caplog() -> Iterator[None]:
+    """Toil, run in-process by an earlier test of the same worker, sets every non-Toil
+    top-level logger to CRITICAL (``suppress_exotic_logging``); undo it for each test so
+    ``caplog`` sees mesobatch's warnings."""
+    logger = logging.getLogger("mesobatch")
+    level, disabled = logger.level, logger.disabled
+    logger.setLevel(logging.NOTSET)
+    logger.disabled = False
+    yield
+    logger.setLevel(level)
+    logger.disabled = disabled

@@ -266,7 +266,10 @@ def test_rerun_failed_with_nothing_failed_and_bad_results_files(tmp_path: Path) 
 
 def test_summary_shows_memory_used_against_asked_and_flags_far_over(tmp_path: Path) -> None:
     jobs = tmp_path / "jobs.jsonl"
-    big = f"{sys.executable} -c 'b = bytearray(300 * 2**20)'"
+    # pages written and held 2.5 s: a job the fork server starts is measured by sampling its
+    # group about every second, so a short or never-written allocation could go unseen
+    big = (f"{sys.executable} -c 'import time; b = bytearray(300 * 2**20); "
+           "b[::4096] = bytes(len(b[::4096])); time.sleep(2.5)'")
     jobs.write_text(f'{{"command": "{big}", "name": "hungry", "memory": "64M"}}\n'
                     '{"command": "true", "name": "modest", "memory": "512M"}\n')
     r = mesobatch("run", str(jobs), "--no-progress", cwd=tmp_path,

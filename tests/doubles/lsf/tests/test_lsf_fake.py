@@ -95,7 +95,7 @@ def test_bkill_terminates_with_term_owner(lsf: FakeCluster) -> None:
     # SIGTERM follows SIGINT only if the job still runs an interval later: 0.3 s can pass
     # before a starved shell has died of SIGINT; the job ends at SIGINT all the same
     lsf.env["FAKE_LSF_TERMINATE_INTERVAL"] = "60"
-    job = submit(lsf, "sleep 30")
+    job = submit(lsf, "exec sleep 30")  # the job is sleep itself: it dies of the SIGINT
     # RUN comes as soon as `sh -c` is exec'd; a SIGINT that reaches the shell before it has
     # started the command is lost on the command (LSF, as the fake, then goes on to
     # SIGTERM): kill once the command runs
