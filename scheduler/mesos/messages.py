@@ -322,4 +322,5 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
         id_taken=outcome.id_taken, unless_running=executor_died,
         peak_memory=result.peak_memory if result is not None else None,
         cpu_time=result.cpu_time if result is not None else None,
+        memory_at_most=result.memory_at_most if result is not None else None,
     )
