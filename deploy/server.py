@@ -324,8 +324,14 @@ class ResourceServer:
                 if writer.transport.is_closing():
                     raise _Close  # the client hung up
                 try:
+                    # No fallback: the native call fails at its first write only when the
+                    # peer is gone, and asyncio's fallback copy can then wait for ever on
+                    # a transport whose reading it paused (so it never sees the reset).
                     offset += await asyncio.wait_for(
-                        loop.sendfile(writer.transport, f, offset, count), self.io_timeout)
+                        loop.sendfile(writer.transport, f, offset, count, fallback=False),
+                        self.io_timeout)
+                except asyncio.SendfileNotAvailableError:
+                    raise _Close from None  # the client reset the connection
                 except RuntimeError:  # "Transport is closing": the client hung up
                     if writer.transport.is_closing():
                         raise _Close from None

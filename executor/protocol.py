@@ -10,7 +10,7 @@ import os
 import re
 import types
 from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 
@@ -48,25 +48,41 @@ def b64decode(text: str) -> bytes:
 def _conforms(value: Any, hint: Any) -> bool:
     """Is a decoded JSON value of the annotated type (the few types these formats use)?
     Numbers must be finite: JSON from Python may hold NaN and Infinity."""
-    if hint is Any:
-        return True
-    args = get_args(hint)
-    if get_origin(hint) in (Union, types.UnionType):
-        return any(_conforms(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint in (int, float):
+    if hint is str:  # the plain types first: they are most fields
+        return isinstance(value, str)
+    if hint is int or hint is float:
         number_types = (int, float) if hint is float else (int,)
         return (isinstance(value, number_types) and not isinstance(value, bool)
                 and math.isfinite(value))
-    if hint is str:
-        return isinstance(value, str)
-    if get_origin(hint) is dict:
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin is Union or origin is types.UnionType:
+        return any(_conforms(value, a) for a in args)
+    if origin is dict:
         return isinstance(value, dict) and all(
             _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
     raise TypeError(f"no check for {hint!r}")  # pragma: no cover (a new field's type)
+
+
+_SCHEMAS: dict[type[Any], tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _schema(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type hint, required) of each field of dataclass ``cls``, worked out once:
+    get_type_hints evaluates the annotations anew at each call (most of a decode)."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = get_type_hints(cls)
+        schema = _SCHEMAS[cls] = tuple(
+            (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING)
+            for f in fields(cls))
+    return schema
 
 
 def _from_dict(cls: type[Any], raw: Any) -> Any:
@@ -74,19 +90,24 @@ def _from_dict(cls: type[Any], raw: Any) -> Any:
     ignored, a missing required key or a value of the wrong type is a ValueError."""
     if not isinstance(raw, dict):
         raise ValueError(f"expected a JSON object for {cls.__name__}, got {type(raw).__name__}")
-    hints = get_type_hints(cls)
     values = {}
-    for f in fields(cls):
-        if f.name not in raw:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise ValueError(f"{cls.__name__} without {f.name!r}")
+    for name, hint, required in _schema(cls):
+        if name not in raw:
+            if required:
+                raise ValueError(f"{cls.__name__} without {name!r}")
             continue
-        value = raw[f.name]
-        if not _conforms(value, hints[f.name]):
-            raise ValueError(f"{cls.__name__}.{f.name} is {_short(value)}: expected "
-                             f"{_type_name(hints[f.name])}")
-        values[f.name] = value
+        value = raw[name]
+        if not _conforms(value, hint):
+            raise ValueError(f"{cls.__name__}.{name} is {_short(value)}: expected "
+                             f"{_type_name(hint)}")
+        values[name] = value
     return cls(**values)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    """A flat dataclass's fields as a dict for json.dumps (no deep copy as asdict makes:
+    these formats hold no nested dataclasses)."""
+    return {name: getattr(obj, name) for name, _, _ in _schema(type(obj))}
 
 
 def _short(value: Any) -> str:
@@ -106,7 +127,7 @@ class _Base64Json:
     newer scheduler or executor) are ignored."""
 
     def encode(self) -> str:
-        return b64encode(json.dumps(asdict(self), separators=(",", ":")).encode())  # type: ignore[call-overload]
+        return b64encode(json.dumps(_as_dict(self), separators=(",", ":")).encode())
 
     @classmethod
     def decode(cls: type[_T], data: str) -> _T:
@@ -193,7 +214,7 @@ class NodeReport:
     kind: str = "node_report"
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        return json.dumps(_as_dict(self), separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> NodeReport:

@@ -29,7 +29,7 @@ from ..core.resources import Resources
 from ..core.states import TaskState
 from .executors import Executors
 from .interface import Message, Scheduler, SchedulerDriver
-from .messages import parse_offer, parse_status, returned_log
+from .messages import parse_offer, parse_update
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +80,17 @@ class MesosFramework(Scheduler):
             driver.acceptInverseOffers([o["id"] for o in offers])
 
     def statusUpdate(self, driver: SchedulerDriver, status: Message) -> None:
-        log.debug("status %s %s %s %s", status.get("task_id"), status.get("state"),
-                  status.get("reason"), status.get("message"))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("status %s %s %s %s", status.get("task_id"), status.get("state"),
+                      status.get("reason"), status.get("message"))
         try:
-            event = parse_status(status, time.time())
+            event, returned = parse_update(status, time.time())
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             log.warning("ignoring a status update we cannot read (%s): %.300r", e, status)
             return
         if event.state.terminal:
             self.executors.ended(event.task_id)
-            if self.log_dir is not None and (returned := returned_log(status)):
+            if self.log_dir is not None and returned is not None:
                 self._write_log(*returned)  # before the job is reported
         self.post(event)
 

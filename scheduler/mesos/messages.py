@@ -272,34 +272,42 @@ def launch_outcome(state: str, reason: str, source: str, message: str) -> Launch
 _LOG_FILE = re.compile(r"[0-9]{1,19}-[A-Za-z0-9_.-]{1,60}\.log")
 
 
-def returned_log(raw: Mapping[str, Any]) -> tuple[str, bytes] | None:
-    """(file name, content) of a log that came inside a terminal status, if one did
-    (a larger one was uploaded before it); None for anything else, a bad name included."""
-    if not raw.get("data") or not from_mesos(str(raw.get("state", ""))).terminal:
+def _terminal_result(raw: Mapping[str, Any], state: TaskState) -> TaskResult | None:
+    """The TaskResult a terminal status carries; None for others and unreadable data."""
+    if not raw.get("data") or not state.terminal:
         return None
     try:
-        result = TaskResult.decode(raw["data"])
-        content = b64decode(result.log) if result.log is not None else None
+        return TaskResult.decode(raw["data"])
     except (ValueError, TypeError, KeyError):
         return None
-    if content is None or not _LOG_FILE.fullmatch(result.log_file):
+
+
+def _returned_log(result: TaskResult | None) -> tuple[str, bytes] | None:
+    """(file name, content) of a log that came inside a terminal status, if one did
+    (a larger one was uploaded before it); None for anything else, a bad name included."""
+    if result is None or result.log is None or not _LOG_FILE.fullmatch(result.log_file):
         return None
-    return result.log_file, content
+    try:
+        return result.log_file, b64decode(result.log)
+    except (ValueError, TypeError):
+        return None
 
 
 def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
     """A Mesos TaskStatus as the core's TaskStatus."""
+    return parse_update(raw, now)[0]
+
+
+def parse_update(raw: Mapping[str, Any], now: float
+                 ) -> tuple[TaskStatus, tuple[str, bytes] | None]:
+    """A Mesos TaskStatus as the core's TaskStatus, and the log that came inside it
+    (see _returned_log); its data decoded once for both."""
     mesos_state = str(raw.get("state", ""))
     state = from_mesos(mesos_state)
     reason = str(raw.get("reason", ""))
     message = str(raw.get("message", ""))
     exit_code = wall = None
-    result = None
-    if raw.get("data") and state.terminal:
-        try:
-            result = TaskResult.decode(raw["data"])
-        except (ValueError, TypeError, KeyError):
-            result = None
+    result = _terminal_result(raw, state)
     if result is not None:
         exit_code, wall = result.exit_code, result.wall_time
     exit_reason = _REASON_OVERRIDES.get(reason)
@@ -322,4 +330,4 @@ def parse_status(raw: Mapping[str, Any], now: float) -> TaskStatus:
         id_taken=outcome.id_taken, unless_running=executor_died,
         peak_memory=result.peak_memory if result is not None else None,
         cpu_time=result.cpu_time if result is not None else None,
-    )
+    ), _returned_log(result)
