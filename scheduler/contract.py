@@ -38,6 +38,9 @@ class JobUsage(NamedTuple):
     #: peak, or the sum of its processes' sampled at once when memory was enforced)
     peak_memory: int | None = None
     cpu_time: float | None = None  #: user + system CPU seconds of its processes
+    #: when peak_memory is None: bytes it used at most (a short job that stayed under
+    #: its task runner's own size: the kernel tells only that bound, see the README)
+    memory_at_most: int | None = None
 
 
 class UpdatedBatchJobInfo(NamedTuple):
