@@ -362,4 +362,4 @@ def _return_log(task_id: str, plan: _LogPlan) -> dict[str, Any]:
 def _usage(ex: TaskExit) -> dict[str, Any]:
     """What the task used, for its TaskResult."""
     return {"peak_memory": ex.peak_memory, "cpu_time": ex.cpu_time,
-            "memory_exceeded": ex.memory_exceeded}
+            "memory_exceeded": ex.memory_exceeded, "memory_at_most": ex.memory_at_most}

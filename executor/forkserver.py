@@ -10,7 +10,8 @@ pipe of their own, so the runner learns exits in the same batches as its own tas
 
 Wire: requests are JSON lines on the server's stdin; replies JSON lines on its stdout
 (``{"ready": true}`` once, then ``{"pid": N}`` or ``{"error": "..."}`` per request);
-exits JSON lines ``{"pid": N, "status": S}`` on its fd 3.
+exits JSON lines ``{"pid": N, "status": S, "cpu": SECONDS, "maxrss": BYTES}`` on its fd 3
+(what the task used, from the server's wait4).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 EXITS_FD = 3
 
@@ -36,6 +37,15 @@ def _above_targets(fd: int) -> int:
     moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, EXITS_FD + 1)
     os.close(fd)
     return moved
+
+
+class ForkedExit(NamedTuple):
+    """A forked task's end as its server reported it."""
+
+    pid: int
+    status: int  #: wait status
+    cpu_time: float | None = None  #: user + system seconds (None: not reported)
+    peak_memory: int | None = None  #: bytes, the kernel's peak resident size
 
 
 class ForkServerError(OSError):
@@ -110,8 +120,8 @@ class ForkServer:
                                   f"{reply.get('error')}")
         return int(reply["pid"])
 
-    def read_exits(self) -> tuple[list[tuple[int, int]], bool]:
-        """Exits reported so far as (pid, wait status); True once the server is gone."""
+    def read_exits(self) -> tuple[list[ForkedExit], bool]:
+        """Exits reported so far; True once the server is gone."""
         gone = False
         while True:
             try:
@@ -128,7 +138,11 @@ class ForkServer:
         for line in lines:
             if line:
                 record = json.loads(line)
-                exits.append((int(record["pid"]), int(record["status"])))
+                cpu, maxrss = record.get("cpu"), record.get("maxrss")
+                exits.append(ForkedExit(
+                    int(record["pid"]), int(record["status"]),
+                    round(float(cpu), 3) if cpu is not None else None,
+                    int(maxrss) if maxrss else None))
         return exits, gone
 
     def close(self, timeout: float = 2.0) -> None:

@@ -70,10 +70,12 @@ class TaskExit:
     killed: bool = False  #: killed through kill() or shutdown
     walltime_exceeded: bool = False
     launch_error: str | None = None  #: why a submitted task could not start
-    #: what it used (None: not measured, e.g. forked by a fork server): peak resident
+    #: what it used (None: not measured): peak resident
     #: memory of its process tree in bytes, CPU seconds (user + system)
     peak_memory: int | None = None
     cpu_time: float | None = None
+    #: when its peak is unknown: bytes it used at most (see runner._child_ended)
+    memory_at_most: int | None = None
     #: killed for using more than its memory_limit
     memory_exceeded: bool = False
 

@@ -198,6 +198,9 @@ class TaskResult(_Base64Json):
     cpu_time: float | None = None
     #: killed for using more memory than it asked (--enforceMemory)
     memory_exceeded: bool = False
+    #: when peak_memory is None: bytes the job used at most (its peak is hidden under
+    #: the executor's own, see runner._child_ended)
+    memory_at_most: int | None = None
 
 
 @dataclass(frozen=True)

@@ -194,9 +194,10 @@ class TaskRunner:
             if warm_key is None:
                 self._reapers.watch_child(proc.pid, lambda: [self._child_ended(proc)])
             else:
-                status = self._warm.claim(warm_key, proc.pid, task_id)
-                if status is not None:  # it ended before we knew its pid
-                    ended = self._remove(proc, status)
+                forked = self._warm.claim(warm_key, proc.pid, task_id)
+                if forked is not None:  # it ended before we knew its pid
+                    ended = self._remove(proc, forked.status, forked.cpu_time,
+                                         forked.peak_memory)
             if ended is None and self._closed:  # close() came meanwhile: it missed this task
                 proc.killed = True
                 signal_group(proc.pid, signal.SIGKILL)
@@ -238,19 +239,28 @@ class TaskRunner:
         _, status, usage = os.wait4(proc.pid, 0)
         # Killed members may take a moment to go; close() waits for such groups.
         self._leftovers.add(proc.pid)
+        # ru_maxrss (KiB) is the peak of the task's largest process; the first one
+        # took over the peak of our own memory when it exec'd (posix_spawn shares it
+        # until then), so it tells the job's peak only when it is above our own peak;
+        # else that the job used at most as much as we did.
+        largest = usage.ru_maxrss * 1024
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         with self._lock:
-            return self._remove(proc, status, usage)
+            return self._remove(proc, status, round(usage.ru_utime + usage.ru_stime, 3),
+                                largest if largest > own else None,
+                                largest if largest and largest <= own else None)
 
     def _forked_ended(self, ends: list[Ended]) -> list[TaskExit]:
         """The ends a fork server reported (in the first reaper's thread)."""
         with self._lock:
-            return [self._remove(proc, status) for task_id, status in ends
-                    if (proc := self._procs.get(task_id)) is not None]
+            return [self._remove(proc, ex.status, ex.cpu_time, ex.peak_memory)
+                    for task_id, ex in ends if (proc := self._procs.get(task_id)) is not None]
 
-    def _remove(self, proc: _Proc, status: int,
-                usage: resource.struct_rusage | None = None) -> TaskExit:
-        """Out of the table, as a TaskExit from its wait status and, for our own
-        children, their resource usage (lock held)."""
+    def _remove(self, proc: _Proc, status: int, cpu: float | None = None,
+                kernel_peak: int | None = None, at_most: int | None = None) -> TaskExit:
+        """Out of the table, as a TaskExit from its wait status and what it used: CPU
+        seconds and the kernel's peak (None: unknown or not to be trusted), beside
+        the memory watch's samples; ``at_most``: a bound on the peak (lock held)."""
         del self._procs[proc.spec.task_id]
         # Killed already (its group) or gone: what it left is killed or dies at once.
         self._keeper.forget(proc.pid)
@@ -261,20 +271,14 @@ class TaskRunner:
         sig = -rc if rc < 0 else None
         exit_code = 128 + sig if sig is not None else rc
         peak = self._memory.forget(proc.spec.task_id)
-        cpu = None
-        if usage is not None:
-            cpu = round(usage.ru_utime + usage.ru_stime, 3)
-            # ru_maxrss (KiB) is the peak of the task's largest process; the first one
-            # took over the peak of our own memory when it exec'd (posix_spawn shares it
-            # until then), so it tells only when it is above our own peak.
-            largest = usage.ru_maxrss * 1024
-            if largest > resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024:
-                peak = max(peak or 0, largest)
+        if kernel_peak is not None:
+            peak = max(peak or 0, kernel_peak)
         return TaskExit(proc.spec.task_id, exit_code, wall, sig,
                         killed=proc.killed and not proc.walltime_exceeded
                         and not proc.memory_exceeded,
                         walltime_exceeded=proc.walltime_exceeded, peak_memory=peak,
-                        cpu_time=cpu, memory_exceeded=proc.memory_exceeded)
+                        cpu_time=cpu, memory_exceeded=proc.memory_exceeded,
+                        memory_at_most=at_most if peak is None else None)
 
     def _over_memory(self, task_id: str, used: int) -> None:
         """The memory watch found a task over its limit: SIGKILL, as the kernel's OOM

@@ -3,9 +3,9 @@ the tasks they forked.
 
 A server is started on a key's first use and forks that key's tasks once it has
 loaded; until then, and for good once it failed or ended, they start cold. A forked
-task is the server's child: the server reaps it and reports its wait status on a pipe
-the first reaper watches, maybe before the runner has learnt the task's pid (so such
-a status waits here until the task is claimed). A server that ends takes its tasks
+task is the server's child: the server reaps it and reports its wait status, with what
+it used, on a pipe the first reaper watches, maybe before the runner has learnt the
+task's pid (so such an end waits here until the task is claimed). A server that ends takes its tasks
 with it: nobody could reap or report them any more.
 """
 
@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .forkserver import ForkServer, ForkServerError
+from .forkserver import ForkedExit, ForkServer, ForkServerError
 from .process_groups import signal_group
 from .process_spec import ProcessSpec, TaskExit, WarmStart
 
 log = logging.getLogger(__name__)
 
-#: (task id, wait status) of a forked task that ended
-Ended = tuple[str, int]
+#: (task id, how it ended) of a forked task that ended
+Ended = tuple[str, ForkedExit]
 
 
 class Watcher(Protocol):
@@ -39,7 +39,7 @@ class Watcher(Protocol):
 class _Served:
     server: ForkServer
     tasks: dict[int, str] = field(default_factory=dict)  # pid -> task id
-    unclaimed: dict[int, int] = field(default_factory=dict)  # pid -> status seen first
+    unclaimed: dict[int, ForkedExit] = field(default_factory=dict)  # ends seen first
 
 
 class WarmStarts:
@@ -80,18 +80,18 @@ class WarmStarts:
                 self._off.add(warm.key)
             return None
 
-    def claim(self, key: str, pid: int, task_id: str) -> int | None:
-        """``pid``, forked by ``key``'s server, is ``task_id``: its wait status if it has
-        ended already, else None (its end comes through ``ended``)."""
+    def claim(self, key: str, pid: int, task_id: str) -> ForkedExit | None:
+        """``pid``, forked by ``key``'s server, is ``task_id``: its end if it has ended
+        already, else None (its end comes through ``ended``)."""
         with self._lock:
             served = self._servers.get(key)
             if served is None:  # its server is gone: nobody can reap or report it
                 signal_group(pid, signal.SIGKILL)
-                return int(signal.SIGKILL)
-            status = served.unclaimed.pop(pid, None)
-            if status is None:
+                return ForkedExit(pid, int(signal.SIGKILL))
+            ended = served.unclaimed.pop(pid, None)
+            if ended is None:
                 served.tasks[pid] = task_id
-            return status
+            return ended
 
     def server(self, key: str) -> ForkServer | None:
         """``key``'s running server, if any."""
@@ -131,12 +131,12 @@ class WarmStarts:
         exits, gone = server.read_exits()
         out: list[Ended] = []
         with self._lock:
-            for pid, status in exits:
-                task_id = served.tasks.pop(pid, None)
+            for ex in exits:
+                task_id = served.tasks.pop(ex.pid, None)
                 if task_id is None:
-                    served.unclaimed[pid] = status
+                    served.unclaimed[ex.pid] = ex
                 else:
-                    out.append((task_id, status))
+                    out.append((task_id, ex))
             if gone:
                 log.warning("the %s fork server ended; such tasks start cold from now on",
                             server.key)
@@ -146,7 +146,7 @@ class WarmStarts:
                 self._watcher.unwatch(server.exits_fd)
                 for pid, task_id in served.tasks.items():
                     signal_group(pid, signal.SIGKILL)
-                    out.append((task_id, int(signal.SIGKILL)))
+                    out.append((task_id, ForkedExit(pid, int(signal.SIGKILL))))
                 served.tasks.clear()
         if gone:
             server.close(timeout=0.5)

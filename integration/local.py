@@ -98,7 +98,8 @@ def exit_status(ex: TaskExit, now: float) -> TaskStatus:
         reason = BatchJobExitReason.MEMLIMIT
     return TaskStatus(ex.task_id, _STATES[out.ending], now, exit_code=ex.exit_code,
                       wall_time=ex.wall_time, agent_id=AGENT_ID, message=out.message,
-                      exit_reason=reason, peak_memory=ex.peak_memory, cpu_time=ex.cpu_time)
+                      exit_reason=reason, peak_memory=ex.peak_memory, cpu_time=ex.cpu_time,
+                      memory_at_most=ex.memory_at_most)
 
 
 class LocalBackend(EmulatedBackend):

@@ -36,6 +36,7 @@ from .run_results import (
     FAR_OVER,
     format_bytes,
     format_records,
+    format_used,
     merged,
     over_use,
     rerun_jobs,
@@ -479,7 +480,9 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
     shown = list(results.values()) if len(jobs) <= 20 else (bad + [
         r for r in ok if over_use(jobs[r.jobID], r)])[:20]
     if shown:
-        measured = any(r.usage is not None and r.usage.peak_memory is not None for r in shown)
+        measured = any(r.usage is not None and (r.usage.peak_memory is not None or
+                                                r.usage.memory_at_most is not None)
+                       for r in shown)
         table = Table("line", "name", "result", "exit", "wall s", *(
             ["mem/asked", "cpu s", "over"] if measured else []), *(
             ["log"] if log_dir else []), box=None)
@@ -489,9 +492,8 @@ def _summary(jobs: dict[int, JobLine], results: dict[int, UpdatedBatchJobInfo],
             row = [str(job.line), job.name, outcome, str(r.exitStatus),
                    f"{r.wallTime:.2f}" if r.wallTime is not None else "-"]
             if measured:
-                used = r.usage.peak_memory if r.usage is not None else None
                 cpu = r.usage.cpu_time if r.usage is not None else None
-                row += [f"{format_bytes(used)}/{format_bytes(job.memory)}",
+                row += [f"{format_used(r.usage)}/{format_bytes(job.memory)}",
                         f"{cpu:.2f}" if cpu is not None else "-",
                         ", ".join(over_use(job, r)) or "-"]
             if log_dir:

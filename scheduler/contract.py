@@ -38,6 +38,9 @@ class JobUsage(NamedTuple):
     #: peak, or the sum of its processes' sampled at once when memory was enforced)
     peak_memory: int | None = None
     cpu_time: float | None = None  #: user + system CPU seconds of its processes
+    #: when peak_memory is None: bytes it used at most (a short job that stayed under
+    #: its task runner's own size: the kernel tells only that bound, see the README)
+    memory_at_most: int | None = None
 
 
 class UpdatedBatchJobInfo(NamedTuple):
@@ -92,15 +95,19 @@ class InsufficientSystemResources(Exception):
         requested: str,
         available: str,
         option: str | None = None,
+        hint: str | None = None,
     ) -> None:
         """``requested`` and ``available`` are phrases with their unit and resource,
-        e.g. "64.0 GiB of memory"."""
+        e.g. "64.0 GiB of memory". ``option`` raises the limit; ``hint`` says what to
+        do instead where no option does (the cluster's largest node holds it)."""
         self.requester = requester
         self.resource = resource
         self.requested = requested
         self.available = available
         self.option = option
-        hint = f"; raise the limit with --{option}" if option else ""
+        self.hint = hint
+        hint = (f"; {hint}" if hint else f"; raise the limit with --{option}" if option
+                else "")
         super().__init__(
             f"{requester} requests {requested}, but at most {available} can be provided"
             f"{hint}"

@@ -5,7 +5,8 @@ the command line does the reading and writing.
 A results file has one JSON object per job of the batch: the job as a JSON job line
 would give it (command, name, cores, memory, disk, and env, gpus, preemptible, walltime
 where set), so that --rerun-failed can run it again, and how it went: state, exit_code,
-wall_time, peak_memory, cpu_time, node, log, and line (its line in the job file).
+wall_time, peak_memory, cpu_time, memory_at_most (a bound where the peak is unknown),
+node, log, and line (its line in the job file).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def result_record(job: JobLine, info: UpdatedBatchJobInfo | None,
         else None,
         "peak_memory": usage.peak_memory if usage is not None else None,
         "cpu_time": usage.cpu_time if usage is not None else None,
+        "memory_at_most": usage.memory_at_most if usage is not None else None,
         "node": usage.node if usage is not None else None,
         "log": log,
         "line": job.line,
@@ -151,6 +153,13 @@ def far_over(cores: float, memory: int, usage: JobUsage | None,
         if ratio > FAR_OVER:
             notes.append(f"cpu {ratio:.1f}x")
     return notes
+
+
+def format_used(usage: JobUsage | None) -> str:
+    """The peak memory, or ``≤`` the bound on it, or ``-``."""
+    if usage is not None and usage.peak_memory is None and usage.memory_at_most is not None:
+        return "≤" + format_bytes(usage.memory_at_most)
+    return format_bytes(usage.peak_memory if usage is not None else None)
 
 
 def format_bytes(n: int | None) -> str:

@@ -108,6 +108,7 @@ class TaskStatus:
     #: what the task used, when its end was measured (bytes; CPU seconds)
     peak_memory: int | None = None
     cpu_time: float | None = None
+    memory_at_most: int | None = None  #: bytes, a bound when peak_memory is unknown
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,7 +303,7 @@ class SchedulerCore:
         hostname = node.hostname if node is not None else rec.agent_id
         if hostname is None and event.peak_memory is None and event.cpu_time is None:
             return None
-        return JobUsage(hostname, event.peak_memory, event.cpu_time)
+        return JobUsage(hostname, event.peak_memory, event.cpu_time, event.memory_at_most)
 
     def _unknown_task(self, event: TaskStatus, out: list[Action]) -> None:
         """An update for a task we do not track: a duplicate, a stale re-send, or an orphan."""

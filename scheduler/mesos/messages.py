@@ -330,4 +330,5 @@ def parse_update(raw: Mapping[str, Any], now: float
         id_taken=outcome.id_taken, unless_running=executor_died,
         peak_memory=result.peak_memory if result is not None else None,
         cpu_time=result.cpu_time if result is not None else None,
+        memory_at_most=result.memory_at_most if result is not None else None,
     ), _returned_log(result)

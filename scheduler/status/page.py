@@ -136,7 +136,8 @@ def _running(jobs: tuple[RunningJob, ...], more: int) -> str:
 
 def _used(j: Failure | Finished) -> str:
     """Peak memory of asked, CPU seconds, and the far-over flag (the summary's rule)."""
-    peak = _bytes(j.peak_memory) if j.peak_memory is not None else "?"
+    peak = (_bytes(j.peak_memory) if j.peak_memory is not None
+            else f"&le; {_bytes(j.memory_at_most)}" if j.memory_at_most is not None else "?")
     cpu = f"{j.cpu_time:.1f} s cpu" if j.cpu_time is not None else "? cpu"
     flag = f' <span class="over">over: {escape(", ".join(j.over))}</span>' if j.over else ""
     return f"{peak} of {_bytes(j.memory)} &middot; {cpu}{flag}"

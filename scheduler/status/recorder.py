@@ -67,6 +67,7 @@ class _Ended:
         usage = self.usage
         return {"cores": self.cores, "memory": self.memory,
                 "peak_memory": usage.peak_memory if usage else None,
+                "memory_at_most": usage.memory_at_most if usage else None,
                 "cpu_time": usage.cpu_time if usage else None,
                 "over": tuple(far_over(self.cores, self.memory, usage, self.wall_time))}
 

@@ -58,6 +58,7 @@ class Failure:
     memory: int = 0  #: bytes asked
     peak_memory: int | None = None  #: bytes used at most (None: not measured)
     cpu_time: float | None = None  #: CPU seconds used (None: not measured)
+    memory_at_most: int | None = None  #: when peak_memory is None: a bound on it
     #: how far it went over what it asked ("mem 3.1x"), by the run summary's rule
     over: tuple[str, ...] = ()
 
@@ -76,6 +77,7 @@ class Finished:
     peak_memory: int | None  #: bytes used at most (None: not measured)
     cpu_time: float | None  #: CPU seconds used (None: not measured)
     over: tuple[str, ...]  #: as in Failure
+    memory_at_most: int | None = None  #: as in Failure
 
 
 @dataclass(frozen=True, slots=True)

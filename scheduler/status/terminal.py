@@ -128,9 +128,11 @@ def _mib(n: float) -> str:
 
 def _used(j: dict[str, Any]) -> tuple[str, str, str]:
     """Peak memory of asked, CPU seconds, and the far-over flag ("" when within)."""
-    peak = j.get("peak_memory")
+    peak, bound = j.get("peak_memory"), j.get("memory_at_most")
     cpu = j.get("cpu_time")
-    return (f"{_mib(peak) if peak is not None else '?'}/{_mib(j.get('memory', 0))}",
+    used = (_mib(peak) if peak is not None else "≤" + _mib(bound) if bound is not None
+            else "?")
+    return (f"{used}/{_mib(j.get('memory', 0))}",
             f"{cpu:.1f}" if cpu is not None else "?", ", ".join(j.get("over", ())))
 
 

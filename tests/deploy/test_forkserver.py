@@ -68,6 +68,9 @@ def test_calls_are_forked_warm_with_their_own_log_and_exit_status(
     r.launch(call_spec("warm", tmp_path, print, "hello from a fork"))
     ex = exits.get(timeout=30)
     assert (ex.task_id, ex.exit_code) == ("warm", 0)
+    # what it used, reported by the server that reaped it
+    assert ex.cpu_time is not None and ex.cpu_time >= 0
+    assert ex.peak_memory is not None and ex.peak_memory > 2**20
     assert (tmp_path / "warm.log").read_text() == "hello from a fork\n"
     assert outcome(tmp_path, "warm") == ("ok", None)
     r.launch(call_spec("fails", tmp_path, int, "x"))

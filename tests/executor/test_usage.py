@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,18 @@ def test_a_large_process_is_measured_even_if_short(runner: QueuedRunner,
     assert ex.exit_code == 0
     assert ex.peak_memory is not None and 400 * MIB <= ex.peak_memory < 600 * MIB
     assert ex.cpu_time is not None and ex.cpu_time > 0
+
+
+def test_a_short_small_job_has_a_cpu_time_and_a_bound_on_its_memory(
+        runner: QueuedRunner, tmp_path: Path) -> None:
+    """`true` ends before the first sample and stays under the runner's own size, so
+    wait4's peak is the runner's: the job used at most that, and that is what it says."""
+    ex = run(runner, tmp_path, "true")
+    assert ex.exit_code == 0
+    assert ex.cpu_time is not None and ex.cpu_time >= 0
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert ex.peak_memory is None
+    assert ex.memory_at_most is not None and MIB < ex.memory_at_most <= own
 
 
 def test_children_running_at_once_are_summed(runner: QueuedRunner, tmp_path: Path) -> None:

@@ -92,8 +92,12 @@ def test_first_use_starts_the_server_and_later_tasks_are_forked(harness: Harness
     assert h.warm.claim("function", pid, "t1") is None
     while not h.ended:
         h.watcher.turn()
-    assert [(task, os.waitstatus_to_exitcode(status)) for task, status in h.ended] == [
+    assert [(task, os.waitstatus_to_exitcode(ex.status)) for task, ex in h.ended] == [
         ("t1", 2)]
+    # what it used, from the server's wait4: the runner cannot wait for it itself
+    ex = h.ended[0][1]
+    assert ex.pid == pid and ex.cpu_time is not None and ex.cpu_time >= 0
+    assert ex.peak_memory is not None and ex.peak_memory > 2**20
 
 
 def test_an_end_reported_before_the_claim_waits_for_it(harness: Harness) -> None:
@@ -103,8 +107,9 @@ def test_an_end_reported_before_the_claim_waits_for_it(harness: Harness) -> None
     assert pid is not None
     h.watcher.turn()  # its end, before anybody knows whose pid it is
     assert h.ended == []
-    status = h.warm.claim("function", pid, "t2")
-    assert status is not None and os.waitstatus_to_exitcode(status) == 2
+    ended = h.warm.claim("function", pid, "t2")
+    assert ended is not None and os.waitstatus_to_exitcode(ended.status) == 2
+    assert ended.cpu_time is not None and ended.peak_memory is not None
 
 
 def test_a_server_that_dies_takes_its_tasks_and_its_key_goes_cold(
@@ -118,7 +123,7 @@ def test_a_server_that_dies_takes_its_tasks_and_its_key_goes_cold(
     os.kill(server.pid, signal.SIGKILL)  # its forked task lives on, orphaned
     while not h.ended:
         h.watcher.turn()
-    assert h.ended == [("long", signal.SIGKILL)]
+    assert [(task, ex.status) for task, ex in h.ended] == [("long", signal.SIGKILL)]
     assert h.watcher.handlers == {} and h.watcher.unwatched == [server.exits_fd]
     deadline = time.monotonic() + 10
     while group_exists(pid):  # killed by the runner's side: nobody else would
@@ -126,7 +131,8 @@ def test_a_server_that_dies_takes_its_tasks_and_its_key_goes_cold(
         time.sleep(0.01)
     assert h.warm.server("function") is None
     assert h.warm.fork(call("after", tmp_path)) is None  # cold from now on
-    assert h.warm.claim("function", 999_999_999, "stray") == signal.SIGKILL
+    stray = h.warm.claim("function", 999_999_999, "stray")
+    assert stray is not None and stray.status == signal.SIGKILL
 
 
 def test_a_server_that_cannot_start_sends_its_tasks_cold(tmp_path: Path) -> None:

@@ -284,6 +284,23 @@ def test_summary_shows_memory_used_against_asked_and_flags_far_over(tmp_path: Pa
     assert "/512M" in modest and "mem " not in modest
 
 
+def test_a_short_true_job_shows_its_cpu_time_and_memory_in_summary_and_results(
+        tmp_path: Path) -> None:
+    """`true` is over before any sample and smaller than the scheduler: its CPU time
+    comes from wait4, its memory as the bound the kernel gives (``≤``), never ``?``."""
+    (tmp_path / "jobs.txt").write_text("true\n")
+    r = mesobatch("run", "jobs.txt", "--no-progress", "--results", "r.jsonl", cwd=tmp_path,
+                  env={"COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    (record,) = _records(tmp_path / "r.jsonl")
+    assert isinstance(record["cpu_time"], float) and record["cpu_time"] >= 0
+    assert record["peak_memory"] is not None or record["memory_at_most"] is not None
+    bound = record["memory_at_most"]
+    assert record["peak_memory"] is not None or (isinstance(bound, int) and bound > 2**20)
+    row = next(line for line in r.stdout.splitlines() if " true " in f" {line} ")
+    assert "/512M" in row and "?" not in row and " - " not in row.split("/512M")[1][:8]
+
+
 def test_enforce_memory_is_a_flag_and_reports_memlimit(tmp_path: Path) -> None:
     jobs = tmp_path / "jobs.jsonl"
     big = f"{sys.executable} -c 'import time; b = bytearray(300 * 2**20); time.sleep(30)'"

@@ -46,8 +46,8 @@ def test_a_record_holds_the_job_and_how_it_went_and_reads_back_as_the_same_job()
         "command": "run it", "name": "it", "cores": 2.0, "memory": 100 * MIB,
         "disk": 10 * MIB, "env": {"X": "1"}, "gpus": 1, "preemptible": True,
         "walltime": 60.0, "state": "failed", "exit_code": 2, "wall_time": 10.0,
-        "peak_memory": 50 * MIB, "cpu_time": 5.0, "node": "n1", "log": "/logs/1-it.log",
-        "line": 4}
+        "peak_memory": 50 * MIB, "cpu_time": 5.0, "memory_at_most": None, "node": "n1",
+        "log": "/logs/1-it.log", "line": 4}
     ok = result_record(JOB, info(), None)
     unfinished = result_record(JOB, None, None)
     assert unfinished["exit_code"] is None and unfinished["peak_memory"] is None

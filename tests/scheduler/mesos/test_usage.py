@@ -30,6 +30,20 @@ def test_the_executor_reports_peak_memory_cpu_time_and_node(cluster: Cluster) ->
     assert info.usage.node == "node-a.example"
 
 
+def test_a_short_true_job_reports_cpu_time_and_memory(cluster: Cluster) -> None:
+    """Over before the executor's first sample and smaller than the executor: CPU time
+    from wait4, and the bound on its memory the kernel gives (its peak is hidden)."""
+    cluster.start([AgentSpec(hostname="node-b.example")])
+    bs = cluster.batch_system()
+    bs.issueBatchJob("true", job(memory=64 * MIB))
+    info = bs.getUpdatedBatchJob(60)
+    assert info is not None and info.exitStatus == 0 and info.usage is not None
+    assert info.usage.cpu_time is not None and info.usage.cpu_time >= 0
+    if info.usage.peak_memory is None:
+        assert info.usage.memory_at_most is not None and info.usage.memory_at_most > MIB
+    assert info.usage.node == "node-b.example"
+
+
 def test_enforce_memory_kills_a_job_over_its_memory_as_memlimit(cluster: Cluster) -> None:
     cluster.start([AgentSpec(resources="cpus:2;mem:2048;disk:1000")])
     bs = cluster.batch_system(enforceMemory=True)

@@ -73,7 +73,9 @@ def used_snapshot() -> Snapshot:
                           cores=1, memory=GIB, peak_memory=3 * GIB, cpu_time=2.5,
                           over=("mem 3.0x",)),),
         finished=(Finished(7, "fine", "n2", 65.0, 3720.0, 2, 2 * GIB, GIB, 90.5, ()),
-                  Finished(6, "unmeasured", "n2", 1.0, 3710.0, 1, GIB, None, None, ())))
+                  Finished(6, "unmeasured", "n2", 1.0, 3710.0, 1, GIB, None, None, ()),
+                  Finished(5, "tiny", "n2", 0.0, 3705.0, 1, GIB, None, 0.001, (),
+                           memory_at_most=30 * 2**20)))
 
 
 def test_page_shows_used_beside_asked_and_flags_far_over() -> None:
@@ -85,6 +87,7 @@ def test_page_shows_used_beside_asked_and_flags_far_over() -> None:
     assert '<span class="over">over: mem 3.0x</span>' in failures
     assert "1.0 GiB of 2.0 GiB &middot; 90.5 s cpu" in finished
     assert "? of 1.0 GiB &middot; ? cpu" in finished  # not measured: said so, not 0
+    assert "&le; 30 MiB of 1.0 GiB &middot; 0.0 s cpu" in finished  # only a bound
     assert 'class="over"' not in finished
 
 
@@ -101,3 +104,5 @@ def test_terminal_view_shows_used_beside_asked_and_the_flag() -> None:
         "7", "fine", "n2", "1:05", "1.0G/2.0G", "90.5"]
     assert next(r for r in rows if r[:1] == ["6"]) == [
         "6", "unmeasured", "n2", "0:01", "?/1.0G", "?"]
+    assert next(r for r in rows if r[:2] == ["5", "tiny"]) == [
+        "5", "tiny", "n2", "0:00", "≤30M/1.0G", "0.0"]
