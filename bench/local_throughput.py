@@ -25,7 +25,8 @@ Run only them with: --only p0 p1 p2. --baseline DIR runs those also with the cod
 in DIR (e.g. ``git -C /work/main archive COMMIT | tar -x -C DIR``), interleaved with
 this tree's, so before and after come from one run (rows p0- p1- p2-: before); the
 column "ms/page" is the CPU one page fetch took in the server (its look at the core,
-rendering, sending).
+rendering, sending; not the recorder's intake of events that its snapshot did, which
+the recorder's thread would have done anyway).
 """
 
 from __future__ import annotations
@@ -109,25 +110,33 @@ class _StatusCpu:
         from mesobatch.scheduler.status.server import _Handler
 
         self.seconds = 0.0
-        self.serving = 0.0  #: of which in page fetches (do_GET)
+        #: of which in page fetches (do_GET), less the events a fetch's snapshot took in
+        #: (the recorder's thread would have taken them in anyway)
+        self.serving = 0.0
         self._inside = threading.local()
         for cls, name in ((Recorder, "drain"), (Recorder, "snapshot"), (_Handler, "do_GET")):
-            setattr(cls, name, self._timed(getattr(cls, name), name == "do_GET"))
+            setattr(cls, name, self._timed(getattr(cls, name), name))
 
-    def _timed(self, method: Any, serving: bool) -> Any:
+    def _timed(self, method: Any, name: str) -> Any:
         def timed(*args: Any) -> Any:
-            if getattr(self._inside, "on", False):  # counted by the outer call
-                return method(*args)
+            outer = not getattr(self._inside, "on", False)
+            if not outer and not (name == "drain" and getattr(self._inside, "serving", False)):
+                return method(*args)  # counted by the outer call
             self._inside.on = True
+            self._inside.serving = self._inside.serving if not outer else name == "do_GET"
             start = time.thread_time()
             try:
                 return method(*args)
             finally:
                 spent = time.thread_time() - start
-                self.seconds += spent
-                if serving:
+                if outer:
+                    self.seconds += spent
+                    self._inside.on = False
+                if name == "do_GET":
                     self.serving += spent
-                self._inside.on = False
+                    self._inside.serving = False
+                elif name == "drain" and not outer:  # inside a fetch
+                    self.serving -= spent
         return timed
 
 
@@ -150,6 +159,8 @@ def scenario_batch(n: int, cores: float, command: str, status: bool = False,
             time.sleep(0.5)  # its interpreter has started and fetched the page once
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         status_start = status_cpu.seconds if status_cpu else 0.0
+        # the client's first fetch (before this) loaded the page's modules: not counted
+        serving_start = status_cpu.serving if status_cpu else 0.0
         issued: dict[int, float] = {}
         start = time.perf_counter()
         for _ in range(n):
@@ -168,8 +179,9 @@ def scenario_batch(n: int, cores: float, command: str, status: bool = False,
         if viewer is not None:
             viewer.terminate()
             out["pages"] = float(viewer.communicate(timeout=30)[0].strip() or 0)
-            if status_cpu is not None and out["pages"]:
-                out["ms_per_page"] = status_cpu.serving / out["pages"] * 1000
+            if status_cpu is not None and out["pages"] > 1:
+                out["ms_per_page"] = ((status_cpu.serving - serving_start)
+                                      / (out["pages"] - 1) * 1000)
         return out
 
 
