@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .http_calls import CallConnection, ConnectionLost, header_lines, request
+from .http_calls import CallConnection, ConnectionLost, Dechunker, header_lines, request
 from .recordio import RecordIOReader
 
 JSON = "application/json"
@@ -203,6 +203,10 @@ class Transport:
             conn.close()
 
 
+def _ended(_: int) -> bytes:
+    return b""
+
+
 class EventStream:
     """A subscription: decoded events until the connection ends."""
 
@@ -228,14 +232,24 @@ class EventStream:
         """Events in order. Ends when the server ends the stream; raises TransportError
         if the connection breaks or the read times out."""
         reader = RecordIOReader()
+        # A chunked stream (as Mesos sends) is read raw and de-chunked here
+        dechunker = Dechunker() if self._r.chunked else None
+        read: Callable[[int], bytes] = (self._r.fp.read1 if dechunker is not None
+                                        else self._r.read1)
         try:
             while True:
-                chunk = self._r.read1(65536)
-                if not chunk:
+                data = read(65536)
+                if not data:
                     if self._closed:
                         raise TransportError("stream closed")
+                    if dechunker is not None and not dechunker.done:
+                        raise TransportError("the stream was cut off")
                     return
-                for record in reader.feed(chunk):
+                if dechunker is not None:
+                    data = dechunker.feed(data)
+                    if dechunker.done:
+                        read = _ended
+                for record in reader.feed(data):
                     yield decode(record)
         except (OSError, http.client.HTTPException, ValueError, RecursionError) as e:
             # RecursionError: JSON nested too deep to decode; the stream is unusable
