@@ -185,6 +185,7 @@ class BatchQueueBackend(EmulatedBackend):
         self._stopping = False
         self._arrays = itertools.count(1)
         self._packs: dict[str, list[_Job]] = {}  # a pack's native id -> its jobs
+        self._unpackable: set[tuple[object, ...]] = set()  # shapes whose pack was refused
         self._has_accounting: bool | None = None  # known once accounting was needed
         self._query_failures = 0
         self._fatal: str | None = None
@@ -395,12 +396,11 @@ class BatchQueueBackend(EmulatedBackend):
         most = self.dialect.max_array_size if self.options.job_arrays else 1
         by_shape: dict[tuple[object, ...], list[_Job]] = {}
         for job in batch:
-            s = job.spec
-            key = (s.cores, s.memory, s.disk, s.resources.gpus, s.walltime, s.preemptible)
-            by_shape.setdefault(key, []).append(job)
+            by_shape.setdefault(_shape(job.spec), []).append(job)
         out: list[list[list[_Job]]] = []
-        for jobs in by_shape.values():
-            packs = [list(p) for p in chunks(jobs, self.pack_size(jobs[0].spec))]
+        for shape, jobs in by_shape.items():
+            size = 1 if shape in self._unpackable else self.pack_size(jobs[0].spec)
+            packs = [list(p) for p in chunks(jobs, size)]
             out += [list(c) for c in chunks(packs, max(1, most))]
         return out
 
@@ -444,6 +444,14 @@ class BatchQueueBackend(EmulatedBackend):
                 raise ValueError(f"{self.dialect.name} gave {len(ids)} job ids for "
                                  f"{len(elements)} submitted: {result.stdout.strip()[:300]!r}")
         except (CommandError, OSError, ValueError) as e:
+            if widest > 1 and isinstance(e, CommandError) and e.kind is ErrorKind.PERMANENT:
+                # the system refuses what a pack asks for (the summed --tmp beyond the
+                # nodes' disk, a QOS limit on CPUs, ...), maybe not what a job does
+                log.warning("%s refused a pack of %d jobs (%s); its shape is submitted "
+                            "unpacked from now on", self.name, widest, e)
+                self._unpackable.add(_shape(spec))
+                self._submit([[job] for job in group], exclude)
+                return
             now = time.time()
             self._end([(job, TaskStatus(job.task_id, TaskState.ERROR, now,
                                         message=f"cannot submit: {e}",
@@ -814,6 +822,11 @@ def _names_any(argv: Sequence[str], ids: Sequence[str]) -> bool:
     """Does a command name any of these job ids (in an argument of its own or a list)?"""
     words = {w for arg in argv for w in re.split(r"[\s,=]+", arg)}
     return any(i in words for i in ids)
+
+
+def _shape(s: JobSpec) -> tuple[object, ...]:
+    """What jobs of one array (or pack) have in common."""
+    return (s.cores, s.memory, s.disk, s.resources.gpus, s.walltime, s.preemptible)
 
 
 def _job_name(tag: str, name: str) -> str:
