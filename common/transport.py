@@ -52,14 +52,22 @@ try:  # a tenth of the CPU of the json module, where it is installed (the execut
     import orjson
 
     def encode(body: Mapping[str, Any]) -> bytes:
-        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)  # as json.dumps does
+        try:
+            return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # what json takes and orjson not (a lone surrogate): as before
+            return json.dumps(body, separators=(",", ":")).encode()
 
-    decode: Callable[[bytes], Any] = orjson.loads
+    def decode(data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:  # json's verdict (it takes escaped surrogates)
+            return json.loads(data)
 except ImportError:  # pragma: no cover (the test run has orjson)
     def encode(body: Mapping[str, Any]) -> bytes:
         return json.dumps(body, separators=(",", ":")).encode()
 
-    decode = json.loads
+    def decode(data: bytes) -> Any:
+        return json.loads(data)
 
 
 def _dropped(conn: CallConnection) -> bool:

@@ -17,14 +17,22 @@ try:  # where installed: the executor may run on an agent without it
     import orjson
 
     def _dumps(obj: dict[str, Any]) -> bytes:
-        return orjson.dumps(obj)
+        try:
+            return orjson.dumps(obj)
+        except TypeError:  # what json takes and orjson not (a lone surrogate): as before
+            return json.dumps(obj, separators=(",", ":")).encode()
 
-    _loads: Any = orjson.loads
+    def _loads(data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:  # json's verdict (it takes escaped surrogates)
+            return json.loads(data)
 except ImportError:  # pragma: no cover (the test run has orjson)
     def _dumps(obj: dict[str, Any]) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
-    _loads = json.loads
+    def _loads(data: bytes) -> Any:
+        return json.loads(data)
 
 
 def log_file_name(job_id: int, name: str) -> str:
@@ -78,8 +86,11 @@ def _conforms(value: Any, hint: Any) -> bool:
     if origin is Union or origin is types.UnionType:
         return any(_conforms(value, a) for a in args)
     if origin is dict:
-        return isinstance(value, dict) and all(
-            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
+        if not isinstance(value, dict):
+            return False
+        if args == (str, str):  # the environment: one pass, no call per entry
+            return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        return all(_conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
     raise TypeError(f"no check for {hint!r}")  # pragma: no cover (a new field's type)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mesobatch.common.http_calls import Dechunker
-from mesobatch.common.transport import Transport, TransportError
+from mesobatch.common.transport import Transport, TransportError, decode, encode
 from tests.executor.agent_endpoint import EXECUTOR_ID, FRAMEWORK_ID, AgentEndpoint
 from tests.services.tls import TlsFiles
 
@@ -323,3 +323,9 @@ def test_a_chunked_body_comes_out_whole_however_it_is_cut() -> None:
     for bad in (b"zz\r\n", b"3\r\nabcXY", b"-1\r\n"):
         with pytest.raises(ValueError):
             Dechunker().feed(bad)
+
+
+def test_what_only_the_json_module_takes_still_goes_through() -> None:
+    body = {"type": "MESSAGE", "bad": "\udcff"}  # a lone surrogate
+    assert encode(body) == json.dumps(body, separators=(",", ":")).encode()
+    assert decode(encode(body)) == body
