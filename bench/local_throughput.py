@@ -21,7 +21,11 @@ Scenarios:
 For p0-p2 the table also gives the scheduler process's CPU seconds per 1000 jobs, how
 many pages the client fetched, and the share of the process's CPU spent in the status
 page's own code (timed per thread, so other load on the machine does not move it).
-Run only them with: --only p0 p1 p2
+Run only them with: --only p0 p1 p2. --baseline DIR runs those also with the code
+in DIR (e.g. ``git -C /work/main archive COMMIT | tar -x -C DIR``), interleaved with
+this tree's, so before and after come from one run (rows p0- p1- p2-: before); the
+column "ms/page" is the CPU one page fetch took in the server (its look at the core,
+rendering, sending).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ import time
 from typing import Any
 
 from harness import interleaved_medians, percentile, run_child
+
+if "--code" in sys.argv:  # a child measuring another checkout (--baseline)
+    sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
 
 
 def scenario_raw(n: int) -> dict[str, float]:
@@ -102,11 +109,12 @@ class _StatusCpu:
         from mesobatch.scheduler.status.server import _Handler
 
         self.seconds = 0.0
+        self.serving = 0.0  #: of which in page fetches (do_GET)
         self._inside = threading.local()
         for cls, name in ((Recorder, "drain"), (Recorder, "snapshot"), (_Handler, "do_GET")):
-            setattr(cls, name, self._timed(getattr(cls, name)))
+            setattr(cls, name, self._timed(getattr(cls, name), name == "do_GET"))
 
-    def _timed(self, method: Any) -> Any:
+    def _timed(self, method: Any, serving: bool) -> Any:
         def timed(*args: Any) -> Any:
             if getattr(self._inside, "on", False):  # counted by the outer call
                 return method(*args)
@@ -115,7 +123,10 @@ class _StatusCpu:
             try:
                 return method(*args)
             finally:
-                self.seconds += time.thread_time() - start
+                spent = time.thread_time() - start
+                self.seconds += spent
+                if serving:
+                    self.serving += spent
                 self._inside.on = False
         return timed
 
@@ -157,6 +168,8 @@ def scenario_batch(n: int, cores: float, command: str, status: bool = False,
         if viewer is not None:
             viewer.terminate()
             out["pages"] = float(viewer.communicate(timeout=30)[0].strip() or 0)
+            if status_cpu is not None and out["pages"]:
+                out["ms_per_page"] = status_cpu.serving / out["pages"] * 1000
         return out
 
 
@@ -219,7 +232,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=list(SCENARIOS))
     parser.add_argument("--log-dir", default=None)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also run p0-p2 with the code in DIR (rows p0- p1- p2-)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         if args.log_dir:
@@ -227,17 +243,24 @@ def main() -> None:
         print(json.dumps(SCENARIOS[args.child][1]()))
         return
     creates: list[float] = []
-    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.only}
+    baseline = str(os.path.abspath(args.baseline)) if args.baseline else None
+    rows = list(args.only)
+    if baseline:  # each status scenario also with the code from before, side by side
+        rows = [r for n in args.only for r in ((n + "-", n) if n in ("p0", "p1", "p2")
+                                               else (n,))]
+    rounds: dict[str, list[dict[str, Any]]] = {row: [] for row in rows}
 
-    def run(name: str, i: int) -> dict[str, Any]:
-        log_dir = ["--log-dir", os.path.join(args.log_dir, f"{name}-{i}")] if args.log_dir else []
-        result = run_child(__file__, name, *log_dir)
-        rounds[name].append(result)
-        if name == args.only[-1]:  # once a round, after its scenarios
+    def run(row: str, i: int) -> dict[str, Any]:
+        name = row.rstrip("-")
+        log_dir = ["--log-dir", os.path.join(args.log_dir, f"{row}-{i}")] if args.log_dir else []
+        code = ["--code", baseline] if row.endswith("-") and baseline else []
+        result = run_child(__file__, name, *log_dir, *code)
+        rounds[row].append(result)
+        if row == rows[-1]:  # once a round, after its scenarios
             creates.append(file_create_us(args.log_dir))
         return result
 
-    med = interleaved_medians(args.only, args.repeat, run)
+    med = interleaved_medians(rows, args.repeat, run)
     raw = med.get("raw", {}).get("jobs_per_s")
     where = args.log_dir or "/dev/shm (the default scratch directory)"
     print(f"local backend, medians of {args.repeat} runs (each in a fresh process); job logs "
@@ -246,14 +269,14 @@ def main() -> None:
           f"{'elapsed s':>11}{'peak RSS MB':>13}")
     for name, m in med.items():
         ratio = f"{m['jobs_per_s'] / raw:.0%}" if raw and name in ("a", "b") else ""
-        print(f"{name:4}{SCENARIOS[name][0]:38}{m['jobs_per_s']:9.0f}{ratio:>8}"
+        print(f"{name:4}{SCENARIOS[name.rstrip('-')][0]:38}{m['jobs_per_s']:9.0f}{ratio:>8}"
               f"{m['p50_ms']:9.2f}{m['p95_ms']:9.2f}{m['elapsed']:11.3f}{m['rss_mb']:13.1f}")
     if "p0" in med:
         print(f"\n{'':4}{'status page (vs p0: median of the rounds':38}{'jobs/s':>9}"
               f"{'vs p0':>8}{'CPU s/1000 jobs':>17}{'vs p0':>8}{'pages':>7}"
-              f"{'status CPU':>12}")
-        print(f"{'':4}{'  paired ratios)':38}")
-        for name in ("p0", "p1", "p2"):
+              f"{'status CPU':>12}{'ms/page':>9}")
+        print(f"{'':4}{'  paired ratios; -: before)':38}")
+        for name in ("p0-", "p1-", "p2-", "p0", "p1", "p2"):
             if name not in med:
                 continue
             m = med[name]
@@ -263,8 +286,10 @@ def main() -> None:
                                     for a, b in pairs)
             pages = f"{m['pages']:.0f}" if "pages" in m else ""
             share = f"{m['status_cpu_share']:.2%}" if "status_cpu_share" in m else ""
-            print(f"{name:4}{SCENARIOS[name][0]:38}{m['jobs_per_s']:9.0f}{speed:+8.1%}"
-                  f"{m['cpu_s_per_1000']:17.3f}{cpu:+8.1%}{pages:>7}{share:>12}")
+            per_page = f"{m['ms_per_page']:.2f}" if "ms_per_page" in m else ""
+            print(f"{name:4}{SCENARIOS[name.rstrip('-')][0]:38}{m['jobs_per_s']:9.0f}"
+                  f"{speed:+8.1%}{m['cpu_s_per_1000']:17.3f}{cpu:+8.1%}{pages:>7}{share:>12}"
+                  f"{per_page:>9}")
         print("\n(status CPU: the share of the scheduler process's CPU spent in the status "
               "page's code: recording, snapshots, rendering, serving)")
     if "d" in med:

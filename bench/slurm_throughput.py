@@ -7,7 +7,9 @@ Contenders (interleaved per workload, so drift hits all alike):
   plain loop  ``sbatch --parsable --wrap CMD`` per job, then one ``squeue --me`` per
               second until none of them is listed (done = first poll without it)
   mesobatch   issueBatchJob per job, getUpdatedBatchJob until all results are in
-              (default options: --pollInterval 1, job arrays on)
+              (default options: --pollInterval 1, job arrays on, packs of up to
+              32 jobs of less than a core: --slurmPack)
+  mb no packs mesobatch with --slurmPack 0 (each job a Slurm job: before packs)
   Toil        Toil 9.x's SlurmBatchSystem, driven through the same two calls
 Workloads:
   true        --jobs x ``true`` at 0.1 core (Slurm gives each a whole CPU)
@@ -41,7 +43,7 @@ from bench.harness import percentile
 from tests.services.slurm import SlurmCluster
 
 SLURM_COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "scontrol", "sinfo")
-CONTENDERS = ("plain loop", "mesobatch", "Toil")
+CONTENDERS = ("plain loop", "mesobatch", "mb no packs", "Toil")
 MIB = 2**20
 
 
@@ -64,10 +66,10 @@ class Driver(Protocol):
 
 
 class Mesobatch:
-    def __init__(self, logs: Path) -> None:
+    def __init__(self, logs: Path, **options: Any) -> None:
         import mesobatch
 
-        self.bs = mesobatch.batch_system("slurm", logDir=str(logs))
+        self.bs = mesobatch.batch_system("slurm", logDir=str(logs), **options)
         self.desc = mesobatch.JobDescription
 
     def issue(self, command: str, cores: float) -> object:
@@ -149,7 +151,8 @@ class PlainLoop:
 
 
 MAKERS: dict[str, Callable[[Path], Driver]] = {
-    "plain loop": PlainLoop, "mesobatch": Mesobatch, "Toil": Toil}
+    "plain loop": PlainLoop, "mesobatch": Mesobatch,
+    "mb no packs": lambda logs: Mesobatch(logs, slurmPack=0), "Toil": Toil}
 
 
 def run_workload(driver: Driver, command: str, cores: float, n: int,

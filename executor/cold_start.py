@@ -33,6 +33,18 @@ class Starter(Protocol):
         """Start ``spec``; its pid. Raises LaunchError if it cannot start."""
 
 
+#: Joins the cgroup whose cgroup.procs is $0 (writing 0 moves the writer), then execs
+#: the task: what it forks is inside from the start. Paths and command are arguments,
+#: never part of the script.
+_JOIN = 'echo 0 >"$0" || exit 125\nexec "$@"'
+
+
+def joining(procs: str, argv: list[str]) -> list[str]:
+    """The argv that runs ``argv`` inside the cgroup of ``procs`` (one more exec of
+    the shell: only for tasks the kernel limits)."""
+    return [SHELL, "-c", _JOIN, procs, *argv]
+
+
 class ColdStart:
     """posix_spawn of a task's command: its own session, stdin from /dev/null, its log
     files opened by the child itself.
@@ -61,6 +73,9 @@ class ColdStart:
             actions.append(("dup2", 1, 2) if spec.stderr == spec.stdout
                            else ("open", 2, spec.stderr, _LOG_FLAGS, 0o644))
         try:
+            if spec.cgroup is not None:
+                return spawn(SHELL, joining(spec.cgroup, argv or [SHELL, "-c", command]),
+                             spec.env, actions)
             if argv is not None:
                 try:
                     return spawn(argv[0], argv, spec.env, actions)

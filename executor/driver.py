@@ -2,7 +2,8 @@
 
 It subscribes with what is not yet acknowledged, turns events into Executor callbacks,
 and sends UPDATE (with a fresh 16-byte uuid, source SOURCE_EXECUTOR) and MESSAGE calls
-from one sender thread, so a task's updates go out in the order they were made. When
+from one sender thread, so a task's updates go out in the order they were made: the
+calls waiting are written at once (pipelined), their answers read after. When
 the agent goes away, a checkpointing executor re-subscribes with backoff for up to
 MESOS_RECOVERY_TIMEOUT; a non-checkpointing one stops.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import random
 import re
 import threading
@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..common.transport import EventStream, Transport, TransportError
+from ..common.outbox import Outbox
+from ..common.transport import Answer, EventStream, Transport, TransportError
 from .interface import Executor, ExecutorDriver
 from .protocol import b64decode, b64encode
 
@@ -112,8 +113,10 @@ class AgentEnvironment:
 class MesosExecutorDriver(ExecutorDriver):
     """Drives an Executor over the v1 executor HTTP API."""
 
-    def __init__(self, executor: Executor, env: Mapping[str, str] | None = None, *,
-                 senders: int = 3) -> None:
+    #: calls written at once at most (their answers fit any socket buffer)
+    BATCH = 32
+
+    def __init__(self, executor: Executor, env: Mapping[str, str] | None = None) -> None:
         self.executor = executor
         self.agent = AgentEnvironment(os.environ if env is None else env)
         auth = f"Bearer {self.agent.token}" if self.agent.token else None
@@ -123,24 +126,19 @@ class MesosExecutorDriver(ExecutorDriver):
         self._lock = threading.Lock()
         self._unacked_updates: dict[str, dict[str, Any]] = {}  # uuid -> update
         self._unacked_tasks: dict[str, dict[str, Any]] = {}  # task id -> TaskInfo
-        # Calls go out from a few threads in parallel; a task's updates always through
-        # the same one, so they reach the agent in the order they were made.
-        self._outboxes: list[queue.Queue[dict[str, Any] | None]] = [
-            queue.Queue() for _ in range(senders)]
+        self._outbox: Outbox[dict[str, Any]] = Outbox()
         self._stream: EventStream | None = None
         self._stopped = threading.Event()
         self._subscribed_once = False
         self._generation = 0  # SUBSCRIBEs so far
-        self._senders = [threading.Thread(target=self._send_loop, args=(q,),
-                                          name=f"executor-sender-{i}", daemon=True)
-                         for i, q in enumerate(self._outboxes)]
+        self._sender = threading.Thread(target=self._send_loop, name="executor-sender",
+                                        daemon=True)
         self._thread: threading.Thread | None = None
         self.status = "created"
 
     # ------------------------------------------------------------------ driver API
     def start(self) -> None:
-        for sender in self._senders:
-            sender.start()
+        self._sender.start()
         self._thread = threading.Thread(target=self._run, name="executor-driver", daemon=True)
         self._thread.start()
         self.status = "running"
@@ -156,10 +154,9 @@ class MesosExecutorDriver(ExecutorDriver):
 
     def stop(self) -> None:
         """Stop after the updates already made have been handed to the agent."""
-        for q in self._outboxes:
-            q.put(None)
-        for sender in self._senders:
-            sender.join(timeout=5)
+        self._outbox.close()
+        if self._sender.ident is not None:
+            self._sender.join(timeout=5)
         self._stop("stopped")
 
     def abort(self) -> None:
@@ -181,12 +178,10 @@ class MesosExecutorDriver(ExecutorDriver):
         update = {"status": status}
         with self._lock:
             self._unacked_updates[status["uuid"]] = update
-        task = status.get("task_id", {}).get("value", "")
-        self._outboxes[hash(task) % len(self._outboxes)].put(
-            {"type": "UPDATE", **self._ids, "update": update})
+        self._outbox.put({"type": "UPDATE", **self._ids, "update": update})
 
     def sendFrameworkMessage(self, message: bytes) -> None:
-        self._outboxes[0].put({"type": "MESSAGE", **self._ids,
+        self._outbox.put({"type": "MESSAGE", **self._ids,
                                "message": {"data": b64encode(message)}})
 
     def unacknowledged(self) -> int:
@@ -304,25 +299,28 @@ class MesosExecutorDriver(ExecutorDriver):
             log.debug("ignoring executor event %.100r", kind)
 
     # ------------------------------------------------------------------ sending
-    def _send_loop(self, outbox: queue.Queue[dict[str, Any] | None]) -> None:
-        while True:
-            call = outbox.get()
-            if call is None:
-                return
+    def _send_loop(self) -> None:
+        while (calls := self._outbox.take(self.BATCH)) is not None:
             try:
-                answer = self._http.post(self.agent.url,
-                                         {k: v for k, v in call.items() if k[0] != "_"})
+                answers, error = self._http.post_many(
+                    self.agent.url, [{k: v for k, v in call.items() if k[0] != "_"}
+                                     for call in calls])
             except TransportError as e:
-                log.info("%s not delivered: %s", call["type"], e)
-                self._retry(outbox, call)
-                continue
-            if answer.status == 503:  # the agent is still recovering
-                self._retry(outbox, call)
-            elif answer.status != 202:
-                log.warning("agent refused %s: HTTP %s %s", call["type"], answer.status,
-                            answer.text)
+                answers, error = [], str(e)
+            for call, answer in zip(calls, answers, strict=False):  # answers: a prefix
+                self._answered(call, answer)
+            for call in calls[len(answers):]:
+                log.info("%s not delivered: %s", call["type"], error)
+                self._retry(call)
 
-    def _retry(self, outbox: queue.Queue[dict[str, Any] | None], call: dict[str, Any]) -> None:
+    def _answered(self, call: dict[str, Any], answer: Answer) -> None:
+        if answer.status == 503:  # the agent is still recovering
+            self._retry(call)
+        elif answer.status != 202:
+            log.warning("agent refused %s: HTTP %s %s", call["type"], answer.status,
+                        answer.text)
+
+    def _retry(self, call: dict[str, Any]) -> None:
         """Send an undelivered UPDATE again later, unless a SUBSCRIBE carries it first
         (the agent then has it) or it has been acknowledged meanwhile."""
         if call["type"] != "UPDATE" or self._stopped.is_set():
@@ -336,7 +334,7 @@ class MesosExecutorDriver(ExecutorDriver):
             with self._lock:
                 pending = uuid_ in self._unacked_updates
             if pending and generation == self._generation and not self._stopped.is_set():
-                outbox.put({**call, "_attempt": attempt})
+                self._outbox.put({**call, "_attempt": attempt})
 
         timer = threading.Timer(delay, again)
         timer.daemon = True

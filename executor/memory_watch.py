@@ -4,10 +4,11 @@ peak over all its processes together (the kernel's wait4 peak is the largest sin
 process's, and it is spoilt for the first one; see runner.py), and a task over its
 memory limit (--enforceMemory) is reported to the runner, which kills it.
 
-A watchdog rather than the kernel's limit: cgroups need a delegated, writable cgroup v2
-hierarchy, which containers and agents without systemd delegation do not give; /proc
-is always there. The price is the interval: a job may overshoot for up to that long,
-and a job shorter than it is not sampled at all.
+The watchdog limits where the kernel cannot (cgroups.py): cgroups need a delegated,
+writable cgroup v2 hierarchy with the memory controller, which cgroup v1 hosts,
+containers and agents without systemd delegation do not give; /proc is always there.
+The price is the interval: a job may overshoot for up to that long, and a job shorter
+than it is not sampled at all.
 """
 
 from __future__ import annotations

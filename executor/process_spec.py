@@ -45,6 +45,9 @@ class ProcessSpec:
     warm: WarmStart | None = None
     #: bytes; a task whose processes use more at once is killed (None: no limit)
     memory_limit: int | None = None
+    #: a cgroup's cgroup.procs file the task joins before it execs (set by the runner
+    #: when the kernel enforces memory_limit; see cgroups.py)
+    cgroup: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

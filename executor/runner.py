@@ -18,8 +18,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .cgroups import CgroupError, Cgroups, Detection, TaskCgroup, Usage
 from .cold_start import SHELL, ColdStart, Starter
 from .keeper_link import KeeperLink
 from .memory_watch import MemoryWatch
@@ -55,6 +56,7 @@ class _Proc:
     killed: bool = False
     walltime_exceeded: bool = False
     memory_exceeded: bool = False
+    cgroup: TaskCgroup | None = None  #: the kernel limits its memory (cgroups.py)
 
 
 class TaskRunner:
@@ -63,11 +65,15 @@ class TaskRunner:
 
     ``reapers`` threads wait for tasks to end (see reapers.py); ``starter`` starts the
     tasks that no fork server runs (default: ColdStart). A keeper process (keeper.py)
-    kills every task's group if this process dies without close()."""
+    kills every task's group if this process dies without close().
+
+    A task with a memory limit is limited by the kernel, in a cgroup v2 of its own, if
+    this process may make them under ``cgroup_root`` (looked for at the first such
+    task; None: never), else by the memory watch; ``memory_limits`` says which."""
 
     def __init__(self, on_exit: Callable[[list[TaskExit]], None], *,
                  kill_grace: float = 5.0, reapers: int = 1,
-                 starter: Starter | None = None) -> None:
+                 starter: Starter | None = None, cgroup_root: str | None = "/") -> None:
         self._on_exit = on_exit
         self.kill_grace = kill_grace
         self._starter: Starter = starter or ColdStart()
@@ -79,6 +85,12 @@ class TaskRunner:
         self._leftovers = LeftoverGroups()
         self._keeper = KeeperLink()
         self._memory = MemoryWatch(self._over_memory)
+        self._cgroup_root = cgroup_root
+        self._cgroups: Cgroups | None = None
+        self._cgroups_lock = threading.Lock()
+        self._stale_cgroups: list[TaskCgroup] = []  # still busy when their task ended
+        #: how memory limits are enforced (None: no limited task yet)
+        self.memory_limits: Detection | None = None
         self._spawner: Spawner[tuple[ProcessSpec, list[str] | None]] = Spawner(
             self._start_submitted)
         self._reapers: Reapers[TaskExit] = Reapers(
@@ -162,6 +174,9 @@ class TaskRunner:
         self._warm.close()
         self._keeper.close()
         self._memory.close()
+        for cgroup in self._stale_cgroups:
+            if not cgroup.remove(timeout=1.0):
+                log.warning("cannot remove cgroup %s", cgroup.path)
 
     @property
     def keeper_pid(self) -> int | None:
@@ -170,11 +185,27 @@ class TaskRunner:
 
     # ------------------------------------------------------------------ starting
     def _start(self, spec: ProcessSpec, argv: list[str] | None) -> None:
+        cgroup = None
+        if spec.memory_limit is not None and (cgroups := self._kernel_limits()) is not None:
+            try:
+                cgroup = cgroups.create(spec.task_id, spec.memory_limit)
+            except CgroupError as e:
+                log.warning("%s; task %s is limited by the watchdog", e, spec.task_id)
+            else:  # started cold: it joins its cgroup before it execs
+                spec = replace(spec, cgroup=cgroup.procs, warm=None)
+        if cgroup is not None:
+            try:
+                child = self._starter.start(spec, argv)
+            except BaseException:
+                cgroup.remove(timeout=0.0)
+                raise
+            self._register(_Proc(spec, child, time.monotonic(), cgroup=cgroup), None)
+            return
         started = time.monotonic()
         if spec.warm is not None:
-            pid = self._warm.fork(spec)
-            if pid is not None:
-                self._register(_Proc(spec, pid, started), spec.warm.key)
+            forked = self._warm.fork(spec)
+            if forked is not None:
+                self._register(_Proc(spec, forked, started), spec.warm.key)
                 return
             started = time.monotonic()
         self._register(_Proc(spec, self._starter.start(spec, argv), started), None)
@@ -190,7 +221,9 @@ class TaskRunner:
             cancel = self._queued.pop(task_id, False)
             self._procs[task_id] = proc
             self._keeper.watch(proc.pid)
-            self._memory.watch(task_id, proc.pid, proc.spec.memory_limit)
+            # sampled for its peak in any case; limited by the watch unless by the kernel
+            self._memory.watch(task_id, proc.pid,
+                               proc.spec.memory_limit if proc.cgroup is None else None)
             if warm_key is None:
                 self._reapers.watch_child(proc.pid, lambda: [self._child_ended(proc)])
             else:
@@ -246,10 +279,36 @@ class TaskRunner:
         # else that the job used at most as much as we did.
         largest = usage.ru_maxrss * 1024
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        limited = self._cgroup_ended(proc.cgroup) if proc.cgroup is not None else None
+        kernel_peak = largest if largest > own else None
+        at_most = largest if largest and largest <= own else None
+        if limited is not None and limited.peak is not None:  # all its processes, exact
+            kernel_peak, at_most = limited.peak, None
         with self._lock:
+            if limited is not None and limited.oom_killed:
+                proc.memory_exceeded = True
             return self._remove(proc, status, round(usage.ru_utime + usage.ru_stime, 3),
-                                largest if largest > own else None,
-                                largest if largest and largest <= own else None)
+                                kernel_peak, at_most)
+
+    def _cgroup_ended(self, cgroup: TaskCgroup) -> Usage:
+        """What a limited task's cgroup saw; the cgroup removed (or left for close())."""
+        used = cgroup.usage()
+        if not cgroup.remove(timeout=0.1):
+            with self._lock:
+                self._stale_cgroups.append(cgroup)
+        return used
+
+    def _kernel_limits(self) -> Cgroups | None:
+        """Where limited tasks' cgroups go (None: the watchdog limits them), found out
+        at the first limited task."""
+        with self._cgroups_lock:
+            if self.memory_limits is None:
+                if self._cgroup_root is None:
+                    self.memory_limits = Detection(None, "kernel limits not asked for")
+                else:
+                    self._cgroups, self.memory_limits = Cgroups.detect(self._cgroup_root)
+                log.info("memory limits: %s", self.memory_limits.describe())
+            return self._cgroups
 
     def _forked_ended(self, ends: list[Ended]) -> list[TaskExit]:
         """The ends a fork server reported (in the first reaper's thread)."""

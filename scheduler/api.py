@@ -209,9 +209,12 @@ class BatchSystem:
         """Bind the status page's port (it serves once the backend has started)."""
         if options.status_port is None or options.status_port == STATUS_OFF:
             return
+        from .status.live import Explained  # noqa: PLC0415
         from .status.recorder import Recorder  # noqa: PLC0415
         from .status.server import StatusServer  # noqa: PLC0415
 
+        self._status_polled_at = -math.inf
+        self._explained = Explained()
         self._recorder = Recorder(
             backend=self.backend_class.name, workflow_id=self.workflow_id,
             live=self._live_status,
@@ -225,13 +228,20 @@ class BatchSystem:
             self._status_server.start()
 
     def _live_status(self) -> LiveView:
-        from .status.live import live_view  # noqa: PLC0415
+        from .status.live import NODE_POLL_SECONDS, live_view  # noqa: PLC0415
 
+        # the node's load, for the page: read off our lock, and not at every refresh
+        # (psutil's look at /proc costs more than the rest of a snapshot)
+        now = time.monotonic()
+        stats = None
+        if now - self._status_polled_at >= NODE_POLL_SECONDS:
+            self._status_polled_at = now
+            stats = self._backend.poll_nodes()
         with self._lock:
-            if not self._closed:
-                self._dispatch(self._backend.poll_nodes())
+            if stats and not self._closed:
+                self._dispatch(stats)
             return live_view(self._core, time.time(), self._backend.status_note(),
-                             self._backend.fatal_error())
+                             self._backend.fatal_error(), self._explained)
 
     def _close_status(self) -> None:
         if self._status_server is not None:

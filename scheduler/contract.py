@@ -95,15 +95,19 @@ class InsufficientSystemResources(Exception):
         requested: str,
         available: str,
         option: str | None = None,
+        hint: str | None = None,
     ) -> None:
         """``requested`` and ``available`` are phrases with their unit and resource,
-        e.g. "64.0 GiB of memory"."""
+        e.g. "64.0 GiB of memory". ``option`` raises the limit; ``hint`` says what to
+        do instead where no option does (the cluster's largest node holds it)."""
         self.requester = requester
         self.resource = resource
         self.requested = requested
         self.available = available
         self.option = option
-        hint = f"; raise the limit with --{option}" if option else ""
+        self.hint = hint
+        hint = (f"; {hint}" if hint else f"; raise the limit with --{option}" if option
+                else "")
         super().__init__(
             f"{requester} requests {requested}, but at most {available} can be provided"
             f"{hint}"

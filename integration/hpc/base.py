@@ -9,6 +9,9 @@ and two threads, so that no command ever runs under the batch system's lock:
   (wrapper.py), submits jobs of one shape issued together as one array (unless arrays
   are off), and cancels killed jobs (a job killed before its submission is never
   submitted; one killed while being submitted is cancelled as soon as its id is known);
+  where a subclass packs jobs of less than a core (``pack_size``, packing.py), the
+  array's elements are packs, and a job killed inside a pack whose other jobs live on
+  is killed by its marker file instead of a cancel;
 - the poller asks the queue about every job of the run in ONE status query per poll
   interval (in chunks only beyond the dialect's ``query_chunk``), asks accounting only
   about jobs gone from the queue, reads the wrappers' records in between, and applies
@@ -61,13 +64,16 @@ from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode, Limit
 from .commands import CommandError, Commands, Retry
 from .dialect import CommandResult, Dialect, ErrorKind, NativeStatus, Submission
 from .options import BatchQueueOptions
+from .packing import pack_request
 from .tracking import Evidence, Tracker, Verdict
 from .wrapper import (
     EXITED,
+    KILL,
     ExitRecord,
     StartRecord,
     array_script,
     job_script,
+    pack_script,
     read_records,
     write_script,
 )
@@ -98,6 +104,7 @@ class _Job:
     reported: TaskState | None = None  #: the last live state posted
     node: str | None = None  #: where it runs: the system's name, else the record's
     native_node: str | None = None  #: where the system says it runs
+    packed: bool = False  #: runs in a pack with other jobs (under the pack's native id)
     pending_reason: str | None = None
     started: StartRecord | None = None
     exited: ExitRecord | None = None
@@ -177,6 +184,8 @@ class BatchQueueBackend(EmulatedBackend):
         self._finished_in_status: bool = getattr(self.dialect, "finished_in_status", False)
         self._stopping = False
         self._arrays = itertools.count(1)
+        self._packs: dict[str, list[_Job]] = {}  # a pack's native id -> its jobs
+        self._unpackable: set[tuple[object, ...]] = set()  # shapes whose pack was refused
         self._has_accounting: bool | None = None  # known once accounting was needed
         self._query_failures = 0
         self._fatal: str | None = None
@@ -328,7 +337,8 @@ class BatchQueueBackend(EmulatedBackend):
         """The interpreter ends without shutdown(): take this run's jobs off the queue."""
         self._stop.set()
         with self._jobs_lock:
-            ids = [j.native_id for j in self._jobs.values() if j.phase is Phase.SUBMITTED]
+            ids = list(dict.fromkeys(j.native_id for j in self._jobs.values()
+                                     if j.phase is Phase.SUBMITTED))
         for chunk in chunks(ids, CANCEL_CHUNK):
             try:
                 self.commands.run(self.dialect.cancel_argv(chunk), retry=False)
@@ -374,31 +384,45 @@ class BatchQueueBackend(EmulatedBackend):
                 if len(self._to_submit) == before or time.monotonic() >= deadline:
                     return
 
-    def _groups(self, batch: list[_Job]) -> list[list[_Job]]:
-        """Jobs of one shape together (in launch order), in arrays of at most the
-        system's size; each job alone if arrays are off."""
+    def pack_size(self, spec: JobSpec) -> int:
+        """How many jobs of this shape may run together in one allocation (a pack);
+        1: none (the base's default; a subclass that packs overrides it)."""
+        return 1
+
+    def _groups(self, batch: list[_Job]) -> list[list[list[_Job]]]:
+        """Submissions: jobs of one shape together (in launch order), in packs of
+        ``pack_size`` jobs, the packs in arrays of at most the system's size (each
+        pack alone if arrays are off). An element of an array is a pack, or one job."""
         most = self.dialect.max_array_size if self.options.job_arrays else 1
-        if most <= 1:
-            return [[j] for j in batch]
         by_shape: dict[tuple[object, ...], list[_Job]] = {}
         for job in batch:
-            s = job.spec
-            key = (s.cores, s.memory, s.disk, s.resources.gpus, s.walltime, s.preemptible)
-            by_shape.setdefault(key, []).append(job)
-        return [list(c) for jobs in by_shape.values() for c in chunks(jobs, most)]
+            by_shape.setdefault(_shape(job.spec), []).append(job)
+        out: list[list[list[_Job]]] = []
+        for shape, jobs in by_shape.items():
+            size = 1 if shape in self._unpackable else self.pack_size(jobs[0].spec)
+            packs = [list(p) for p in chunks(jobs, size)]
+            out += [list(c) for c in chunks(packs, max(1, most))]
+        return out
 
-    def _submit(self, group: list[_Job], exclude: tuple[str, ...]) -> None:
+    def _submit(self, elements: list[list[_Job]], exclude: tuple[str, ...]) -> None:
         with self._jobs_lock:  # those killed meanwhile are gone (and were reported)
-            group = [j for j in group if j.task_id in self._jobs]
-            for job in group:
-                job.phase = Phase.SUBMITTING
-        if not group:
+            elements = [e for e in ([j for j in p if j.task_id in self._jobs]
+                                    for p in elements) if e]
+            for element in elements:
+                for job in element:
+                    job.phase = Phase.SUBMITTING
+        if not elements:
             return
+        group = [job for element in elements for job in element]
         spec = group[0].spec
+        widest = max(len(e) for e in elements)
+        # every element asks for what the largest pack needs (an array has one shape)
+        need = pack_request(milli_cores=spec.resources.cpus, memory=spec.memory,
+                            disk=spec.disk, jobs=widest)
         try:
-            scripts = [self._write_job(job) for job in group]
+            scripts = [self._write_element(element) for element in elements]
             dispatcher = None
-            if len(group) > 1:
+            if len(elements) > 1:
                 dispatcher = os.path.join(self.script_dir, f"array-{next(self._arrays)}.sh")
                 write_script(dispatcher, array_script(
                     scripts=scripts, index_variable=self.dialect.array_index_variable,
@@ -406,19 +430,28 @@ class BatchQueueBackend(EmulatedBackend):
             sub = Submission(
                 name=self.job_name(spec), scripts=tuple(scripts),
                 array_script=dispatcher, system_output=self.system_dir,
-                work_dir=self.work_dir, cores=spec.cores, memory=spec.memory,
-                disk=spec.disk, gpus=spec.resources.gpus, walltime=spec.walltime,
-                preemptible=spec.preemptible, exclude=exclude)
+                work_dir=self.work_dir,
+                cores=spec.cores if widest == 1 else float(need.cpus),
+                memory=need.memory, disk=need.disk, gpus=spec.resources.gpus,
+                walltime=spec.walltime, preemptible=spec.preemptible, exclude=exclude)
             files = getattr(self.dialect, "submit_files", None)
             for path, text in (files(sub) if files is not None else {}).items():
                 with open(path, "w") as f:
                     f.write(text)
             result = self.commands.run(self.dialect.submit_argv(sub))
             ids = self.dialect.parse_submit(sub, result)
-            if len(ids) != len(group):
+            if len(ids) != len(elements):
                 raise ValueError(f"{self.dialect.name} gave {len(ids)} job ids for "
-                                 f"{len(group)} jobs: {result.stdout.strip()[:300]!r}")
+                                 f"{len(elements)} submitted: {result.stdout.strip()[:300]!r}")
         except (CommandError, OSError, ValueError) as e:
+            if widest > 1 and isinstance(e, CommandError) and e.kind is ErrorKind.PERMANENT:
+                # the system refuses what a pack asks for (the summed --tmp beyond the
+                # nodes' disk, a QOS limit on CPUs, ...), maybe not what a job does
+                log.warning("%s refused a pack of %d jobs (%s); its shape is submitted "
+                            "unpacked from now on", self.name, widest, e)
+                self._unpackable.add(_shape(spec))
+                self._submit([[job] for job in group], exclude)
+                return
             now = time.time()
             self._end([(job, TaskStatus(job.task_id, TaskState.ERROR, now,
                                         message=f"cannot submit: {e}",
@@ -426,14 +459,18 @@ class BatchQueueBackend(EmulatedBackend):
             return
         cancels: list[_Job] = []
         with self._jobs_lock:
-            for job, native_id in zip(group, ids, strict=True):
-                job.native_id = native_id
-                job.tracker = Tracker(native_id, os.path.join(self.record_dir,
-                                                              job.task_id + EXITED))
-                job.phase = Phase.SUBMITTED
-                if job.kill and job.task_id in self._jobs:
-                    job.cancelling = True
-                    cancels.append(job)
+            for element, native_id in zip(elements, ids, strict=True):
+                if len(element) > 1:
+                    self._packs[native_id] = element
+                for job in element:
+                    job.native_id = native_id
+                    job.packed = len(element) > 1
+                    job.tracker = Tracker(native_id, os.path.join(self.record_dir,
+                                                                  job.task_id + EXITED))
+                    job.phase = Phase.SUBMITTED
+                    if job.kill and job.task_id in self._jobs:
+                        job.cancelling = True
+                        cancels.append(job)
             self._poll_ready.notify()
         if cancels:
             self._cancel(cancels)
@@ -443,6 +480,21 @@ class BatchQueueBackend(EmulatedBackend):
         this run's jobs by it), then the job's own name."""
         return _job_name(self.run_tag, spec.name)
 
+    def _write_element(self, element: list[_Job]) -> str:
+        """The script of one submission (or array element): a job's wrapper, or the
+        script of a pack that runs its jobs' wrappers together."""
+        scripts = [self._write_job(job) for job in element]
+        if len(element) == 1:
+            return scripts[0]
+        path = os.path.join(self.script_dir, f"pack-{element[0].task_id}.sh")
+        write_script(path, pack_script(
+            scripts=scripts, records=[self._record(job) for job in element]))
+        return path
+
+    def _record(self, job: _Job) -> str:
+        """The path a job's records start with."""
+        return os.path.join(self.record_dir, job.task_id)
+
     def _write_job(self, job: _Job) -> str:
         s = job.spec
         env = build_environment({}, s.environment, s.job_environment, s.cores)
@@ -451,7 +503,7 @@ class BatchQueueBackend(EmulatedBackend):
         write_script(path, job_script(
             title=f"job {s.job_id} ({s.name}), task {job.task_id}", command=s.command,
             env=env, log=log_path(self.context.log_dir, s.job_id, s.name),
-            record=os.path.join(self.record_dir, job.task_id), work_dir=self.work_dir,
+            record=self._record(job), work_dir=self.work_dir,
             reserved_exit_codes=getattr(self.dialect, "reserved_exit_codes", frozenset()),
             kill_grace=self.options.kill_grace_period))
         return path
@@ -459,24 +511,54 @@ class BatchQueueBackend(EmulatedBackend):
     def _cancel(self, jobs: list[_Job]) -> None:
         """Cancel submitted jobs; each confirmed one ends KILLED. A cancel that fails
         leaves its job watched (its end still comes) and the core asks again later."""
+        marked: list[_Job] = []  # in a pack that goes on: killed by their markers
+        whole: dict[str, list[_Job]] = {}  # native id -> the jobs its cancel kills
         with self._jobs_lock:
-            live = [j for j in jobs if j.task_id in self._jobs]
-        done: list[_Job] = []
-        for chunk in chunks(live, CANCEL_CHUNK):
+            for job in jobs:
+                if job.task_id not in self._jobs:
+                    continue
+                if not job.packed:
+                    whole.setdefault(job.native_id, []).append(job)
+                    continue
+                mates = [m for m in self._packs.get(job.native_id, [job])
+                         if m.task_id in self._jobs]
+                if all(m.kill or self._stopping for m in mates):
+                    whole[job.native_id] = mates  # nothing in it lives on: cancel it
+                else:
+                    marked.append(job)
+        done = self._mark_killed(marked)
+        for chunk in chunks(list(whole), CANCEL_CHUNK):
             try:
-                self.commands.run(self.dialect.cancel_argv([j.native_id for j in chunk]))
+                self.commands.run(self.dialect.cancel_argv(chunk))
             except CommandError as e:
                 if e.kind is not ErrorKind.UNKNOWN_JOB:  # unknown: it has ended anyway
-                    log.warning("cannot cancel %s: %s", " ".join(j.native_id for j in chunk),
-                                e)
+                    log.warning("cannot cancel %s: %s", " ".join(chunk), e)
                     with self._jobs_lock:
-                        for job in chunk:
-                            job.cancelling = False
+                        for native_id in chunk:
+                            for job in whole[native_id]:
+                                job.cancelling = False
                     continue
-            done.extend(chunk)
+            done.extend(job for native_id in chunk for job in whole[native_id])
         now = time.time()
         self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self.agent_id))
                    for j in done])
+
+    def _mark_killed(self, jobs: list[_Job]) -> list[_Job]:
+        """Kill jobs inside packs by their markers (the pack's watcher signals each within
+        ``KILL_POLL`` seconds, or never starts it); those marked are returned."""
+        done: list[_Job] = []
+        for job in jobs:
+            try:
+                with open(self._record(job) + KILL, "w"):
+                    pass
+            except OSError as e:
+                log.warning("cannot mark %s job %d for killing in its pack %s: %s",
+                            self.name, job.spec.job_id, job.native_id, e)
+                with self._jobs_lock:
+                    job.cancelling = False
+                continue
+            done.append(job)
+        return done
 
     def _drop_unsubmitted(self) -> None:
         """At shutdown: what was never submitted never will be."""
@@ -542,7 +624,8 @@ class BatchQueueBackend(EmulatedBackend):
                     job.node = job.native_node = native.node
             verdict = job.tracker.judge(
                 Evidence(in_queue, answered, accounted.get(job.native_id),
-                         self._keeps_accounting(), job.started, job.exited, now),
+                         self._keeps_accounting(), job.started, job.exited, now,
+                         packed=job.packed),
                 vanish_after=self.options.vanished_polls,
                 reason_grace=self.reason_grace_polls, accounting_delay=self.accounting_delay)
             if verdict is not None:
@@ -579,7 +662,7 @@ class BatchQueueBackend(EmulatedBackend):
         """One status query for these jobs (in chunks only beyond query_chunk)."""
         out: dict[str, NativeStatus] = {}
         began = time.monotonic()
-        ids = [j.native_id for j in jobs]
+        ids = list(dict.fromkeys(j.native_id for j in jobs))  # a pack's jobs share one
         whole = self.dialect.status_argv(self.run_tag, ids)
         # a query that names no ids (qstat -xml -u USER) covers any number in one call
         split = len(ids) > self.dialect.query_chunk and _names_any(whole, ids)
@@ -615,7 +698,7 @@ class BatchQueueBackend(EmulatedBackend):
     def _query_accounting(self, jobs: list[_Job]) -> dict[str, NativeStatus]:
         """Final states of jobs gone from the queue, in chunks of query_chunk."""
         out: dict[str, NativeStatus] = {}
-        ids = [j.native_id for j in jobs]
+        ids = list(dict.fromkeys(j.native_id for j in jobs))
         asked = set(ids)
         queries = getattr(self.dialect, "accounting_queries", None)
         argvs: Sequence[list[str] | None] = (
@@ -646,8 +729,8 @@ class BatchQueueBackend(EmulatedBackend):
         if build is None or parse is None:
             return {}
         try:
-            why: dict[str, str] = parse(self.commands.run(build([j.native_id for j in jobs]),
-                                                          retry=False))
+            ids = list(dict.fromkeys(j.native_id for j in jobs))
+            why: dict[str, str] = parse(self.commands.run(build(ids), retry=False))
         except (CommandError, ValueError) as e:
             log.warning("cannot ask %s why jobs are in error state: %s", self.name, e)
             return {}
@@ -667,7 +750,9 @@ class BatchQueueBackend(EmulatedBackend):
         remove_argv = getattr(self.dialect, "remove_argv", None)
         by_reason: dict[str, list[str]] = {}
         for job in jobs:
-            by_reason.setdefault(queued[job.native_id].message, []).append(job.native_id)
+            ids = by_reason.setdefault(queued[job.native_id].message, [])
+            if job.native_id not in ids:
+                ids.append(job.native_id)
         for why, ids in by_reason.items():
             for chunk in chunks(ids, CANCEL_CHUNK):
                 argv: list[str] = (remove_argv(chunk, why) if remove_argv is not None
@@ -710,6 +795,9 @@ class BatchQueueBackend(EmulatedBackend):
                 for job, status in ended:
                     if self._jobs.pop(job.task_id, None) is not None:
                         statuses.append(status)
+                        if job.packed and not any(m.task_id in self._jobs for m in
+                                                  self._packs.get(job.native_id, ())):
+                            self._packs.pop(job.native_id, None)
                         # the system's reason (held, limit, node failure) goes in the log
                         if status.message and (status.exit_reason is not None or status.state
                                                in (TaskState.LOST, TaskState.ERROR)):
@@ -734,6 +822,11 @@ def _names_any(argv: Sequence[str], ids: Sequence[str]) -> bool:
     """Does a command name any of these job ids (in an argument of its own or a list)?"""
     words = {w for arg in argv for w in re.split(r"[\s,=]+", arg)}
     return any(i in words for i in ids)
+
+
+def _shape(s: JobSpec) -> tuple[object, ...]:
+    """What jobs of one array (or pack) have in common."""
+    return (s.cores, s.memory, s.disk, s.resources.gpus, s.walltime, s.preemptible)
 
 
 def _job_name(tag: str, name: str) -> str:

@@ -27,6 +27,7 @@ from .base import BatchQueueBackend
 from .commands import CommandError
 from .dialect import ClusterNode, Dialect
 from .options import BatchQueueOptions
+from .packing import jobs_per_pack
 from .slurm import (
     ARGS_ENV,
     PartitionChoiceError,
@@ -129,6 +130,13 @@ class SlurmOptions(BatchQueueOptions):
         "slurmRequeue", parse=parse_bool, default=False, metavar="BOOL",
         help="let Slurm requeue a job after a node failure or preemption (--requeue) "
              "instead of reporting it LOST")
+    slurm_pack: int = opt(
+        "slurmPack", parse=parse_count, default=32, metavar="N",
+        help="run jobs of less than a core issued together as packs of up to N jobs, each "
+             "pack one Slurm job (or array element) asking for their summed cores (rounded "
+             "up to whole CPUs), memory and disk, whose script runs them at once (Slurm "
+             "gives a job whole CPUs: ten 0.1-core jobs then share one CPU instead of taking "
+             "ten); 0 or 1: every job a Slurm job of its own")
     slurm_accounting: bool | None = opt(
         "slurmAccounting", parse=parse_auto_bool, default=None, metavar="auto|BOOL",
         help="ask sacct for final states of jobs gone from the queue (auto: when the "
@@ -225,10 +233,33 @@ class SlurmBackend(BatchQueueBackend):
                 return mine
             return cluster if mine is None else min(mine, cluster)
 
+        def bound(mine: int | None, cluster: int) -> bool:  # the node is the limit
+            return cluster > 0 and (mine is None or cluster < mine)
+
+        # where a node is the limit, --maxCores/--maxMemory cannot help: say what can
+        node = "no node of the Slurm cluster (sinfo) has more"
         return replace(
             own, cpus=least(own.cpus, cores),
             mem=least(own.mem, memory) if o.slurm_memory != "none" else own.mem,
-            gpus=gpus, gpus_option=None)  # no option raises what the nodes have
+            gpus=gpus, gpus_option=None,  # no option raises what the nodes have
+            cpus_hint=f"{node}, and no option changes that: ask for fewer cores"
+            if bound(own.cpus, cores) else None,
+            mem_hint=f"{node}: ask for less, or give --slurmMemory none (Slurm's default "
+                     "memory per job then applies)"
+            if o.slurm_memory != "none" and bound(own.mem, memory) else None,
+            gpus_hint=f"{node}, and no option changes that: ask for fewer GPUs")
+
+    def pack_size(self, spec: JobSpec) -> int:
+        """Jobs of this shape in one pack: as many as fill a CPU, at most --slurmPack,
+        and no more memory together than the largest node has."""
+        o = self.options
+        assert isinstance(o, SlurmOptions)
+        nodes = [n for n in self._cluster_nodes() if n.usable] or self._cluster_nodes()
+        node_memory = (max(n.memory for n in nodes)
+                       if nodes and o.slurm_memory != "none" else None)
+        return jobs_per_pack(milli_cores=spec.resources.cpus, memory=spec.memory,
+                             gpus=spec.resources.gpus, most=o.slurm_pack,
+                             node_memory=node_memory or None)
 
     def _cluster_nodes(self) -> list[ClusterNode]:
         if self._nodes is None:

@@ -7,6 +7,10 @@ queue), and the wrapper's records. The rules, in order:
    the system adds can change that);
 2. a terminal state from the queue or accounting ends the job with that state and
    reason (MEMLIMIT, MAXJOBDURATION, ...), and the recorded exit status if there is one;
+   A job in a pack (packing.py) is the exception: its pack ends well when its jobs
+   have ended, so a pack that ended well while one of its jobs recorded no exit status
+   says nothing of that job: it is LOST, after waiting a few polls for the record (a
+   shared file system may show it late);
 3. a non-zero exit record ends the job FAILED, after waiting a few polls for
    accounting to say why (only where there is accounting);
 4. a live state from the queue (or accounting) is the job's state;
@@ -37,6 +41,7 @@ class Evidence:
     started: StartRecord | None = None
     exited: ExitRecord | None = None
     at: float = 0.0  #: when (monotonic seconds), for the accounting delay
+    packed: bool = False  #: the job runs in a pack: the native state is the pack's
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,15 @@ class Tracker:
             return Verdict(TaskState.FINISHED, 0, wall_time=wall, node=node)
         native = next((s for s in (ev.queued, ev.accounted)
                        if s is not None and s.state.terminal), None)
+        if (native is not None and ev.packed and ev.exited is None
+                and native.state in (TaskState.FINISHED, TaskState.FAILED)
+                and native.exit_reason is None):
+            if self.waited < reason_grace:
+                self.waited += ev.queue_answered
+                return _live(None, node)
+            return Verdict(TaskState.LOST, message=(
+                f"the pack {self.native_id} this job ran in ended ({native.state.value}), but "
+                f"the job recorded no exit status in {self.record_path}"), node=node)
         if native is not None:
             return _ended(native, ev.exited, wall, node)
         live = ev.queued or ev.accounted

@@ -16,6 +16,16 @@ coarser clock, a tick late or early). The wrapper reads both with the shell's ow
 is made of little else.
 
 An array of jobs submits one dispatcher script that runs the wrapper its index names.
+
+A pack (jobs of less than a core, run together in one allocation of the batch system:
+packing.py) submits one pack script that starts the wrappers of its jobs at once, each
+in a session of its own (``setsid``: a job's kill reaches its whole process group and
+no other job's), waits for all of them and exits 0: each job's records say how it
+ended. One job of a pack is killed by a marker file, ``<records>/<task id>.kill``, that
+a watcher in the pack script looks for every ``KILL_POLL`` seconds (a job whose marker
+is there before the pack starts is never started); it sends the job's wrapper SIGTERM,
+which passes it on as on a cancel. A SIGTERM to the pack script (the whole allocation
+cancelled) is passed on to every job.
 """
 
 from __future__ import annotations
@@ -31,6 +41,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 STARTED = ".started"
 EXITED = ".exit"
+KILL = ".kill"  #: the marker asking a pack to kill one of its jobs
+#: seconds between a pack's looks for kill markers (a kill takes at most this, then the
+#: job's kill grace period)
+KILL_POLL = 0.5
 #: a record's second line: the node's uptime, read by the shell itself (no process to
 #: start: a job's own cost is what a batch system's throughput is made of here); where
 #: there is no /proc/uptime the line is empty and the files' modification times count
@@ -94,6 +108,45 @@ def array_script(*, scripts: Sequence[str], index_variable: str, first_index: in
     lines += [f"{first_index + i}) exec {q(path)} ;;" for i, path in enumerate(scripts)]
     lines += [f'*) echo "mesobatch: no job for array index \'{var}\'" >&2; exit 1 ;;',
               "esac", ""]
+    return "\n".join(lines)
+
+
+def pack_script(*, scripts: Sequence[str], records: Sequence[str],
+                kill_poll: float = KILL_POLL) -> str:
+    """The script of a pack: runs ``scripts`` (job wrappers) together and waits for all.
+    ``records[i]`` is the path the records of ``scripts[i]`` start with (its kill marker
+    is that + ``KILL``)."""
+    if len(scripts) != len(records) or not scripts:
+        raise ValueError(f"a pack needs one record path per script, and at least one "
+                         f"script: {len(scripts)} scripts, {len(records)} record paths")
+    q = shlex.quote
+    n = len(scripts)
+    lines = ["#!/bin/sh", f"# mesobatch: a pack of {n} jobs, run together",
+             # setsid without a fork (this shell leads its group, its children do not):
+             # $! is the job wrapper itself, leading a process group of its own
+             "if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi"]
+    for i, (script, record) in enumerate(zip(scripts, records, strict=True)):
+        lines.append(f"P{i}=; [ -e {q(record + KILL)} ] || {{ $S {q(script)} & P{i}=$!; }}")
+    pids = " ".join(f"$P{i}" for i in range(n))
+    # the watcher forgets a job once signalled, or once its exit record is written (its
+    # pid may then be reused); it is a subshell, so it has the pids as started
+    watch = ["while :; do"]
+    for i, record in enumerate(records):
+        kill, exit_ = q(record + KILL), q(record + EXITED)
+        watch.append(f'  if [ -n "$P{i}" ] && [ -e {kill} ]; then '
+                     f'[ -e {exit_} ] || kill -TERM "$P{i}" 2>/dev/null; P{i}=; fi')
+    watch += [f"  sleep {max(0.01, kill_poll):g}", "done"]
+    lines += [
+        f'[ -n "{pids.replace(" ", "")}" ] || exit 0',
+        "(", *watch, ") </dev/null >/dev/null 2>&1 &",
+        "W=$!",
+        f"trap 'trap \"\" TERM INT HUP; kill -TERM {pids} 2>/dev/null' TERM INT HUP",
+        # a trapped signal ends a wait early: wait again while the job is there
+        f"for p in {pids}; do",
+        '  while :; do wait "$p"; kill -0 "$p" 2>/dev/null || break; done',
+        "done",
+        'kill "$W" 2>/dev/null',
+        "exit 0", ""]
     return "\n".join(lines)
 
 

@@ -81,6 +81,11 @@ class Limits:
     mem_option: str = "maxMemory"
     disk_option: str = "maxDisk"
     gpus_option: str | None = None
+    #: what to do, where a limit is not an option's (the cluster's largest node): said
+    #: instead of "raise the limit with --OPTION"
+    cpus_hint: str | None = None
+    mem_hint: str | None = None
+    gpus_hint: str | None = None
 
 
 def _shown(value: Any) -> str:
@@ -227,12 +232,11 @@ def check_limits(spec: JobSpec, limits: Limits) -> None:
     if limits.cpus is not None and r.cpus > limits.cpus:
         raise InsufficientSystemResources(
             who, "cores", _cores(r.cpus), _cores(limits.cpus), limits.cpus_option,
-        )
+            limits.cpus_hint)
     if limits.mem is not None and r.mem > limits.mem:
         raise InsufficientSystemResources(
             who, "memory", f"{format_mib(r.mem)} of memory",
-            f"{format_mib(limits.mem)} of memory", limits.mem_option,
-        )
+            f"{format_mib(limits.mem)} of memory", limits.mem_option, limits.mem_hint)
     if limits.disk is not None and r.disk > limits.disk:
         raise InsufficientSystemResources(
             who, "disk", f"{format_mib(r.disk)} of disk", f"{format_mib(limits.disk)} of disk",
@@ -240,5 +244,5 @@ def check_limits(spec: JobSpec, limits: Limits) -> None:
         )
     if limits.gpus is not None and r.gpus > limits.gpus:
         raise InsufficientSystemResources(
-            who, "GPUs", _gpus(r.gpus), _gpus(limits.gpus), limits.gpus_option
-        )
+            who, "GPUs", _gpus(r.gpus), _gpus(limits.gpus), limits.gpus_option,
+            limits.gpus_hint)

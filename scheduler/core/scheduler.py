@@ -128,6 +128,8 @@ class SchedulerCore:
         self.held: dict[str, list[tuple[Offer, float]]] = {}  # agent id -> (offer, since)
         self.suppressed = False
         self.connected = True
+        #: events taken so far: the core's state changes only with one (a version)
+        self.events_handled = 0
         self._revive_sent_at: float | None = None
         self._want_revive = False
         self._awaiting: dict[str, _Await] = {}  # task id -> next reconciliation
@@ -142,6 +144,7 @@ class SchedulerCore:
         handler = self._HANDLERS.get(type(event))
         if handler is None:
             raise TypeError(f"unknown event {event!r}")
+        self.events_handled += 1
         out: list[Action] = []
         handler(self, event, out)
         self._policy(event.now, out)

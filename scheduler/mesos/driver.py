@@ -1,9 +1,10 @@
 """The scheduler driver for ``POST /api/v1/scheduler``, with pymesos's driver methods.
 
 One thread holds the SUBSCRIBE stream and turns its RecordIO events into Scheduler
-callbacks; calls go out from sender threads (one ordered queue for offers, kills,
-suppress/revive and reconciliation; a small pool for acknowledgements and messages),
-each carrying the Mesos-Stream-Id of the current subscription. The stream is watched:
+callbacks; calls go out from two sender threads, each carrying the Mesos-Stream-Id of
+the current subscription: one sends offers, kills, suppress/revive and reconciliation
+in order, each answered before the next; the other acknowledgements and messages,
+those waiting written at once (pipelined) and their answers read after. The stream is watched:
 no event for five heartbeat intervals means it is dead. Any loss of the stream means a
 new SUBSCRIBE with the saved framework id, after a short random delay and then with
 exponential backoff, following 307 redirects to the leading master and retrying 503s.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import queue
 import random
 import ssl
 import threading
@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ...common.transport import EventStream, Transport, TransportError
+from ...common.outbox import Outbox
+from ...common.transport import Answer, EventStream, Transport, TransportError
 from ...executor.protocol import b64decode, b64encode
 from ..backend import Post
 from ..core.events import TaskStatus
@@ -91,6 +92,8 @@ class MesosSchedulerDriver(SchedulerDriver):
 
     #: consecutive heartbeats that may be missed before the stream counts as dead
     MISSED_HEARTBEATS = 5
+    #: acknowledgements written at once at most (their answers fit any socket buffer)
+    ACK_BATCH = 32
 
     def __init__(
         self,
@@ -101,7 +104,6 @@ class MesosSchedulerDriver(SchedulerDriver):
         authorization: str | None = None,
         ca_bundle: str | None = None,
         verify: bool = True,
-        ack_senders: int = 2,
         backoff_max: float = 15.0,
         post: Post | None = None,
     ) -> None:
@@ -111,7 +113,7 @@ class MesosSchedulerDriver(SchedulerDriver):
         self.framework_id: str | None = (framework.get("id") or {}).get("value")
         self.detector = master
         self._http = Transport(authorization=authorization, ca_bundle=ca_bundle, verify=verify,
-                               timeout=30.0, maxsize=ack_senders + 2)
+                               timeout=30.0)
         self._stream: EventStream | None = None
         self._stream_id: str | None = None
         self._base: str | None = None  # scheme://host:port of the master we talk to
@@ -119,8 +121,8 @@ class MesosSchedulerDriver(SchedulerDriver):
         self._redirect: str | None = None
         self._stopped = threading.Event()
         self._resubscribe = threading.Event()
-        self._control: queue.Queue[Message | None] = queue.Queue()
-        self._acks: queue.Queue[Message | None] = queue.Queue()
+        self._control: Outbox[Message] = Outbox()
+        self._acks: Outbox[Message] = Outbox()
         self._last_event = time.monotonic()
         self._heartbeat = 15.0
         self._backoff_max = backoff_max
@@ -133,14 +135,12 @@ class MesosSchedulerDriver(SchedulerDriver):
         self.last_malformed: str | None = None
         self._threads = [
             threading.Thread(target=self._subscribe_loop, name="mesos-stream", daemon=True),
-            threading.Thread(target=self._send_loop, args=(self._control,),
+            threading.Thread(target=self._send_loop, args=(self._control, 1),
                              name="mesos-calls", daemon=True),
             threading.Thread(target=self._watchdog, name="mesos-watchdog", daemon=True),
-            *(threading.Thread(target=self._send_loop, args=(self._acks,),
-                               name=f"mesos-acks-{i}", daemon=True)
-              for i in range(ack_senders)),
+            threading.Thread(target=self._send_loop, args=(self._acks, self.ACK_BATCH),
+                             name="mesos-acks", daemon=True),
         ]
-        self._ack_senders = ack_senders
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -177,9 +177,8 @@ class MesosSchedulerDriver(SchedulerDriver):
         self._set_state(state)
         self._stopped.set()
         self._resubscribe.set()
-        self._control.put(None)
-        for _ in range(self._ack_senders):
-            self._acks.put(None)
+        self._control.close()
+        self._acks.close()
         stream = self._stream
         if stream is not None:
             stream.close()
@@ -259,45 +258,54 @@ class MesosSchedulerDriver(SchedulerDriver):
     def _url(self) -> str:
         return f"{self._base}{self._path}"
 
-    def _post(self, call: Message) -> Any:
+    def _send_loop(self, outbox: Outbox[Message], most: int) -> None:
+        while (calls := outbox.take(most)) is not None:
+            done = [d for call in calls if (d := call.pop("_done", None)) is not None]
+            try:
+                self._send(calls)
+            except Exception:  # never the end of this thread
+                log.exception("calls to the master not sent")
+            finally:
+                for d in done:
+                    d.set()
+
+    def _send(self, calls: list[Message]) -> None:
         stream_id = self._stream_id
         if stream_id is None or self._base is None:
-            return None
-        if self.framework_id:
-            call["framework_id"] = {"value": self.framework_id}
-        return self._http.post(self._url(), call, {"Mesos-Stream-Id": stream_id})
-
-    def _send_loop(self, calls: queue.Queue[Message | None]) -> None:
-        while True:
-            call = calls.get()
-            if call is None:
-                return
-            done = call.pop("_done", None)
-            try:
-                answer = self._post(call)
-            except TransportError as e:
-                log.info("%s not delivered: %s", call["type"], e)
-                self._undelivered(call, str(e))
-                continue
-            finally:
-                if done is not None:
-                    done.set()
-            if answer is None:
+            for call in calls:
                 self._undelivered(call, "not subscribed")
-            elif answer.status == 307:
-                log.info("%s: master is no longer the leader; subscribing again", call["type"])
-                self._undelivered(call, "master is not the leader")
-                self._reconnect()
-            elif answer.status != 202:
-                # after our own TEARDOWN, stragglers (acknowledgements) are refused: fine
-                level = logging.DEBUG if self._closing else logging.WARNING
-                # Mesos echoes the body from the error on (task payloads with their
-                # resource token among it): its first words say enough
-                text = answer.text if len(answer.text) <= 160 else answer.text[:160] + "..."
-                log.log(level, "Mesos refused %s: HTTP %s %s", call["type"], answer.status,
-                        text)
-                self._undelivered(call, f"HTTP {answer.status} {text}",
-                                  refused=refused_for_content(answer.status, answer.text))
+            return
+        if self.framework_id:
+            framework_id = {"value": self.framework_id}
+            for call in calls:
+                call["framework_id"] = framework_id
+        try:
+            answers, error = self._http.post_many(self._url(), calls,
+                                                  {"Mesos-Stream-Id": stream_id})
+        except TransportError as e:
+            answers, error = [], str(e)
+        for call, answer in zip(calls, answers, strict=False):  # answers: a prefix
+            self._answered(call, answer)
+        for call in calls[len(answers):]:
+            log.info("%s not delivered: %s", call["type"], error)
+            self._undelivered(call, error or "no answer")
+
+    def _answered(self, call: Message, answer: Answer) -> None:
+        if answer.status == 202:
+            return
+        if answer.status == 307:
+            log.info("%s: master is no longer the leader; subscribing again", call["type"])
+            self._undelivered(call, "master is not the leader")
+            self._reconnect()
+            return
+        # after our own TEARDOWN, stragglers (acknowledgements) are refused: fine
+        level = logging.DEBUG if self._closing else logging.WARNING
+        # Mesos echoes the body from the error on (task payloads with their resource
+        # token among it): its first words say enough
+        text = answer.text if len(answer.text) <= 160 else answer.text[:160] + "..."
+        log.log(level, "Mesos refused %s: HTTP %s %s", call["type"], answer.status, text)
+        self._undelivered(call, f"HTTP {answer.status} {text}",
+                          refused=refused_for_content(answer.status, answer.text))
 
     def _undelivered(self, call: Message, why: str, refused: bool = False) -> None:
         """A launch that never reached Mesos: its tasks never started, and the core

@@ -1,4 +1,5 @@
-"""What the status page reads from the core itself (pure; the caller holds the lock)."""
+"""What the status page reads from the core itself (pure but for the cache of the
+queue's explanation; the caller holds the lock)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,36 @@ from .snapshot import LiveView, NodeView, RunningJob, ShapeView
 
 #: running jobs listed (the longest-running first); the rest are counted
 MAX_RUNNING_SHOWN = 200
+#: seconds between two looks at the nodes' load for the page (node stats)
+NODE_POLL_SECONDS = 5.0
+#: seconds an explanation of the queue is reused while the core took no event (it
+#: quotes offers of a recent window, so it ages even when nothing happens)
+EXPLAIN_MAX_AGE = 2.0
+
+
+class Explained:
+    """The queue's explanation (why each shape waits; the status message), kept while
+    the core's state is the same (no event taken since) and for at most EXPLAIN_MAX_AGE
+    seconds: a page refreshed on an idle or steady batch does not work it out again."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, str | None, int] | None = None
+        self._value: tuple[tuple[ShapeView, ...], str | None] = ((), None)
+
+    def get(self, core: SchedulerCore, now: float,
+            note: str | None) -> tuple[tuple[ShapeView, ...], str | None]:
+        key = (core.events_handled, note, int(now // EXPLAIN_MAX_AGE))
+        if key != self._key:
+            self._value = _explanation(core, now, note)
+            self._key = key
+        return self._value
+
+
+def _explanation(core: SchedulerCore, now: float,
+                 note: str | None) -> tuple[tuple[ShapeView, ...], str | None]:
+    reasons = shape_reasons(core, now)
+    return (tuple(ShapeView(shape.describe(), count, why) for shape, count, why in reasons),
+            explain(core, now, note, reasons))
 
 
 def _state(core: SchedulerCore, node: Node, now: float) -> str:
@@ -30,11 +61,11 @@ def _since(rec: TaskRecord) -> float:
 
 
 def live_view(core: SchedulerCore, now: float, note: str | None,
-              fatal_error: str | None) -> LiveView:
+              fatal_error: str | None, explained: Explained | None = None) -> LiveView:
     """The queue by shape with why each waits, the nodes with their load, the running
-    jobs with their node and run time."""
-    reasons = shape_reasons(core, now)
-    queue = tuple(ShapeView(shape.describe(), count, why) for shape, count, why in reasons)
+    jobs with their node and run time; the explanation from ``explained`` if given."""
+    queue, message = (explained.get(core, now, note) if explained is not None
+                      else _explanation(core, now, note))
     nodes = []
     for node in core.nodes.nodes.values():
         if node.lost:
@@ -56,4 +87,4 @@ def live_view(core: SchedulerCore, now: float, note: str | None,
                    max(0.0, now - _since(r)), r.job.cores, r.job.memory)
         for r in heapq.nsmallest(MAX_RUNNING_SHOWN, active, key=_since))
     return LiveView(queue, tuple(nodes), len(core.queue), len(active), running,
-                    explain(core, now, note, reasons), note, fatal_error)
+                    message, note, fatal_error)

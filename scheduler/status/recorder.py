@@ -73,6 +73,17 @@ class _Ended:
                 "over": tuple(far_over(self.cores, self.memory, usage, self.wall_time))}
 
 
+def _finished(spec: JobSpec, wall: float, node: str, ended_at: float,
+              usage: JobUsage | None) -> Finished:
+    """A recent success as shown (twenty per snapshot: made directly, no detour)."""
+    if usage is None:
+        return Finished(spec.job_id, spec.name, node, wall, ended_at, spec.cores, spec.memory,
+                        None, None, ())
+    return Finished(spec.job_id, spec.name, node, wall, ended_at, spec.cores, spec.memory,
+                    usage.peak_memory, usage.cpu_time,
+                    tuple(far_over(spec.cores, spec.memory, usage, wall)), usage.memory_at_most)
+
+
 def read_tail(path: str | None, lines: int = TAIL_LINES) -> tuple[str, ...]:
     """The last lines of a log file; nothing if there is none (yet, or on this host)."""
     if path is None:
@@ -362,10 +373,7 @@ class Recorder:
             failures.append(Failure(ended.job_id, ended.name, ended.result, ended.exit_code,
                                     ended.wall_time, ended.node, ended.ended_at,
                                     ended.message, path, tail, **ended.used()))
-        finished = tuple(Finished(spec.job_id, spec.name, node, wall, ended_at,
-                                  **_Ended(spec.job_id, spec.name, "succeeded", 0, wall, node,
-                                           ended_at, "", spec.cores, spec.memory,
-                                           usage).used())
+        finished = tuple(_finished(spec, wall, node, ended_at, usage)
                          for spec, wall, node, ended_at, usage in reversed(self._finished))
         totals = Totals(issued=self._counts.issued, queued=live.queued,
                         running=live.running_count, succeeded=self._succeeded,

@@ -11,15 +11,41 @@ from typing import Any
 from .metrics import CONTENT_TYPE_LATEST
 from .page import render_page
 from .recorder import Recorder
+from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
+
+
+class Bodies:
+    """The page and the JSON document of the latest snapshot, each made once: clients
+    within a snapshot's life (half a second) get the same bytes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[str, tuple[Snapshot, bytes]] = {}
+
+    def page(self, snap: Snapshot) -> bytes:
+        return self._get("page", snap)
+
+    def json(self, snap: Snapshot) -> bytes:
+        return self._get("json", snap)
+
+    def _get(self, kind: str, snap: Snapshot) -> bytes:
+        with self._lock:
+            made = self._made.get(kind)
+            if made is not None and made[0] is snap:
+                return made[1]
+            body = (render_page(snap) if kind == "page"
+                    else json.dumps(snap.to_json(), separators=(",", ":"))).encode()
+            self._made[kind] = (snap, body)
+            return body
 
 
 class StatusServer:
     """Serves one recorder's snapshots on ``address``:``port`` (0: a free port)."""
 
     def __init__(self, recorder: Recorder, address: str = "127.0.0.1", port: int = 0) -> None:
-        handler = type("Handler", (_Handler,), {"recorder": recorder})
+        handler = type("Handler", (_Handler,), {"recorder": recorder, "bodies": Bodies()})
         try:
             self._server = ThreadingHTTPServer((address, port), handler)
         except OSError as e:
@@ -57,6 +83,7 @@ class StatusServer:
 
 class _Handler(BaseHTTPRequestHandler):
     recorder: Recorder
+    bodies: Bodies
     server_version = "mesobatch-status"
 
     def do_GET(self) -> None:
@@ -64,10 +91,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8",
-                           render_page(self.recorder.snapshot()).encode())
+                           self.bodies.page(self.recorder.snapshot()))
             elif path == "/api/status":
-                body = json.dumps(self.recorder.snapshot().to_json()).encode()
-                self._send(200, "application/json", body)
+                self._send(200, "application/json",
+                           self.bodies.json(self.recorder.snapshot()))
             elif path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, self.recorder.metrics.exposition())
             else:

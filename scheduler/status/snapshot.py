@@ -114,8 +114,9 @@ class Snapshot:
     finished: tuple[Finished, ...] = ()  #: recent successes, the most recent first
 
     def to_json(self) -> dict[str, Any]:
-        """The /api/status document."""
-        out = dataclasses.asdict(self)
+        """The /api/status document (what dataclasses.asdict gives, without its deep
+        copies: everything here is immutable already)."""
+        out: dict[str, Any] = _plain(self)
         out["schema"] = SCHEMA
         return out
 
@@ -135,3 +136,20 @@ class LiveView:
     status_message: str | None
     note: str | None
     fatal_error: str | None
+
+
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _plain(obj: Any) -> Any:
+    """A snapshot's dataclasses as dicts, recursively; tuples of them as tuples of
+    dicts; anything else as it is."""
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(obj):
+            if cls is tuple and obj and dataclasses.is_dataclass(obj[0]):
+                return tuple(_plain(x) for x in obj)
+            return obj
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(obj))
+    return {name: _plain(getattr(obj, name)) for name in names}

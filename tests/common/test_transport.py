@@ -248,3 +248,63 @@ def test_https_verifies_against_the_given_bundle(tmp_path: Path) -> None:
             Transport().post(server.url, MESSAGE)
     finally:
         server.stop()
+
+
+def test_calls_written_at_once_are_answered_in_order_on_one_connection(
+        agent: AgentEndpoint) -> None:
+    http = Transport()
+    calls = [{"type": "MESSAGE", **IDS, "message": {"data": f"{i:04d}"}} for i in range(40)]
+    calls[7] = {"type": "UPDATE", **IDS}  # refused (no update): its answer in its place
+    answers, error = http.post_many(url(agent), calls)
+    assert error is None
+    assert [a.status for a in answers] == [400 if i == 7 else 202 for i in range(40)]
+    assert "update" in answers[7].text
+    assert [c["message"]["data"] for c in agent.of("MESSAGE")] == \
+        [f"{i:04d}" for i in range(40) if i != 7]
+    assert len(set(agent.peers)) == 1
+    assert http.post(url(agent), MESSAGE).status == 202 and len(set(agent.peers)) == 1
+    http.close()
+
+
+def test_calls_whose_answers_did_not_come_are_told_apart() -> None:
+    server = HandWritten([accepted(b"Connection: close\r\n")], close=True)
+    try:
+        answers, error = Transport().post_many(server.url, [MESSAGE] * 3)
+        assert [a.status for a in answers] == [202] and error is not None
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("raw", "status", "body"), [
+    (b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n"
+     b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\n", 400, b"hello world"),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 409 Conflict\r\nContent-Length: 3\r\n\r\nabc",
+     409, b"abc"),
+    (b"HTTP/1.0 503 Service Unavailable\r\n\r\nrecovering", 503, b"recovering"),
+])
+def test_answers_are_read_however_their_body_is_framed(raw: bytes, status: int,
+                                                         body: bytes) -> None:
+    server = HandWritten([raw], close=True)
+    try:
+        answer = Transport(timeout=5).post(server.url, MESSAGE)
+        assert (answer.status, answer.body) == (status, body)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("raw", [b"SMTP ready\r\n\r\n",
+                                 b"HTTP/1.1 202 Accepted\r\nContent-Length: x\r\n\r\n",
+                                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"])
+def test_a_garbled_answer_is_a_transport_error(raw: bytes) -> None:
+    server = HandWritten([raw], close=True)
+    try:
+        with pytest.raises(TransportError):
+            Transport(timeout=5).post(server.url, MESSAGE)
+    finally:
+        server.stop()
+
+
+def test_a_header_value_that_would_end_its_line_is_refused(agent: AgentEndpoint) -> None:
+    with pytest.raises(ValueError, match="Mesos-Stream-Id"):
+        Transport().post(url(agent), MESSAGE, {"Mesos-Stream-Id": "s\r\nX-Evil: 1"})
+    assert agent.calls == []

@@ -125,10 +125,7 @@ def test_any_agent_event_is_handled_or_skipped(events: list[Any]) -> None:
                                             "MESOS_AGENT_ENDPOINT": "127.0.0.1:9"})
     for event in events:
         driver._dispatch(event)  # never raises
-    errors = []
-    for outbox in driver._outboxes:
-        while not outbox.empty():
-            errors.append(outbox.get_nowait())
+    errors = driver._outbox.take_waiting()
     assert len(errors) == len(executor.launched)  # each failed launch: TASK_ERROR
     for call in errors:
         assert call is not None and call["update"]["status"]["state"] == "TASK_ERROR"

@@ -18,8 +18,10 @@ from mesobatch.integration.hpc.dialect import (
     Submission,
 )
 from mesobatch.integration.hpc.options import BatchQueueOptions
+from mesobatch.integration.hpc.packing import jobs_per_pack
 from mesobatch.scheduler.api import BatchSystem
 from mesobatch.scheduler.contract import BatchJobExitReason
+from mesobatch.scheduler.core.jobs import JobSpec
 from mesobatch.scheduler.core.states import TaskState
 from mesobatch.scheduler.options import opt, parse_bool, parse_count, parse_path, resolve
 
@@ -122,6 +124,8 @@ class FakeOptions(BatchQueueOptions):
                                help="fakeq's largest array")
     fake_query_chunk: int = opt("fakeQueryChunk", parse=parse_count, default=1000,
                                 help="ids per fakeq status query")
+    fake_pack: int = opt("fakePack", parse=parse_count, default=0,
+                         help="most jobs of less than a core in one pack (0: no packs)")
     fake_status_all: bool = opt("fakeStatusAll", parse=parse_bool, default=False,
                                 help="fakeq's status query names no ids: it lists all jobs")
 
@@ -136,6 +140,12 @@ class FakeBackend(BatchQueueBackend):
         return FakeDialect(o.fake_state, accounting=o.fake_accounting,
                            max_array_size=o.fake_array_size, query_chunk=o.fake_query_chunk,
                            status_names_ids=not o.fake_status_all)
+
+    def pack_size(self, spec: JobSpec) -> int:
+        o = self.options
+        assert isinstance(o, FakeOptions)
+        return jobs_per_pack(milli_cores=spec.resources.cpus, memory=spec.memory,
+                             gpus=spec.resources.gpus, most=o.fake_pack)
 
 
 class FakeBatchSystem(BatchSystem):

@@ -116,8 +116,11 @@ def test_a_burst_is_one_array_and_limits_come_from_the_cluster(
     bs = slurm(tmp_path)
     try:
         counts = bs._backend.commands.counts  # type: ignore[attr-defined]
-        with pytest.raises(InsufficientSystemResources, match="core"):
+        # the node is the limit, not an option: the message does not suggest one
+        with pytest.raises(InsufficientSystemResources, match="core") as refused:
             bs.issueBatchJob("true", JobDescription(cores=3, memory=2**26, disk=2**26))
+        assert "no node of the Slurm cluster (sinfo) has more" in str(refused.value)
+        assert "--maxCores" not in str(refused.value)
         with pytest.raises(InsufficientSystemResources, match="GPU"):
             bs.issueBatchJob("true", JobDescription(cores=1, memory=2**26, disk=2**26,
                                                     accelerators=[{"kind": "gpu",
@@ -134,6 +137,12 @@ def test_a_burst_is_one_array_and_limits_come_from_the_cluster(
         assert counts["squeue"] <= 30
     finally:
         bs.shutdown()
+    capped = slurm(tmp_path, maxCores=1)  # now the option is the limit: it says so
+    try:
+        with pytest.raises(InsufficientSystemResources, match="raise the limit with --maxCores"):
+            capped.issueBatchJob("true", JobDescription(cores=2, memory=2**26, disk=2**26))
+    finally:
+        capped.shutdown()
     off = slurm(tmp_path, jobArrays=False)
     try:
         for _ in range(2):

@@ -117,3 +117,32 @@ def test_a_job_gone_from_the_queue_waits_for_the_accounting_delay_before_it_is_l
     verdicts = [t.judge(Evidence(queue_answered=True, at=at), vanish_after=3, reason_grace=2,
                         accounting_delay=5.0) for at in (10.0, 11.0, 12.0)]
     assert verdicts[2] is not None and verdicts[2].state is TaskState.LOST
+
+
+def test_in_a_pack_the_pack_s_state_speaks_for_a_job_only_when_the_pack_failed() -> None:
+    done = NativeStatus("42", TaskState.FINISHED, exit_code=0)
+    # a pack that ended well says nothing of a job without a record: it waits two
+    # polls for the record (a shared file system may show it late), then LOST
+    t = tracker()
+    for _ in range(2):
+        assert judge(t, queued=done, queue_answered=True, started=STARTED,
+                     packed=True) == Verdict(TaskState.RUNNING, node="node7")
+    v = judge(t, queued=done, queue_answered=True, started=STARTED, packed=True)
+    assert v is not None and v.state is TaskState.LOST
+    assert "pack 42" in v.message and "/logs/records/1.0.exit" in v.message
+    # ... and the record, when it comes, decides
+    v = judge(tracker(), queued=done, queue_answered=True, exited=ExitRecord(3, 1.0),
+              packed=True)
+    assert v is not None and (v.state, v.exit_code) == (TaskState.FAILED, 3)
+    # a pack cancelled, timed out or lost: each job without a record ends so
+    for native, reason in [
+            (NativeStatus("42", TaskState.KILLED, exit_reason=BatchJobExitReason.KILLED),
+             BatchJobExitReason.KILLED),
+            (NativeStatus("42", TaskState.FAILED,
+                          exit_reason=BatchJobExitReason.MAXJOBDURATION),
+             BatchJobExitReason.MAXJOBDURATION),
+            (NativeStatus("42", TaskState.LOST, exit_reason=BatchJobExitReason.LOST),
+             BatchJobExitReason.LOST)]:
+        v = judge(tracker(), accounted=native, queue_answered=True, has_accounting=True,
+                  packed=True)
+        assert v is not None and v.state is native.state and v.exit_reason is reason

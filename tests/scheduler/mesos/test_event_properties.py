@@ -89,9 +89,7 @@ def test_any_event_is_handled_or_skipped(driver: Strict, sequence: list[Any]) ->
             assert isinstance(event, dict) and event["type"] == "ERROR", e
         except MalformedEvent as e:
             assert isinstance(event, dict) and event["type"] == "SUBSCRIBED", e
-    while not driver._acks.empty():  # only well-formed acknowledgements
-        ack = driver._acks.get_nowait()
-        assert ack is not None
+    for ack in driver._acks.take_waiting():  # only well-formed acknowledgements
         body = ack["acknowledge"]
         assert isinstance(body["uuid"], str)
         assert isinstance(body["agent_id"]["value"], str)

@@ -1,0 +1,150 @@
+"""Packs: how many jobs go in one, what a pack asks for, and the pack script run by a
+real /bin/sh (its jobs together, each with its own records; a kill marker kills one job
+and no other; a TERM to the pack reaches every job)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mesobatch.integration.hpc.packing import PackRequest, jobs_per_pack, pack_request
+from mesobatch.integration.hpc.wrapper import (
+    KILL,
+    job_script,
+    pack_script,
+    read_records,
+    write_script,
+)
+from tests.waiting import wait_for
+
+MIB = 2**20
+
+
+@pytest.mark.parametrize(("milli", "memory", "gpus", "most", "node_memory", "expected"), [
+    (100, 16 * MIB, 0, 32, None, 10),  # ten 0.1-core jobs fill one CPU
+    (300, 0, 0, 32, None, 3),
+    (500, 0, 0, 32, None, 2),
+    (600, 0, 0, 32, None, 1),  # two would take two CPUs anyway
+    (1000, 0, 0, 32, None, 1),
+    (10, 0, 0, 32, None, 32),  # at most --slurmPack
+    (1, 0, 0, 0, None, 1),  # packing off
+    (1, 0, 0, 1, None, 1),
+    (100, 0, 1, 32, None, 1),  # GPUs are never shared
+    (100, 400 * MIB, 0, 32, 1024 * MIB, 2),  # no more memory than the largest node
+    (100, 2048 * MIB, 0, 32, 1024 * MIB, 1),
+])
+def test_jobs_per_pack(milli: int, memory: int, gpus: int, most: int,
+                       node_memory: int | None, expected: int) -> None:
+    assert jobs_per_pack(milli_cores=milli, memory=memory, gpus=gpus, most=most,
+                         node_memory=node_memory) == expected
+
+
+def test_a_pack_asks_for_the_sum_with_cores_rounded_up_exactly() -> None:
+    assert pack_request(milli_cores=100, memory=16 * MIB, disk=MIB, jobs=10) == PackRequest(
+        cpus=1, memory=160 * MIB, disk=10 * MIB)
+    assert pack_request(milli_cores=300, memory=0, disk=0, jobs=4).cpus == 2
+    assert pack_request(milli_cores=1, memory=0, disk=0, jobs=1).cpus == 1
+
+
+def make_pack(tmp_path: Path, commands: list[str], kill_grace: float = 5.0,
+              kill_poll: float = 0.05) -> tuple[Path, list[str]]:
+    records = tmp_path / "records"
+    records.mkdir(exist_ok=True)
+    scripts, paths, ids = [], [], []
+    for i, command in enumerate(commands):
+        task = f"{i}.0"
+        script = tmp_path / f"{task}.sh"
+        write_script(str(script), job_script(
+            title=f"job {i}", command=command, env={"N": str(i)}, log=str(tmp_path / f"{i}.log"),
+            record=str(records / task), work_dir=str(tmp_path), kill_grace=kill_grace))
+        scripts.append(str(script))
+        paths.append(str(records / task))
+        ids.append(task)
+    pack = tmp_path / "pack.sh"
+    write_script(str(pack), pack_script(scripts=scripts, records=paths, kill_poll=kill_poll))
+    return pack, ids
+
+
+def exits(tmp_path: Path, ids: list[str]) -> dict[str, int]:
+    return {k: e.exit_code for k, e in read_records(str(tmp_path / "records"), set(),
+                                                     set(ids))[1].items()}
+
+
+def test_a_pack_runs_its_jobs_together_each_with_its_own_records_and_log(
+        tmp_path: Path) -> None:
+    # each job waits for the others' start records: they can only all end if they run
+    # at the same time
+    wait_all = ('for i in 0 1 2; do while [ ! -s records/$i.0.started ]; do sleep 0.01; '
+                'done; done; echo "job $N"; exit $N')
+    pack, ids = make_pack(tmp_path, [wait_all] * 3)
+    done = subprocess.run([str(pack)], timeout=60, check=False)
+    assert done.returncode == 0  # the records, not the pack, say how each job ended
+    assert exits(tmp_path, ids) == {"0.0": 0, "1.0": 1, "2.0": 2}
+    assert [(tmp_path / f"{i}.log").read_text() for i in range(3)] == [
+        "job 0\n", "job 1\n", "job 2\n"]
+
+
+def pids(tmp_path: Path, name: str) -> list[int]:
+    return [int(p) for p in (tmp_path / name).read_text().split()]
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_kill_marker_kills_its_job_alone_and_a_marked_job_never_starts(
+        tmp_path: Path) -> None:
+    pack, ids = make_pack(tmp_path, [
+        # a shell with a child: the kill reaches its whole process group
+        "echo $$ >pids0; sleep 60 & echo $! >>pids0; wait",
+        "sleep 1; echo done",
+        "echo never",
+        # deaf to SIGTERM: killed after the grace period
+        "trap '' TERM; echo $$ >pids3; sleep 60 & echo $! >>pids3; wait"],
+        kill_grace=0.5)
+    (tmp_path / "records" / f"2.0{KILL}").touch()  # killed before the pack started
+    proc = subprocess.Popen([str(pack)])
+    try:
+        wait_for(lambda: all(p.exists() and len(p.read_text().split()) == 2
+                             for p in (tmp_path / "pids0", tmp_path / "pids3")), timeout=30)
+        for task in ("0.0", "3.0"):
+            (tmp_path / "records" / f"{task}{KILL}").touch()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    assert exits(tmp_path, ids) == {"1.0": 0}  # killed jobs' wrappers died with them
+    assert (tmp_path / "1.log").read_text() == "done\n"
+    assert not (tmp_path / "records" / "2.0.started").exists()
+    assert not (tmp_path / "2.log").exists()
+    for pid in pids(tmp_path, "pids0") + pids(tmp_path, "pids3"):
+        wait_for(lambda pid=pid: gone(pid), timeout=30)  # type: ignore[misc]
+
+
+def test_a_term_to_the_pack_reaches_every_job(tmp_path: Path) -> None:
+    pack, ids = make_pack(tmp_path, ["echo $$ >pids0; exec sleep 60",
+                                     "echo $$ >pids1; exec sleep 60"], kill_grace=0.5)
+    proc = subprocess.Popen([str(pack)])
+    try:
+        wait_for(lambda: (tmp_path / "pids0").exists() and (tmp_path / "pids1").exists()
+                 and len(read_records(str(tmp_path / "records"), set(ids), set())[0]) == 2,
+                 timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    assert exits(tmp_path, ids) == {}  # each wrapper ended its own group, itself last
+    for pid in pids(tmp_path, "pids0") + pids(tmp_path, "pids1"):
+        wait_for(lambda pid=pid: gone(pid), timeout=30)  # type: ignore[misc]
+
+
+def test_a_pack_needs_a_record_path_per_script() -> None:
+    with pytest.raises(ValueError, match="one record path per script"):
+        pack_script(scripts=["a", "b"], records=["r"])
