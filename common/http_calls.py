@@ -178,3 +178,61 @@ def header_lines(headers: Sequence[tuple[str, str]]) -> str:
             raise ValueError(f"header {name!r} holds a line break or a colon in its name")
         out.append(f"{name}: {value}\r\n")
     return "".join(out)
+
+
+class Dechunker:
+    """The payload of a chunked body, from its bytes in any pieces (a stream's events
+    are read this way: http.client's chunked reading costs more than the events'
+    own decoding)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._left = 0  # bytes of the current chunk still to come
+        self._crlf = False  # the CRLF after a chunk's data is next
+        self._trailers = False  # after the last chunk: trailer lines up to an empty one
+        self.done = False  #: the body ended properly
+
+    def feed(self, data: bytes) -> bytes:
+        """Add bytes; the payload they complete. ValueError if they are not chunked."""
+        buf = self._buf
+        buf += data
+        out = bytearray()
+        pos = 0
+        while not self.done:
+            if self._left:
+                take = min(self._left, len(buf) - pos)
+                out += buf[pos:pos + take]
+                pos += take
+                self._left -= take
+                if self._left:
+                    break
+                self._crlf = True
+            if self._crlf:
+                if len(buf) - pos < 2:
+                    break
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise ValueError("a chunk's data is not followed by CRLF")
+                pos += 2
+                self._crlf = False
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                if len(buf) - pos > 4096:
+                    raise ValueError("chunk size line too long")
+                break
+            line = bytes(buf[pos:nl])
+            pos = nl + 2
+            if self._trailers:
+                self.done = not line
+                continue
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ValueError(f"bad chunk size {size_text[:20]!r}") from None
+            if size < 0:
+                raise ValueError(f"bad chunk size {size_text[:20]!r}")
+            if size == 0:
+                self._trailers = True
+            self._left = size
+        del buf[:pos]
+        return bytes(out)
