@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 from collections.abc import Sequence
 
 #: refuse answer heads longer than this (a broken server would otherwise eat memory)
@@ -46,6 +47,14 @@ class CallConnection:
             if scheme == "https":
                 assert context is not None
                 sock = context.wrap_socket(sock, server_hostname=host)
+            elif timeout is not None:
+                # The kernel keeps the timeout: a socket with a Python timeout polls
+                # before every send and receive, a system call more each.
+                sock.settimeout(None)
+                seconds = int(timeout)
+                limit = struct.pack("ll", seconds, int((timeout - seconds) * 1e6))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
         except BaseException:
             sock.close()
             raise
@@ -62,12 +71,18 @@ class CallConnection:
     def send(self, data: bytes) -> None:
         if self.sock is None:
             raise ConnectionLost("connection closed")
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except BlockingIOError:  # SO_SNDTIMEO
+            raise ConnectionLost("timed out") from None
 
     def _fill(self) -> None:
         if self.sock is None:
             raise ConnectionLost("connection closed")
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:  # SO_RCVTIMEO
+            raise ConnectionLost("timed out") from None
         if not data:
             raise ConnectionLost("the server closed the connection")
         self._buf += data

@@ -329,3 +329,10 @@ def test_what_only_the_json_module_takes_still_goes_through() -> None:
     body = {"type": "MESSAGE", "bad": "\udcff"}  # a lone surrogate
     assert encode(body) == json.dumps(body, separators=(",", ":")).encode()
     assert decode(encode(body)) == body
+
+
+def test_a_server_that_never_answers_is_a_transport_error_after_the_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
+        port = silent.getsockname()[1]
+        with pytest.raises(TransportError, match="timed out"):
+            Transport(timeout=0.3).post(f"http://127.0.0.1:{port}/api/v1/executor", MESSAGE)
