@@ -105,6 +105,7 @@ class _Job:
     node: str | None = None  #: where it runs: the system's name, else the record's
     native_node: str | None = None  #: where the system says it runs
     packed: bool = False  #: runs in a pack with other jobs (under the pack's native id)
+    pack_signalled: str | None = None  #: the file its pack creates when signalled
     pending_reason: str | None = None
     started: StartRecord | None = None
     exited: ExitRecord | None = None
@@ -487,8 +488,12 @@ class BatchQueueBackend(EmulatedBackend):
         if len(element) == 1:
             return scripts[0]
         path = os.path.join(self.script_dir, f"pack-{element[0].task_id}.sh")
+        signalled = os.path.join(self.record_dir, f"pack-{element[0].task_id}.signalled")
+        for job in element:
+            job.pack_signalled = signalled
         write_script(path, pack_script(
-            scripts=scripts, records=[self._record(job) for job in element]))
+            scripts=scripts, records=[self._record(job) for job in element],
+            signalled=signalled))
         return path
 
     def _record(self, job: _Job) -> str:
@@ -625,7 +630,7 @@ class BatchQueueBackend(EmulatedBackend):
             verdict = job.tracker.judge(
                 Evidence(in_queue, answered, accounted.get(job.native_id),
                          self._keeps_accounting(), job.started, job.exited, now,
-                         packed=job.packed),
+                         packed=job.packed, pack_signalled=self._pack_signalled(job)),
                 vanish_after=self.options.vanished_polls,
                 reason_grace=self.reason_grace_polls, accounting_delay=self.accounting_delay)
             if verdict is not None:
@@ -639,6 +644,13 @@ class BatchQueueBackend(EmulatedBackend):
             self._quiet_polls = 0 if news else self._quiet_polls + 1
             self.poll_interval = min(self.poll_interval * 2 ** min(self._quiet_polls, 16),
                                      self.options.max_poll_interval)
+
+    def _pack_signalled(self, job: _Job) -> bool:
+        """Did the pack of this job, which recorded a failure, get a signal (a cancel, a
+        time limit)? Then that failure is the pack's end (the file is looked for only
+        for such jobs)."""
+        return (job.packed and job.pack_signalled is not None and job.exited is not None
+                and job.exited.exit_code != 0 and os.path.exists(job.pack_signalled))
 
     def _read_records(self, jobs: list[_Job]) -> None:
         starts, exits = read_records(

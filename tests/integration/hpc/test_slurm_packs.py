@@ -125,7 +125,7 @@ def test_a_pack_cancelled_by_someone_else_reports_each_job_once(
         subprocess.run(["scancel", pack], check=True, env=cluster.environ())
         got = results(bs, 3)
         assert sorted(got) == sorted(slow)
-        assert all(r.exitReason is BatchJobExitReason.KILLED for r in got.values())
+        assert all(r.exitReason is BatchJobExitReason.KILLED for r in got.values()), got
     finally:
         bs.shutdown()
         lock.close()
