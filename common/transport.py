@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import select
 import socket
 import ssl
@@ -27,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .http_calls import CallConnection, ConnectionLost, Dechunker, header_lines, request
+from .json_codec import decode, encode
 from .recordio import RecordIOReader
 
 JSON = "application/json"
@@ -47,27 +47,6 @@ class Answer:
         return self.body.decode("utf-8", "replace").strip()
 
 
-try:  # a tenth of the CPU of the json module, where it is installed (the executor
-    # runs from its bundle with the standard library alone, so it is not required)
-    import orjson
-
-    def encode(body: Mapping[str, Any]) -> bytes:
-        try:
-            return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # what json takes and orjson not (a lone surrogate): as before
-            return json.dumps(body, separators=(",", ":")).encode()
-
-    def decode(data: bytes) -> Any:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:  # json's verdict (it takes escaped surrogates)
-            return json.loads(data)
-except ImportError:  # pragma: no cover (the test run has orjson)
-    def encode(body: Mapping[str, Any]) -> bytes:
-        return json.dumps(body, separators=(",", ":")).encode()
-
-    def decode(data: bytes) -> Any:
-        return json.loads(data)
 
 
 def _dropped(conn: CallConnection) -> bool:

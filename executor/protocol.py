@@ -1,10 +1,9 @@
 """Formats shared by the scheduler and the executor: the only executor module the
-scheduler imports. Keep it free of imports from the rest of mesobatch."""
+scheduler imports. Keep it free of imports from the rest of mesobatch but the JSON codec."""
 
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 import re
@@ -13,26 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-try:  # where installed: the executor may run on an agent without it
-    import orjson
-
-    def _dumps(obj: dict[str, Any]) -> bytes:
-        try:
-            return orjson.dumps(obj)
-        except TypeError:  # what json takes and orjson not (a lone surrogate): as before
-            return json.dumps(obj, separators=(",", ":")).encode()
-
-    def _loads(data: bytes) -> Any:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:  # json's verdict (it takes escaped surrogates)
-            return json.loads(data)
-except ImportError:  # pragma: no cover (the test run has orjson)
-    def _dumps(obj: dict[str, Any]) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
-
-    def _loads(data: bytes) -> Any:
-        return json.loads(data)
+from ..common.json_codec import decode, encode
 
 
 def log_file_name(job_id: int, name: str) -> str:
@@ -151,7 +131,7 @@ class _Base64Json:
     newer scheduler or executor) are ignored."""
 
     def encode(self) -> str:
-        return b64encode(_dumps(_as_dict(self)))
+        return b64encode(encode(_as_dict(self)))
 
     @classmethod
     def decode(cls: type[_T], data: str) -> _T:
@@ -159,7 +139,7 @@ class _Base64Json:
         if not isinstance(data, str):
             raise ValueError(f"expected base64 text, got {type(data).__name__}")
         try:
-            raw = _loads(b64decode(data))
+            raw = decode(b64decode(data))
         except RecursionError:
             raise ValueError("JSON nested too deep") from None
         decoded: _T = _from_dict(cls, raw)
@@ -241,12 +221,12 @@ class NodeReport:
     kind: str = "node_report"
 
     def encode(self) -> bytes:
-        return _dumps(_as_dict(self))
+        return encode(_as_dict(self))
 
     @classmethod
     def decode(cls, data: bytes) -> NodeReport:
         try:
-            raw = _loads(data)
+            raw = decode(data)
         except RecursionError:
             raise ValueError("JSON nested too deep") from None
         if not isinstance(raw, dict) or raw.get("kind") != "node_report":

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from mesobatch.common.http_calls import Dechunker
-from mesobatch.common.transport import Transport, TransportError, decode, encode
+from mesobatch.common.json_codec import decode, encode
+from mesobatch.common.transport import Transport, TransportError
 from tests.executor.agent_endpoint import EXECUTOR_ID, FRAMEWORK_ID, AgentEndpoint
 from tests.services.tls import TlsFiles
 
