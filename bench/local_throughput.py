@@ -18,12 +18,17 @@ Scenarios:
   p1   the same with the status page served (--statusPort 0), nobody looking
   p2   the same with a client (another process) fetching the page every second, as a
        browser on it does; the target: p2 costs at most 2% of p0's throughput
+The columns "CPU ms/job" give the scheduling process's CPU (own) and the jobs' (their
+processes, as wait4 counted them) per job: on 2 cores, once both are busy, the rate is
+at most 2000 / (own + jobs); Popen's loop in raw costs little of its own, so where the
+cores are free enough for raw to be bound by them, a and b trail it by their extra CPU.
 For p0-p2 the table also gives the scheduler process's CPU seconds per 1000 jobs, how
 many pages the client fetched, and the share of the process's CPU spent in the status
 page's own code (timed per thread, so other load on the machine does not move it).
-Run only them with: --only p0 p1 p2. --baseline DIR runs those also with the code
-in DIR (e.g. ``git -C /work/main archive COMMIT | tar -x -C DIR``), interleaved with
-this tree's, so before and after come from one run (rows p0- p1- p2-: before); the
+Run only them with: --only p0 p1 p2. --baseline DIR runs a, b, c and those also with
+the code in DIR (e.g. ``git -C /work/main archive COMMIT | tar -x -C DIR``), interleaved
+with this tree's, so before and after come from one run (rows a- b- c- p0- p1- p2-:
+before; "vs raw" is the median of each round's ratio to its own raw run); the
 column "ms/page" is the CPU one page fetch took in the server (its look at the core,
 rendering, sending; not the recorder's intake of events that its snapshot did, which
 the recorder's thread would have done anyway).
@@ -49,9 +54,25 @@ if "--code" in sys.argv:  # a child measuring another checkout (--baseline)
     sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds so far of this process and of its children that were waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def _cpu_per_job(out: dict[str, float], before: tuple[float, float], n: int) -> None:
+    """The scheduling process's and the jobs' CPU milliseconds per job since ``before``
+    (on 2 cores, their sum bounds the rate once the cores are busy)."""
+    own, kids = _cpu()
+    out["own_cpu_ms"] = (own - before[0]) / n * 1000
+    out["jobs_cpu_ms"] = (kids - before[1]) / n * 1000
+
+
 def scenario_raw(n: int) -> dict[str, float]:
     inflight: list[tuple[subprocess.Popen[bytes], float]] = []
     lat: list[float] = []
+    cpu = _cpu()
     start = time.perf_counter()
     for _ in range(n):
         if len(inflight) >= 2:
@@ -62,7 +83,9 @@ def scenario_raw(n: int) -> dict[str, float]:
     for p, t in inflight:
         p.wait()
         lat.append(time.perf_counter() - t)
-    return _stats(n, time.perf_counter() - start, lat)
+    out = _stats(n, time.perf_counter() - start, lat)
+    _cpu_per_job(out, cpu, n)
+    return out
 
 
 def _stats(n: int, elapsed: float, lat: list[float]) -> dict[str, float]:
@@ -158,6 +181,7 @@ def scenario_batch(n: int, cores: float, command: str, status: bool = False,
                                       stdout=subprocess.PIPE, text=True)
             time.sleep(0.5)  # its interpreter has started and fetched the page once
         cpu = resource.getrusage(resource.RUSAGE_SELF)
+        both = _cpu()
         status_start = status_cpu.seconds if status_cpu else 0.0
         # the client's first fetch (before this) loaded the page's modules: not counted
         serving_start = status_cpu.serving if status_cpu else 0.0
@@ -171,6 +195,7 @@ def scenario_batch(n: int, cores: float, command: str, status: bool = False,
             assert info is not None and info.exitStatus == 0, info
             lat.append(time.perf_counter() - issued[info.jobID])
         out = _stats(n, time.perf_counter() - start, lat)
+        _cpu_per_job(out, both, n)
         end = resource.getrusage(resource.RUSAGE_SELF)
         process_cpu = (end.ru_utime - cpu.ru_utime) + (end.ru_stime - cpu.ru_stime)
         out["cpu_s_per_1000"] = process_cpu / n * 1000
@@ -238,6 +263,10 @@ SCENARIOS = {
 }
 
 
+#: the scenarios --baseline also runs with the code from before
+_WITH_BASELINE = ("a", "b", "c", "p0", "p1", "p2")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -245,7 +274,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(SCENARIOS))
     parser.add_argument("--log-dir", default=None)
     parser.add_argument("--baseline", metavar="DIR",
-                        help="also run p0-p2 with the code in DIR (rows p0- p1- p2-)")
+                        help="also run a, b, c and p0-p2 with the code in DIR (rows a- b- "
+                             "c- p0- p1- p2-)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -258,7 +288,7 @@ def main() -> None:
     baseline = str(os.path.abspath(args.baseline)) if args.baseline else None
     rows = list(args.only)
     if baseline:  # each status scenario also with the code from before, side by side
-        rows = [r for n in args.only for r in ((n + "-", n) if n in ("p0", "p1", "p2")
+        rows = [r for n in args.only for r in ((n + "-", n) if n in _WITH_BASELINE
                                                else (n,))]
     rounds: dict[str, list[dict[str, Any]]] = {row: [] for row in rows}
 
@@ -278,11 +308,17 @@ def main() -> None:
     print(f"local backend, medians of {args.repeat} runs (each in a fresh process); job logs "
           f"in {where}: creating a file there took {statistics.median(creates):.0f} us\n")
     print(f"{'':4}{'scenario':38}{'jobs/s':>9}{'vs raw':>8}{'p50 ms':>9}{'p95 ms':>9}"
-          f"{'elapsed s':>11}{'peak RSS MB':>13}")
+          f"{'elapsed s':>11}{'peak RSS MB':>13}{'CPU ms/job: own':>17}{'jobs':>6}")
     for name, m in med.items():
-        ratio = f"{m['jobs_per_s'] / raw:.0%}" if raw and name in ("a", "b") else ""
+        ratio = ""
+        if raw and name.rstrip("-") in ("a", "b"):  # paired: each round's own raw
+            pairs = zip(rounds[name], rounds["raw"], strict=True)
+            ratio = f"{statistics.median(r['jobs_per_s'] / w['jobs_per_s'] for r, w in pairs):.0%}"
+        cpu = (f"{m['own_cpu_ms']:17.3f}{m['jobs_cpu_ms']:6.3f}" if "own_cpu_ms" in m
+               else "")
         print(f"{name:4}{SCENARIOS[name.rstrip('-')][0]:38}{m['jobs_per_s']:9.0f}{ratio:>8}"
-              f"{m['p50_ms']:9.2f}{m['p95_ms']:9.2f}{m['elapsed']:11.3f}{m['rss_mb']:13.1f}")
+              f"{m['p50_ms']:9.2f}{m['p95_ms']:9.2f}{m['elapsed']:11.3f}{m['rss_mb']:13.1f}"
+              f"{cpu}")
     if "p0" in med:
         print(f"\n{'':4}{'status page (vs p0: median of the rounds':38}{'jobs/s':>9}"
               f"{'vs p0':>8}{'CPU s/1000 jobs':>17}{'vs p0':>8}{'pages':>7}"

@@ -71,6 +71,20 @@ def _messages(counters: dict[str, Any], before: dict[str, Any], n: int) -> dict[
             "running": per("executor_updates", "TASK_RUNNING")}
 
 
+def _settled(control: Any, framework_id: str) -> dict[str, Any]:
+    """The framework's counters once every status update so far has its acknowledgement
+    (the scheduler gathers acknowledgements for a few ms before writing them: read at
+    once, the window would count the warm-up's last one), or after 2 s."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        counters = control.framework_counters(framework_id)
+        updates = sum(counters.get("executor_updates", {}).values())
+        if counters.get("calls", {}).get("ACKNOWLEDGE", 0) >= updates or \
+                time.monotonic() > deadline:
+            return counters
+        time.sleep(0.01)
+
+
 def run(scenario: str) -> dict[str, float]:
     import mesobatch
     from tests.doubles.mesos import DoubleProcess
@@ -98,7 +112,7 @@ def run(scenario: str) -> dict[str, float]:
                 assert bs.getUpdatedBatchJob(60) is not None
             pids = list(double.control.state()["executor_pids"].values())
             framework_id = bs._backend.driver.framework_id  # type: ignore[attr-defined]
-            counters0 = double.control.framework_counters(framework_id)
+            counters0 = _settled(double.control, framework_id)
             cpu0 = {"sched": _self_cpu(), "double": _cpu(double.pid),
                     "exec": sum(_cpu(p) for p in pids)}
             lat: list[float] = []
@@ -131,8 +145,7 @@ def run(scenario: str) -> dict[str, float]:
                 exec_ms=(sum(_cpu(p) for p in pids) - cpu0["exec"]) / n * 1000,
                 double_ms=(_cpu(double.pid) - cpu0["double"]) / n * 1000,
             )
-            out.update(_messages(double.control.framework_counters(framework_id),
-                                 counters0, n))
+            out.update(_messages(_settled(double.control, framework_id), counters0, n))
             return out
         finally:
             bs.shutdown()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 from collections.abc import Sequence
 
 #: refuse answer heads longer than this (a broken server would otherwise eat memory)
@@ -46,6 +47,14 @@ class CallConnection:
             if scheme == "https":
                 assert context is not None
                 sock = context.wrap_socket(sock, server_hostname=host)
+            elif timeout is not None:
+                # The kernel keeps the timeout: a socket with a Python timeout polls
+                # before every send and receive, a system call more each.
+                sock.settimeout(None)
+                seconds = int(timeout)
+                limit = struct.pack("ll", seconds, int((timeout - seconds) * 1e6))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
         except BaseException:
             sock.close()
             raise
@@ -62,12 +71,18 @@ class CallConnection:
     def send(self, data: bytes) -> None:
         if self.sock is None:
             raise ConnectionLost("connection closed")
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except BlockingIOError:  # SO_SNDTIMEO
+            raise ConnectionLost("timed out") from None
 
     def _fill(self) -> None:
         if self.sock is None:
             raise ConnectionLost("connection closed")
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:  # SO_RCVTIMEO
+            raise ConnectionLost("timed out") from None
         if not data:
             raise ConnectionLost("the server closed the connection")
         self._buf += data
@@ -178,3 +193,61 @@ def header_lines(headers: Sequence[tuple[str, str]]) -> str:
             raise ValueError(f"header {name!r} holds a line break or a colon in its name")
         out.append(f"{name}: {value}\r\n")
     return "".join(out)
+
+
+class Dechunker:
+    """The payload of a chunked body, from its bytes in any pieces (a stream's events
+    are read this way: http.client's chunked reading costs more than the events'
+    own decoding)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._left = 0  # bytes of the current chunk still to come
+        self._crlf = False  # the CRLF after a chunk's data is next
+        self._trailers = False  # after the last chunk: trailer lines up to an empty one
+        self.done = False  #: the body ended properly
+
+    def feed(self, data: bytes) -> bytes:
+        """Add bytes; the payload they complete. ValueError if they are not chunked."""
+        buf = self._buf
+        buf += data
+        out = bytearray()
+        pos = 0
+        while not self.done:
+            if self._left:
+                take = min(self._left, len(buf) - pos)
+                out += buf[pos:pos + take]
+                pos += take
+                self._left -= take
+                if self._left:
+                    break
+                self._crlf = True
+            if self._crlf:
+                if len(buf) - pos < 2:
+                    break
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise ValueError("a chunk's data is not followed by CRLF")
+                pos += 2
+                self._crlf = False
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                if len(buf) - pos > 4096:
+                    raise ValueError("chunk size line too long")
+                break
+            line = bytes(buf[pos:nl])
+            pos = nl + 2
+            if self._trailers:
+                self.done = not line
+                continue
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ValueError(f"bad chunk size {size_text[:20]!r}") from None
+            if size < 0:
+                raise ValueError(f"bad chunk size {size_text[:20]!r}")
+            if size == 0:
+                self._trailers = True
+            self._left = size
+        del buf[:pos]
+        return bytes(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -19,7 +20,10 @@ T = TypeVar("T")
 class Outbox(Generic[T]):
     """Items in order for one consumer thread; close() ends it once they are taken."""
 
-    def __init__(self) -> None:
+    def __init__(self, linger: float = 0.0) -> None:
+        #: with a batch not full, wait this long for more before taking it (calls that
+        #: may go late: fewer wake-ups, fuller batches)
+        self.linger = linger
         self._items: deque[T] = deque()
         self._wake = threading.Lock()
         self._wake.acquire()  # held while nothing is to be done; put() releases it
@@ -54,6 +58,8 @@ class Outbox(Generic[T]):
                 self._sleeping = False
                 continue
             self._wake.acquire()
+        if self.linger and len(items) < most and not self._closed:
+            time.sleep(self.linger)  # put() does not wake us meanwhile: we do not sleep
         n = min(most, len(items))
         return [items.popleft() for _ in range(n)]
 

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import select
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .http_calls import CallConnection, ConnectionLost, header_lines, request
+from .http_calls import CallConnection, ConnectionLost, Dechunker, header_lines, request
+from .json_codec import decode, encode
 from .recordio import RecordIOReader
 
 JSON = "application/json"
@@ -47,8 +47,6 @@ class Answer:
         return self.body.decode("utf-8", "replace").strip()
 
 
-def encode(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _dropped(conn: CallConnection) -> bool:
@@ -192,6 +190,10 @@ class Transport:
             conn.close()
 
 
+def _ended(_: int) -> bytes:
+    return b""
+
+
 class EventStream:
     """A subscription: decoded events until the connection ends."""
 
@@ -217,15 +219,25 @@ class EventStream:
         """Events in order. Ends when the server ends the stream; raises TransportError
         if the connection breaks or the read times out."""
         reader = RecordIOReader()
+        # A chunked stream (as Mesos sends) is read raw and de-chunked here
+        dechunker = Dechunker() if self._r.chunked else None
+        read: Callable[[int], bytes] = (self._r.fp.read1 if dechunker is not None
+                                        else self._r.read1)
         try:
             while True:
-                chunk = self._r.read1(65536)
-                if not chunk:
+                data = read(65536)
+                if not data:
                     if self._closed:
                         raise TransportError("stream closed")
+                    if dechunker is not None and not dechunker.done:
+                        raise TransportError("the stream was cut off")
                     return
-                for record in reader.feed(chunk):
-                    yield json.loads(record)
+                if dechunker is not None:
+                    data = dechunker.feed(data)
+                    if dechunker.done:
+                        read = _ended
+                for record in reader.feed(data):
+                    yield decode(record)
         except (OSError, http.client.HTTPException, ValueError, RecursionError) as e:
             # RecursionError: JSON nested too deep to decode; the stream is unusable
             raise TransportError(str(e) or type(e).__name__) from e

@@ -303,8 +303,8 @@ class MesosExecutorDriver(ExecutorDriver):
         while (calls := self._outbox.take(self.BATCH)) is not None:
             try:
                 answers, error = self._http.post_many(
-                    self.agent.url, [{k: v for k, v in call.items() if k[0] != "_"}
-                                     for call in calls])
+                    self.agent.url, [{k: v for k, v in call.items() if k != "_attempt"}
+                                     if "_attempt" in call else call for call in calls])
             except TransportError as e:
                 answers, error = [], str(e)
             for call, answer in zip(calls, answers, strict=False):  # answers: a prefix

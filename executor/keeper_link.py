@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 _links: weakref.WeakSet[KeeperLink] = weakref.WeakSet()
 
+#: forget() lines held back at most (bytes), so the keeper's set stays small
+_FORGOTTEN_MAX = 4096
+
 
 def _close_in_child() -> None:
     for link in list(_links):
@@ -56,6 +59,7 @@ class KeeperLink:
         self._fd: int | None = None
         self._pid: int | None = None
         self._closed = False
+        self._forgotten = b""  # forget() lines not written yet
         self._start()
         _links.add(self)
 
@@ -68,17 +72,36 @@ class KeeperLink:
         """Kill group ``pgid`` if this process dies before forget(pgid)."""
         with self._lock:
             self._groups.add(pgid)
-            self._send(b"+%d\n" % pgid)
+            self._send(self._forgotten + b"+%d\n" % pgid)
+            self._forgotten = b""
 
     def forget(self, pgid: int) -> None:
-        """Group ``pgid`` has been killed or is gone: leave it alone."""
+        """Leave group ``pgid`` alone (call it once the group was killed or its leader
+        reaped). The keeper is told with the next watch(), flush() or close(): one
+        write, one wake-up of the keeper per job. Should this process die before, the
+        keeper signals a group that is gone or ended anyway: a group's id is not
+        reused while the group exists, and once it is gone only after the pid space
+        has wrapped round."""
         with self._lock:
             self._groups.discard(pgid)
-            self._send(b"-%d\n" % pgid)
+            self._forgotten += b"-%d\n" % pgid
+            if len(self._forgotten) > _FORGOTTEN_MAX:
+                self._send(self._forgotten)
+                self._forgotten = b""
+
+    def flush(self) -> None:
+        """Tell the keeper what forget() left untold."""
+        with self._lock:
+            if self._forgotten:
+                self._send(self._forgotten)
+                self._forgotten = b""
 
     def close(self, timeout: float = 1.0) -> None:
         """End the pipe (the keeper kills what is still watched) and reap the keeper."""
         with self._lock:
+            if self._forgotten:
+                self._send(self._forgotten)
+                self._forgotten = b""
             self._closed = True
             pid, self._pid = self._pid, None
             self.forget_pipe()

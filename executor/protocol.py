@@ -1,10 +1,9 @@
 """Formats shared by the scheduler and the executor: the only executor module the
-scheduler imports. Keep it free of imports from the rest of mesobatch."""
+scheduler imports. Keep it free of imports from the rest of mesobatch but the JSON codec."""
 
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 import re
@@ -12,6 +11,8 @@ import types
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from ..common.json_codec import decode, encode
 
 
 def log_file_name(job_id: int, name: str) -> str:
@@ -65,8 +66,11 @@ def _conforms(value: Any, hint: Any) -> bool:
     if origin is Union or origin is types.UnionType:
         return any(_conforms(value, a) for a in args)
     if origin is dict:
-        return isinstance(value, dict) and all(
-            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
+        if not isinstance(value, dict):
+            return False
+        if args == (str, str):  # the environment: one pass, no call per entry
+            return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        return all(_conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
     raise TypeError(f"no check for {hint!r}")  # pragma: no cover (a new field's type)
 
 
@@ -105,7 +109,7 @@ def _from_dict(cls: type[Any], raw: Any) -> Any:
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
-    """A flat dataclass's fields as a dict for json.dumps (no deep copy as asdict makes:
+    """A flat dataclass's fields as a dict to encode (no deep copy as asdict makes:
     these formats hold no nested dataclasses)."""
     return {name: getattr(obj, name) for name, _, _ in _schema(type(obj))}
 
@@ -127,7 +131,7 @@ class _Base64Json:
     newer scheduler or executor) are ignored."""
 
     def encode(self) -> str:
-        return b64encode(json.dumps(_as_dict(self), separators=(",", ":")).encode())
+        return b64encode(encode(_as_dict(self)))
 
     @classmethod
     def decode(cls: type[_T], data: str) -> _T:
@@ -135,7 +139,7 @@ class _Base64Json:
         if not isinstance(data, str):
             raise ValueError(f"expected base64 text, got {type(data).__name__}")
         try:
-            raw = json.loads(b64decode(data))
+            raw = decode(b64decode(data))
         except RecursionError:
             raise ValueError("JSON nested too deep") from None
         decoded: _T = _from_dict(cls, raw)
@@ -217,12 +221,12 @@ class NodeReport:
     kind: str = "node_report"
 
     def encode(self) -> bytes:
-        return json.dumps(_as_dict(self), separators=(",", ":")).encode()
+        return encode(_as_dict(self))
 
     @classmethod
     def decode(cls, data: bytes) -> NodeReport:
         try:
-            raw = json.loads(data)
+            raw = decode(data)
         except RecursionError:
             raise ValueError("JSON nested too deep") from None
         if not isinstance(raw, dict) or raw.get("kind") != "node_report":

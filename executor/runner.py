@@ -237,6 +237,7 @@ class TaskRunner:
             elif ended is None and cancel:  # kill() came while it was submitted
                 self._terminate(proc, self.kill_grace)
         if ended is not None:
+            self._keeper.flush()
             self._reapers.post([ended])
         elif cancel or proc.spec.walltime is not None:
             self._reapers.wake()
@@ -377,6 +378,7 @@ class TaskRunner:
         """After each reaper's turn: start what the exit callbacks submitted; the first
         reaper also keeps the deadlines."""
         self.start_submitted()
+        self._keeper.flush()  # the ends of this turn whose start did not tell it already
         if first:
             self._enforce_deadlines()
 

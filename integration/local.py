@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from ..deploy.resources import SharedDirectoryService, ram_scratch_dir, scratch_store
 from ..executor.runner import ProcessSpec, TaskExit, TaskRunner
+from ..executor.running_notice import RunningNotices
 from ..executor.shipping import DirectorySource, NodeResources, Prepared, ResourceError
 from ..executor.task_start import Ending, TaskRequest, outcome, prepare, process_spec
 from ..scheduler.backend import BackendContext, Post
@@ -47,6 +48,12 @@ from ..scheduler.options import (
 from .emulated import Capacity, EmulatedBackend, EmulatedNode
 
 AGENT_ID = "local"
+
+#: RUNNING is said of a task still running this long after its launch (seconds), as the
+#: Mesos executor does: one ending sooner is told by its terminal status alone, which
+#: spares the scheduling core an event per short job (getRunningBatchJobIDs lists a job
+#: this much later)
+RUNNING_DELAY = 0.1
 
 
 def detect_gpus() -> int:
@@ -128,6 +135,12 @@ class LocalBackend(EmulatedBackend):
         # other handles the next task's end; on 2 cores that is +25% at 1-core jobs.
         self.runner = TaskRunner(self._on_exit, kill_grace=options.kill_grace_period,
                                  reapers=2)
+        # Launched tasks whose RUNNING was not said yet (leaf lock); _say_lock is held
+        # while one is said, so that a task's end never overtakes its RUNNING.
+        self._quiet_lock = threading.Lock()
+        self._quiet: set[str] = set()
+        self._say_lock = threading.Lock()
+        self._notices = RunningNotices(self._say_running, RUNNING_DELAY)
         self._service: SharedDirectoryService | None = None
         self._service_lock = threading.Lock()
         atexit.register(self._atexit)
@@ -154,9 +167,9 @@ class LocalBackend(EmulatedBackend):
 
     # ------------------------------------------------------------------ tasks
     def launch_tasks(self, node: EmulatedNode, tasks: Sequence[TaskLaunch]) -> list[Event]:
-        events: list[Event] = []
-        now = time.time()
         work_dir = self._work_dir()
+        with self._quiet_lock:
+            self._quiet.update(task.task_id for task in tasks)
         for task in tasks:
             job = task.job
             node_env = None
@@ -178,8 +191,31 @@ class LocalBackend(EmulatedBackend):
                 # Started in flush(), once the batch system's lock is released (or by
                 # the runner's spawner thread). A task that cannot start ends in ERROR.
                 self.runner.submit(self._spec(req, None, node_env))
-            events.append(TaskStatus(task.task_id, TaskState.RUNNING, now, agent_id=AGENT_ID))
-        return events
+            self._notices.started(task.task_id)
+        return []
+
+    def _say_running(self, task_id: str) -> None:
+        """RUNNING for a task launched RUNNING_DELAY ago, unless it has ended."""
+        with self._say_lock:
+            with self._quiet_lock:
+                if task_id not in self._quiet:
+                    return
+                self._quiet.discard(task_id)
+            self.post(TaskStatus(task_id, TaskState.RUNNING, time.time(), agent_id=AGENT_ID))
+
+    def _ended(self, task_ids: Sequence[str]) -> None:
+        """These tasks end (their statuses follow): no RUNNING for them any more, and
+        one being said goes first."""
+        saying = False
+        with self._quiet_lock:
+            for task_id in task_ids:
+                if task_id in self._quiet:
+                    self._quiet.discard(task_id)
+                else:
+                    saying = True
+        if saying:
+            with self._say_lock:
+                pass
 
     def _spec(self, req: TaskRequest, prepared: Prepared | None,
               node_env: dict[str, str] | None) -> ProcessSpec:
@@ -200,6 +236,7 @@ class LocalBackend(EmulatedBackend):
                     return  # killed meanwhile, and reported so
                 self._preparing.discard(req.task_id)
                 self._free_gpus_of(req.task_id)
+            self._ended([req.task_id])
             self.tasks_ended([TaskStatus(req.task_id, TaskState.FAILED, time.time(),
                                          message=str(e), agent_id=AGENT_ID)])
             return
@@ -216,6 +253,8 @@ class LocalBackend(EmulatedBackend):
             if task_id in self._preparing:  # it never starts
                 self._preparing.discard(task_id)
                 self._free_gpus_of(task_id)
+                with self._quiet_lock:  # (never _say_lock here: the batch system's is held)
+                    self._quiet.discard(task_id)
                 return [TaskStatus(task_id, TaskState.KILLED, time.time(), agent_id=AGENT_ID)]
         self.runner.kill(task_id)
         return []
@@ -235,6 +274,7 @@ class LocalBackend(EmulatedBackend):
 
     # ------------------------------------------------------------------ runner thread
     def _on_exit(self, exits: list[TaskExit]) -> None:
+        self._ended([ex.task_id for ex in exits])
         now = time.time()
         if self._gpus:
             with self._lock:
@@ -264,6 +304,7 @@ class LocalBackend(EmulatedBackend):
         return self._work
 
     def shutdown(self) -> None:
+        self._notices.close()
         self.runner.close()
         atexit.unregister(self._atexit)
         if self._work is not None:

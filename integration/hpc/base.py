@@ -105,6 +105,7 @@ class _Job:
     node: str | None = None  #: where it runs: the system's name, else the record's
     native_node: str | None = None  #: where the system says it runs
     packed: bool = False  #: runs in a pack with other jobs (under the pack's native id)
+    pack_signalled: str | None = None  #: the file its pack creates when signalled
     pending_reason: str | None = None
     started: StartRecord | None = None
     exited: ExitRecord | None = None
@@ -185,6 +186,7 @@ class BatchQueueBackend(EmulatedBackend):
         self._stopping = False
         self._arrays = itertools.count(1)
         self._packs: dict[str, list[_Job]] = {}  # a pack's native id -> its jobs
+        self._unpackable: set[tuple[object, ...]] = set()  # shapes whose pack was refused
         self._has_accounting: bool | None = None  # known once accounting was needed
         self._query_failures = 0
         self._fatal: str | None = None
@@ -395,12 +397,11 @@ class BatchQueueBackend(EmulatedBackend):
         most = self.dialect.max_array_size if self.options.job_arrays else 1
         by_shape: dict[tuple[object, ...], list[_Job]] = {}
         for job in batch:
-            s = job.spec
-            key = (s.cores, s.memory, s.disk, s.resources.gpus, s.walltime, s.preemptible)
-            by_shape.setdefault(key, []).append(job)
+            by_shape.setdefault(_shape(job.spec), []).append(job)
         out: list[list[list[_Job]]] = []
-        for jobs in by_shape.values():
-            packs = [list(p) for p in chunks(jobs, self.pack_size(jobs[0].spec))]
+        for shape, jobs in by_shape.items():
+            size = 1 if shape in self._unpackable else self.pack_size(jobs[0].spec)
+            packs = [list(p) for p in chunks(jobs, size)]
             out += [list(c) for c in chunks(packs, max(1, most))]
         return out
 
@@ -444,6 +445,14 @@ class BatchQueueBackend(EmulatedBackend):
                 raise ValueError(f"{self.dialect.name} gave {len(ids)} job ids for "
                                  f"{len(elements)} submitted: {result.stdout.strip()[:300]!r}")
         except (CommandError, OSError, ValueError) as e:
+            if widest > 1 and isinstance(e, CommandError) and e.kind is ErrorKind.PERMANENT:
+                # the system refuses what a pack asks for (the summed --tmp beyond the
+                # nodes' disk, a QOS limit on CPUs, ...), maybe not what a job does
+                log.warning("%s refused a pack of %d jobs (%s); its shape is submitted "
+                            "unpacked from now on", self.name, widest, e)
+                self._unpackable.add(_shape(spec))
+                self._submit([[job] for job in group], exclude)
+                return
             now = time.time()
             self._end([(job, TaskStatus(job.task_id, TaskState.ERROR, now,
                                         message=f"cannot submit: {e}",
@@ -479,8 +488,12 @@ class BatchQueueBackend(EmulatedBackend):
         if len(element) == 1:
             return scripts[0]
         path = os.path.join(self.script_dir, f"pack-{element[0].task_id}.sh")
+        signalled = os.path.join(self.record_dir, f"pack-{element[0].task_id}.signalled")
+        for job in element:
+            job.pack_signalled = signalled
         write_script(path, pack_script(
-            scripts=scripts, records=[self._record(job) for job in element]))
+            scripts=scripts, records=[self._record(job) for job in element],
+            signalled=signalled))
         return path
 
     def _record(self, job: _Job) -> str:
@@ -617,7 +630,7 @@ class BatchQueueBackend(EmulatedBackend):
             verdict = job.tracker.judge(
                 Evidence(in_queue, answered, accounted.get(job.native_id),
                          self._keeps_accounting(), job.started, job.exited, now,
-                         packed=job.packed),
+                         packed=job.packed, pack_signalled=self._pack_signalled(job)),
                 vanish_after=self.options.vanished_polls,
                 reason_grace=self.reason_grace_polls, accounting_delay=self.accounting_delay)
             if verdict is not None:
@@ -631,6 +644,13 @@ class BatchQueueBackend(EmulatedBackend):
             self._quiet_polls = 0 if news else self._quiet_polls + 1
             self.poll_interval = min(self.poll_interval * 2 ** min(self._quiet_polls, 16),
                                      self.options.max_poll_interval)
+
+    def _pack_signalled(self, job: _Job) -> bool:
+        """Did the pack of this job, which recorded a failure, get a signal (a cancel, a
+        time limit)? Then that failure is the pack's end (the file is looked for only
+        for such jobs)."""
+        return (job.packed and job.pack_signalled is not None and job.exited is not None
+                and job.exited.exit_code != 0 and os.path.exists(job.pack_signalled))
 
     def _read_records(self, jobs: list[_Job]) -> None:
         starts, exits = read_records(
@@ -814,6 +834,11 @@ def _names_any(argv: Sequence[str], ids: Sequence[str]) -> bool:
     """Does a command name any of these job ids (in an argument of its own or a list)?"""
     words = {w for arg in argv for w in re.split(r"[\s,=]+", arg)}
     return any(i in words for i in ids)
+
+
+def _shape(s: JobSpec) -> tuple[object, ...]:
+    """What jobs of one array (or pack) have in common."""
+    return (s.cores, s.memory, s.disk, s.resources.gpus, s.walltime, s.preemptible)
 
 
 def _job_name(tag: str, name: str) -> str:

@@ -10,7 +10,9 @@ queue), and the wrapper's records. The rules, in order:
    A job in a pack (packing.py) is the exception: its pack ends well when its jobs
    have ended, so a pack that ended well while one of its jobs recorded no exit status
    says nothing of that job: it is LOST, after waiting a few polls for the record (a
-   shared file system may show it late);
+   shared file system may show it late); and a job of a pack that was signalled (a
+   cancel, a time limit) waits for the pack's end, its reason, while the queue shows
+   the pack ending, whatever its exit record says;
 3. a non-zero exit record ends the job FAILED, after waiting a few polls for
    accounting to say why (only where there is accounting);
 4. a live state from the queue (or accounting) is the job's state;
@@ -42,6 +44,7 @@ class Evidence:
     exited: ExitRecord | None = None
     at: float = 0.0  #: when (monotonic seconds), for the accounting delay
     packed: bool = False  #: the job runs in a pack: the native state is the pack's
+    pack_signalled: bool = False  #: its pack's script got SIGTERM (a cancel, a time limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,10 @@ class Tracker:
         if native is not None:
             return _ended(native, ev.exited, wall, node)
         live = ev.queued or ev.accounted
+        if ev.exited is not None and ev.pack_signalled and ev.queued is not None:
+            # its pack was signalled (cancelled, timed out): the command's death by that
+            # signal is the pack's end, which the queue shows once its processes are gone
+            return _live(live, node)
         if ev.exited is not None:
             if ev.has_accounting and self.waited < reason_grace:
                 self.waited += ev.queue_answered  # polls, not record scans, count

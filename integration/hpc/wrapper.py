@@ -111,11 +111,12 @@ def array_script(*, scripts: Sequence[str], index_variable: str, first_index: in
     return "\n".join(lines)
 
 
-def pack_script(*, scripts: Sequence[str], records: Sequence[str],
+def pack_script(*, scripts: Sequence[str], records: Sequence[str], signalled: str,
                 kill_poll: float = KILL_POLL) -> str:
     """The script of a pack: runs ``scripts`` (job wrappers) together and waits for all.
     ``records[i]`` is the path the records of ``scripts[i]`` start with (its kill marker
-    is that + ``KILL``)."""
+    is that + ``KILL``). ``signalled`` is a file the pack creates when it gets SIGTERM
+    (the whole pack cancelled or out of time: its jobs' deaths are the pack's)."""
     if len(scripts) != len(records) or not scripts:
         raise ValueError(f"a pack needs one record path per script, and at least one "
                          f"script: {len(scripts)} scripts, {len(records)} record paths")
@@ -140,7 +141,9 @@ def pack_script(*, scripts: Sequence[str], records: Sequence[str],
         f'[ -n "{pids.replace(" ", "")}" ] || exit 0',
         "(", *watch, ") </dev/null >/dev/null 2>&1 &",
         "W=$!",
-        f"trap 'trap \"\" TERM INT HUP; kill -TERM {pids} 2>/dev/null' TERM INT HUP",
+        f"SIG={q(signalled)}",
+        f"trap 'trap \"\" TERM INT HUP; : >\"$SIG\"; kill -TERM {pids} 2>/dev/null' "
+        "TERM INT HUP",
         # a trapped signal ends a wait early: wait again while the job is there
         f"for p in {pids}; do",
         '  while :; do wait "$p"; kill -0 "$p" 2>/dev/null || break; done',

@@ -94,6 +94,8 @@ class MesosSchedulerDriver(SchedulerDriver):
     MISSED_HEARTBEATS = 5
     #: acknowledgements written at once at most (their answers fit any socket buffer)
     ACK_BATCH = 32
+    #: seconds acknowledgements wait for more before they are written
+    ACK_LINGER = 0.005
 
     def __init__(
         self,
@@ -122,7 +124,9 @@ class MesosSchedulerDriver(SchedulerDriver):
         self._stopped = threading.Event()
         self._resubscribe = threading.Event()
         self._control: Outbox[Message] = Outbox()
-        self._acks: Outbox[Message] = Outbox()
+        # Acknowledgements may go a few ms late (Mesos re-sends an update only after
+        # 10 s), so they are gathered for a moment: fewer wake-ups, fuller writes.
+        self._acks: Outbox[Message] = Outbox(linger=self.ACK_LINGER)
         self._last_event = time.monotonic()
         self._heartbeat = 15.0
         self._backoff_max = backoff_max
@@ -263,8 +267,10 @@ class MesosSchedulerDriver(SchedulerDriver):
             done = [d for call in calls if (d := call.pop("_done", None)) is not None]
             try:
                 self._send(calls)
-            except Exception:  # never the end of this thread
+            except Exception as e:  # never the end of this thread
                 log.exception("calls to the master not sent")
+                for call in calls:
+                    self._undelivered(call, f"not sent: {type(e).__name__}: {e}")
             finally:
                 for d in done:
                     d.set()

@@ -39,6 +39,7 @@ from .metrics import Counts, Metrics
 from .snapshot import Failure, Finished, LiveView, Snapshot, Totals
 
 _FINISHED = BatchJobExitReason.FINISHED
+_ERROR = BatchJobExitReason.ERROR
 _RUNNING = TaskState.RUNNING
 _TERMINAL = TERMINAL
 _DONE = TaskState.FINISHED
@@ -232,11 +233,19 @@ class Recorder:
                     ended = open_jobs.pop(job_id, None)
                     if ended is None:
                         continue
-                    waiting.pop(job_id, None)
+                    since = waiting.pop(job_id, None)
                     task = tasks.pop(info.backing_id, None)  # type: ignore[arg-type]
                     wall = info.wallTime or 0.0
                     if wall < 0:
                         wall = 0.0
+                    if since is not None and info.exitReason is not _ERROR:
+                        # ended before anybody said RUNNING (a short job's terminal
+                        # status comes alone): it started its wall time before its end
+                        wait = now - wall - since
+                        if wait < 0:
+                            wait = 0.0
+                        wait_counts[bisect_left(wait_bounds, wait)] += 1
+                        wait_total += wait
                     run_counts[bisect_left(run_bounds, wall)] += 1
                     run_total += wall
                     usage = info.usage

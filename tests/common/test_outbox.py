@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from mesobatch.common.outbox import Outbox
 
 
@@ -19,8 +21,9 @@ def test_items_come_out_in_order_in_batches_then_none_once_closed() -> None:
     assert box.take(10) is None
 
 
-def test_a_put_from_another_thread_wakes_the_waiting_taker() -> None:
-    box: Outbox[int] = Outbox()
+@pytest.mark.parametrize("linger", [0.0, 0.001])
+def test_a_put_from_another_thread_wakes_the_waiting_taker(linger: float) -> None:
+    box: Outbox[int] = Outbox(linger)
     got: list[int] = []
 
     def consume() -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from mesobatch.common.http_calls import Dechunker
+from mesobatch.common.json_codec import decode, encode
 from mesobatch.common.transport import Transport, TransportError
 from tests.executor.agent_endpoint import EXECUTOR_ID, FRAMEWORK_ID, AgentEndpoint
 from tests.services.tls import TlsFiles
@@ -308,3 +310,30 @@ def test_a_header_value_that_would_end_its_line_is_refused(agent: AgentEndpoint)
     with pytest.raises(ValueError, match="Mesos-Stream-Id"):
         Transport().post(url(agent), MESSAGE, {"Mesos-Stream-Id": "s\r\nX-Evil: 1"})
     assert agent.calls == []
+
+
+def test_a_chunked_body_comes_out_whole_however_it_is_cut() -> None:
+    body = (b"3\r\nabc\r\n10;ext=1\r\n" + bytes(range(16)) + b"\r\n1\r\n\n\r\n"
+            b"0\r\nX-Trailer: t\r\n\r\n")
+    for cut in range(len(body) + 1):
+        for step in (1, 5, len(body)):
+            dechunker = Dechunker()
+            pieces = [body[:cut]] + [body[i:i + step] for i in range(cut, len(body), step)]
+            out = b"".join(dechunker.feed(p) for p in pieces)
+            assert out == b"abc" + bytes(range(16)) + b"\n" and dechunker.done
+    for bad in (b"zz\r\n", b"3\r\nabcXY", b"-1\r\n"):
+        with pytest.raises(ValueError):
+            Dechunker().feed(bad)
+
+
+def test_what_only_the_json_module_takes_still_goes_through() -> None:
+    body = {"type": "MESSAGE", "bad": "\udcff"}  # a lone surrogate
+    assert encode(body) == json.dumps(body, separators=(",", ":")).encode()
+    assert decode(encode(body)) == body
+
+
+def test_a_server_that_never_answers_is_a_transport_error_after_the_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
+        port = silent.getsockname()[1]
+        with pytest.raises(TransportError, match="timed out"):
+            Transport(timeout=0.3).post(f"http://127.0.0.1:{port}/api/v1/executor", MESSAGE)

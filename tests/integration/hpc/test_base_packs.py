@@ -14,7 +14,7 @@ from tests.waiting import wait_for
 
 from .conftest import Make
 from .fake import calls
-from .test_base import _sleeping, collect, hold, native_ids
+from .test_base import _sleeping, collect, faults, hold, native_ids
 
 QUARTER = JobDescription(cores=0.25, memory=2**20, disk=2**20)
 HALF = JobDescription(cores=0.5, memory=2**20, disk=2**20)
@@ -103,3 +103,17 @@ def test_shutdown_cancels_a_queued_pack_once(make: Make, state: str) -> None:
     bs.shutdown()
     assert [c[1:] for c in calls(state, "cancel")] == [native_ids(state)]
     assert len(native_ids(state)) == 1
+
+
+def test_a_refused_pack_is_submitted_unpacked_and_its_shape_is_not_packed_again(
+        make: Make, state: str) -> None:
+    faults(state, "submit permanent")  # as sbatch refuses a pack's summed --tmp
+    bs = make(fakePack=4)
+    first = bs.issue_many([("true", QUARTER, None)] * 4)
+    assert sorted(collect(bs, 4)) == sorted(first)
+    later = bs.issue_many([("true", QUARTER, None)] * 4)
+    assert sorted(collect(bs, 4)) == sorted(later)
+    submits = calls(state, "submit")
+    # the pack (one script, refused), then its jobs as an array of 4, then 4 again
+    assert ["--array" in c for c in submits] == [False, True, True]
+    assert [c[c.index("--array") + 1] for c in submits[1:]] == ["4", "4"]

@@ -65,8 +65,13 @@ def make_pack(tmp_path: Path, commands: list[str], kill_grace: float = 5.0,
         paths.append(str(records / task))
         ids.append(task)
     pack = tmp_path / "pack.sh"
-    write_script(str(pack), pack_script(scripts=scripts, records=paths, kill_poll=kill_poll))
+    write_script(str(pack), pack_script(scripts=scripts, records=paths, kill_poll=kill_poll,
+                                        signalled=str(signalled(tmp_path))))
     return pack, ids
+
+
+def signalled(tmp_path: Path) -> Path:
+    return tmp_path / "records" / "pack 'x' $y.signalled"  # quoted, never re-parsed
 
 
 def exits(tmp_path: Path, ids: list[str]) -> dict[str, int]:
@@ -83,6 +88,7 @@ def test_a_pack_runs_its_jobs_together_each_with_its_own_records_and_log(
     pack, ids = make_pack(tmp_path, [wait_all] * 3)
     done = subprocess.run([str(pack)], timeout=60, check=False)
     assert done.returncode == 0  # the records, not the pack, say how each job ended
+    assert not signalled(tmp_path).exists()
     assert exits(tmp_path, ids) == {"0.0": 0, "1.0": 1, "2.0": 2}
     assert [(tmp_path / f"{i}.log").read_text() for i in range(3)] == [
         "job 0\n", "job 1\n", "job 2\n"]
@@ -141,10 +147,11 @@ def test_a_term_to_the_pack_reaches_every_job(tmp_path: Path) -> None:
     finally:
         proc.kill()
     assert exits(tmp_path, ids) == {}  # each wrapper ended its own group, itself last
+    assert signalled(tmp_path).exists()  # its jobs' ends are the pack's
     for pid in pids(tmp_path, "pids0") + pids(tmp_path, "pids1"):
         wait_for(lambda pid=pid: gone(pid), timeout=30)  # type: ignore[misc]
 
 
 def test_a_pack_needs_a_record_path_per_script() -> None:
     with pytest.raises(ValueError, match="one record path per script"):
-        pack_script(scripts=["a", "b"], records=["r"])
+        pack_script(scripts=["a", "b"], records=["r"], signalled="s")

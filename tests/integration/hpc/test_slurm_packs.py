@@ -4,6 +4,7 @@ alone; a pack cancelled by someone else reports each job inside once, KILLED."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -104,8 +105,15 @@ def test_a_kill_inside_a_pack_kills_that_job_alone(cluster: SlurmCluster,  # noq
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("accounting", [True, False], ids=["sacct", "noacct"])
 def test_a_pack_cancelled_by_someone_else_reports_each_job_once(
-        cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        accounting: bool) -> None:
+    cluster: SlurmCluster = request.getfixturevalue(  # noqa: F811
+        "slurm_cluster" if accounting else "slurm_cluster_noacct")
+    monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
+    lock = open(cluster.root.with_name(cluster.root.name + ".tests"), "a")  # noqa: SIM115
+    fcntl.flock(lock, fcntl.LOCK_EX)
     bs = slurm(tmp_path)
     try:
         quick = bs.issueBatchJob("true", QUARTER)
@@ -117,6 +125,7 @@ def test_a_pack_cancelled_by_someone_else_reports_each_job_once(
         subprocess.run(["scancel", pack], check=True, env=cluster.environ())
         got = results(bs, 3)
         assert sorted(got) == sorted(slow)
-        assert all(r.exitReason is BatchJobExitReason.KILLED for r in got.values())
+        assert all(r.exitReason is BatchJobExitReason.KILLED for r in got.values()), got
     finally:
         bs.shutdown()
+        lock.close()

@@ -146,3 +146,26 @@ def test_in_a_pack_the_pack_s_state_speaks_for_a_job_only_when_the_pack_failed()
         v = judge(tracker(), accounted=native, queue_answered=True, has_accounting=True,
                   packed=True)
         assert v is not None and v.state is native.state and v.exit_reason is reason
+
+
+def test_a_failure_in_a_signalled_pack_waits_for_the_pack_s_end() -> None:
+    t = tracker()
+    ending = NativeStatus("42", TaskState.RUNNING)  # COMPLETING: its processes are killed
+    for _ in range(5):  # however long the pack takes to end
+        v = judge(t, queued=ending, queue_answered=True, has_accounting=True,
+                  started=STARTED, exited=ExitRecord(143, 101.0), packed=True,
+                  pack_signalled=True)
+        assert v is not None and v.state is TaskState.RUNNING
+    cancelled = NativeStatus("42", TaskState.KILLED, exit_reason=BatchJobExitReason.KILLED)
+    v = judge(t, queued=cancelled, queue_answered=True, has_accounting=True, started=STARTED,
+              exited=ExitRecord(143, 101.0), packed=True, pack_signalled=True)
+    assert v is not None and (v.state, v.exit_code, v.exit_reason) == (
+        TaskState.KILLED, 143, BatchJobExitReason.KILLED)
+    # a failure in a pack nobody signalled is the job's own, after the usual grace
+    t = tracker()
+    for _ in range(2):
+        assert judge(t, queued=ending, queue_answered=True, has_accounting=True,
+                     exited=ExitRecord(143, 101.0), packed=True) is not None
+    v = judge(t, queued=ending, queue_answered=True, has_accounting=True,
+              exited=ExitRecord(143, 101.0), packed=True)
+    assert v is not None and (v.state, v.exit_code) == (TaskState.FAILED, 143)

@@ -97,6 +97,21 @@ def test_queue_running_finished_and_failures(tmp_path: Path) -> None:
     assert snap.throughput[-1] == 2 / snap.bucket_seconds
 
 
+def test_a_job_ending_before_its_running_status_still_counts_its_wait(
+        tmp_path: Path) -> None:
+    """A short job's terminal status comes alone (no RUNNING before it): it started
+    its wall time before its end."""
+    rig = Rig(tmp_path)
+    rig.feed(JobsSubmitted((job(1, name="quick"),), rig.now))
+    rig.now += 1
+    (launch,) = of_type(rig.feed(OffersReceived((offer(2, 8),), rig.now)), Launch)
+    rig.now += 4
+    rig.feed(TaskStatus(launch.tasks[0].task_id, TaskState.FINISHED, rig.now, exit_code=0,
+                        wall_time=0.5))
+    assert rig.metric("mesobatch_issue_to_start_seconds_count") == 1
+    assert rig.metric("mesobatch_issue_to_start_seconds_sum") == 4.5  # issued 5 s before
+
+
 def test_kills_requeues_and_errors_are_counted_once(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     a, b, c = job(1, name="a"), job(1, name="b"), job(1, name="c")

@@ -59,7 +59,9 @@ def test_page_json_and_metrics_show_a_running_job_and_a_failure(
         cores=1, memory=2**20, disk=2**20, name="sleeper"))
     huge = bs.issueBatchJob("true", mesobatch.JobDescription(cores=2, memory=2**20,
                                                             disk=2**20))
-    doc = wait_for(lambda: (d := status(bs))["running"] and d["queue"] and d)
+    # (a local job is said RUNNING once it still runs a moment after its launch)
+    doc = wait_for(lambda: (d := status(bs))["running"] and d["queue"]
+                   and d["running"][0]["state"] == "running" and d)
     assert [(j["job_id"], j["name"], j["state"]) for j in doc["running"]] == [
         (sleeper, "sleeper", "running")]
     assert doc["running"][0]["node"] == socket.gethostname()
@@ -163,7 +165,7 @@ def test_status_command_shows_the_batch_like_squeue(
         monkeypatch: pytest.MonkeyPatch) -> None:
     job = bs.issueBatchJob("sleep 30", mesobatch.JobDescription(
         cores=1, memory=2**20, disk=2**20, name="longrun"))
-    wait_for(lambda: status(bs)["running"])
+    wait_for(lambda: [j["state"] for j in status(bs)["running"]] == ["running"])
     assert bs.status_url is not None
     assert main(["status", bs.status_url]) == 0
     out = capsys.readouterr().out
