@@ -291,6 +291,11 @@ class Runner:
 
 def _unblock() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {WAKE, signal.SIGCHLD})
+    # A batch system starts its jobs with default dispositions, whatever the submitter
+    # had: a test run started in the background (`.ci/run &`) ignores SIGINT, and LSF's
+    # bkill sends SIGINT first
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def _tree_rss(pid: int) -> int:
