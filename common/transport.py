@@ -167,6 +167,23 @@ class Transport:
             return answers, "the server closed the connection"
         return answers, None
 
+    def deliver(self, url: str, calls: Sequence[Mapping[str, Any]],
+                on_answer: Callable[[Any, Answer], None],
+                on_lost: Callable[[Any, str], None],
+                headers: Mapping[str, str] | None = None,
+                bodies: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """post_many() of ``calls`` (sent as ``bodies`` if given: the calls without
+        what only we need), then ``on_answer(call, answer)`` for each call answered and
+        ``on_lost(call, why)`` for each of the others, in order."""
+        try:
+            answers, error = self.post_many(url, calls if bodies is None else bodies, headers)
+        except TransportError as e:
+            answers, error = [], str(e)
+        for call, answer in zip(calls, answers, strict=False):  # answers: a prefix
+            on_answer(call, answer)
+        for call in calls[len(answers):]:
+            on_lost(call, error or "no answer")
+
     def stream(self, url: str, body: Mapping[str, Any],
                headers: Mapping[str, str] | None = None,
                read_timeout: float | None = None) -> EventStream:

@@ -301,17 +301,14 @@ class MesosExecutorDriver(ExecutorDriver):
     # ------------------------------------------------------------------ sending
     def _send_loop(self) -> None:
         while (calls := self._outbox.take(self.BATCH)) is not None:
-            try:
-                answers, error = self._http.post_many(
-                    self.agent.url, [{k: v for k, v in call.items() if k != "_attempt"}
-                                     if "_attempt" in call else call for call in calls])
-            except TransportError as e:
-                answers, error = [], str(e)
-            for call, answer in zip(calls, answers, strict=False):  # answers: a prefix
-                self._answered(call, answer)
-            for call in calls[len(answers):]:
-                log.info("%s not delivered: %s", call["type"], error)
-                self._retry(call)
+            self._http.deliver(
+                self.agent.url, calls, self._answered, self._lost,
+                bodies=[{k: v for k, v in call.items() if k != "_attempt"}
+                        if "_attempt" in call else call for call in calls])
+
+    def _lost(self, call: dict[str, Any], why: str) -> None:
+        log.info("%s not delivered: %s", call["type"], why)
+        self._retry(call)
 
     def _answered(self, call: dict[str, Any], answer: Answer) -> None:
         if answer.status == 503:  # the agent is still recovering

@@ -285,16 +285,12 @@ class MesosSchedulerDriver(SchedulerDriver):
             framework_id = {"value": self.framework_id}
             for call in calls:
                 call["framework_id"] = framework_id
-        try:
-            answers, error = self._http.post_many(self._url(), calls,
-                                                  {"Mesos-Stream-Id": stream_id})
-        except TransportError as e:
-            answers, error = [], str(e)
-        for call, answer in zip(calls, answers, strict=False):  # answers: a prefix
-            self._answered(call, answer)
-        for call in calls[len(answers):]:
-            log.info("%s not delivered: %s", call["type"], error)
-            self._undelivered(call, error or "no answer")
+        self._http.deliver(self._url(), calls, self._answered, self._lost,
+                           {"Mesos-Stream-Id": stream_id})
+
+    def _lost(self, call: Message, why: str) -> None:
+        log.info("%s not delivered: %s", call["type"], why)
+        self._undelivered(call, why)
 
     def _answered(self, call: Message, answer: Answer) -> None:
         if answer.status == 202:

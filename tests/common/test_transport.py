@@ -277,6 +277,26 @@ def test_calls_whose_answers_did_not_come_are_told_apart() -> None:
         server.stop()
 
 
+def test_deliver_tells_each_call_whether_it_was_answered() -> None:
+    server = HandWritten([accepted(b"Connection: close\r\n")], close=True)
+    calls = [{**MESSAGE, "mine": i} for i in range(3)]
+    answered: list[tuple[int, int]] = []
+    lost: list[tuple[int, str]] = []
+    try:
+        Transport().deliver(server.url, calls, lambda c, a: answered.append((c["mine"], a.status)),
+                            lambda c, why: lost.append((c["mine"], why)),
+                            bodies=[MESSAGE] * 3)
+    finally:
+        server.stop()
+    assert answered == [(0, 202)]
+    assert [i for i, _ in lost] == [1, 2] and all(why for _, why in lost)
+    # nobody listening: every call is lost, none answered
+    nobody: list[str] = []
+    Transport().deliver(server.url, calls, lambda c, a: answered.append((c["mine"], a.status)),
+                        lambda c, why: nobody.append(why))
+    assert len(nobody) == 3 and len(answered) == 1
+
+
 @pytest.mark.parametrize(("raw", "status", "body"), [
     (b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n"
      b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\n", 400, b"hello world"),
