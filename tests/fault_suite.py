@@ -23,6 +23,8 @@ import argparse
 import contextlib
 import functools
 import json
+import logging
+import os
 import random
 import shlex
 import subprocess
@@ -98,6 +100,12 @@ def child_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import mesobatch
 
+    log_file = os.environ.get("MESOBATCH_FAULT_LOG")
+    if log_file:  # what the scheduler did, for a run that fails
+        logging.basicConfig(filename=log_file, level=logging.INFO,
+                            format="%(asctime)s %(process)d %(threadName)s %(name)s "
+                                   "%(levelname)s %(message)s")
+
     options: dict[str, Any] = {"mesosMaster": args.master, "killGracePeriod": 1}
     if args.framework_id:
         options["mesosFrameworkId"] = args.framework_id
@@ -119,6 +127,19 @@ def child_main(argv: list[str]) -> int:
                 tokens[bs.issueBatchJob(job["command"], desc)] = job["token"]
 
     threading.Thread(target=read_jobs, daemon=True).start()
+
+    def tell_state() -> None:
+        while True:
+            time.sleep(5)
+            with bs._lock:
+                tasks = {t: (r.state.name, r.agent_id)
+                         for t, r in bs._core.tasks.items()}
+            logging.getLogger("fault_suite").info(
+                "issued %d, running %d: %s; tasks %s", len(bs.getIssuedBatchJobIDs()),
+                len(bs.getRunningBatchJobIDs()), bs.getSchedulingStatusMessage(), tasks)
+
+    if log_file:
+        threading.Thread(target=tell_state, daemon=True).start()
     driver = bs._backend.driver  # type: ignore[attr-defined]
     while driver.framework_id is None:
         time.sleep(0.01)
@@ -137,12 +158,16 @@ class Scheduler:
     """The scheduler child process, from the harness's side."""
 
     def __init__(self, master: str, framework_id: str | None,
-                 on_result: Callable[[dict[str, Any]], None]) -> None:
+                 on_result: Callable[[dict[str, Any]], None],
+                 log_file: Path | None = None) -> None:
         argv = [sys.executable, "-m", "tests.fault_suite", "--child", "--master", master]
         if framework_id:
             argv += ["--framework-id", framework_id]
+        env = dict(os.environ)
+        if log_file is not None:
+            env["MESOBATCH_FAULT_LOG"] = str(log_file)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, cwd=ROOT)
+                                     text=True, cwd=ROOT, env=env)
         assert self.proc.stdout is not None
         first = json.loads(self.proc.stdout.readline() or "{}")
         if "framework_id" not in first:
@@ -175,8 +200,12 @@ class Cluster:
 
     def __init__(self, zk_url: str) -> None:
         # Mesos gives up on a silent agent after 8 s (75 s by default): longer than an
-        # agent restart takes here, as 75 s is on a real cluster
+        # agent restart takes here, as 75 s is on a real cluster. A new leading master
+        # waits 10 s (10 min by default) for the agents it recovered to re-register, and
+        # answers no reconciliation of their tasks meanwhile: with an agent lost for good
+        # before a failover, the default would hold its tasks' jobs for 10 minutes.
         common = ("--zk", zk_url, "--zk-session-timeout", "2", "--agent-removal-timeout", "8",
+                  "--agent-reregister-timeout", "10",
                   "--status-update-retry-base", "2", "--executor-shutdown-grace-period", "2")
         self.url = zk_url
         self.masters: list[DoubleProcess] = []
@@ -312,7 +341,8 @@ class Run:
             for name in abandoned:  # killed by the new run's reconciliation, grace 1 s
                 self.checks.append((killed_at + 10.0, name, "abandoned"))
                 self.tokens[name].reports.append({"reason": "ABANDONED", "at": killed_at})
-        self.scheduler = Scheduler(self.cluster.url, self.framework_id, self.on_result)
+        self.scheduler = Scheduler(self.cluster.url, self.framework_id, self.on_result,
+                                   self.directory / "scheduler.log")
         for job in sorted(pending):
             self.issue(job)
 
@@ -337,7 +367,8 @@ class Run:
 
     def _run(self, timeout: float) -> RunResult:
         started = time.monotonic()
-        self.scheduler = Scheduler(self.cluster.url, None, self.on_result)
+        self.scheduler = Scheduler(self.cluster.url, None, self.on_result,
+                                   self.directory / "scheduler.log")
         self.framework_id = self.scheduler.framework_id
         for job in range(self.jobs):
             self.issue(job)
@@ -354,6 +385,13 @@ class Run:
         with self.lock:
             self.lock.wait_for(lambda: len(self.done) >= self.jobs,
                                timeout=max(1.0, timeout - (time.monotonic() - started)))
+            stuck = len(self.done) < self.jobs
+        if stuck:  # what the leading master knows, beside the scheduler's log
+            with contextlib.suppress(Exception):
+                control = self.cluster.leader().control
+                assert control is not None
+                (self.directory / "master-state.json").write_text(
+                    json.dumps(control.state(), indent=1, default=str))
         time.sleep(2.0)  # any late (double) report
         self.result.elapsed = time.monotonic() - started
         self._check_orphans()

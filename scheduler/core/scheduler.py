@@ -83,6 +83,12 @@ class CoreConfig:
     #: explicit reconciliation of unanswered tasks backs off from ... to ...
     reconcile_backoff_initial: float = 2.0
     reconcile_backoff_max: float = 60.0
+    #: a launched task with no status at all this long is asked about explicitly (and
+    #: again with backoff until answered): a master that fails over after taking an
+    #: ACCEPT, or launches on offers a re-subscription voided, can lose it without a
+    #: word, and only an explicit reconciliation tells (TASK_GONE/TASK_LOST); inf: never
+    #: (a backend that cannot lose a launch)
+    launch_reconcile_seconds: float = math.inf
     #: re-send a kill not yet confirmed after this long
     kill_retry_seconds: float = 30.0
     #: report a task unreachable for this long as LOST (PARTITION) and kill it should it
@@ -133,6 +139,8 @@ class SchedulerCore:
         self._revive_sent_at: float | None = None
         self._want_revive = False
         self._awaiting: dict[str, _Await] = {}  # task id -> next reconciliation
+        wait = self.config.launch_reconcile_seconds
+        self._launch_check: float | None = wait if math.isfinite(wait) else None
         self._next_reconcile: float | None = None
         # live tasks nobody here owns (an earlier run's, or reported and given up) -> when
         # we last asked for their kill
@@ -526,6 +534,9 @@ class SchedulerCore:
             rec.task_id = task_id
             rec.agent_id = agent_id
             self.tasks[task_id] = rec
+            if self._launch_check is not None:  # any status ends the wait (_status)
+                self._awaiting[task_id] = _Await(now + self._launch_check,
+                                                 self.config.reconcile_backoff_initial)
             self.nodes.task_started(agent_id, spec.job_id, spec.resources)
             launches.append(TaskLaunch(task_id, spec))
         used = {o.offer_id for o in offers}

@@ -50,6 +50,11 @@ from .shipping import executor_launch, start_resource_service
 
 log = logging.getLogger(__name__)
 
+#: a launched task that has said nothing for this long is reconciled explicitly
+#: (CoreConfig.launch_reconcile_seconds): long enough for a slow fetch (a task Mesos
+#: knows is answered with its state, which costs one message), short beside a job
+LAUNCH_RECONCILE_SECONDS = 30.0
+
 _TAG_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -141,6 +146,7 @@ class MesosBackend(Backend):
         return CoreConfig(offer_hold_seconds=o.mesos_offer_hold,
                           decline_refuse_seconds=o.mesos_decline_filter,
                           unreachable_timeout=o.mesos_unreachable_timeout,
+                          launch_reconcile_seconds=LAUNCH_RECONCILE_SECONDS,
                           run_tag=self.run_tag)
 
     def start(self) -> list[Event]:

@@ -407,6 +407,36 @@ def test_connected_reconciles_live_tasks_with_backoff_until_answered() -> None:
     assert of_type(c.handle(Tick(T0 + 13)), Reconcile) != []
 
 
+def test_a_launch_that_nothing_was_heard_of_is_reconciled_until_answered() -> None:
+    # a master that failed over after taking the ACCEPT may have lost it without a word
+    c = core(launch_reconcile_seconds=30.0, reconcile_backoff_initial=1.0)
+    c.handle(Connected(T0))
+    a, b = job(), job()
+    c.handle(JobsSubmitted((a, b), T0))
+    c.handle(OffersReceived((offer(),), T0))
+    ta, tb = f"{a.job_id}.0", f"{b.job_id}.0"
+    c.handle(TaskStatus(ta, TaskState.RUNNING, T0 + 5))  # heard of: never asked about
+    assert of_type(c.handle(Tick(T0 + 29)), Reconcile) == []
+    (rec,) = of_type(c.handle(Tick(T0 + 30)), Reconcile)
+    assert rec.tasks == ((tb, "a1"),)
+    assert of_type(c.handle(Tick(T0 + 31.5)), Reconcile) == []  # backoff doubled to 2 s
+    (rec,) = of_type(c.handle(Tick(T0 + 32)), Reconcile)  # no answer: asked again
+    assert rec.tasks == ((tb, "a1"),)
+    # the answer: Mesos does not know it (never ran): the job is launched again
+    c.handle(TaskStatus(tb, TaskState.LOST, T0 + 32.5, never_started=True))
+    assert of_type(c.handle(Tick(T0 + 40)), Reconcile) == []
+    assert tb not in c.tasks and b.job_id in c.jobs
+
+
+def test_backends_that_cannot_lose_a_launch_never_reconcile_one() -> None:
+    c = core()
+    c.handle(Connected(T0))
+    j = job()
+    c.handle(JobsSubmitted((j,), T0))
+    c.handle(OffersReceived((offer(),), T0))
+    assert of_type(c.handle(Tick(T0 + 600)), Reconcile) == []
+
+
 def test_periodic_implicit_reconciliation() -> None:
     c = core(reconcile_interval=60)
     j = job()
