@@ -78,6 +78,14 @@ class Resources:
         return self.cpus <= 0 and self.mem <= 0 and self.disk <= 0 and self.gpus <= 0
 
     def max(self, other: Resources) -> Resources:
+        # one of them is often the larger in every resource (a node's largest offer,
+        # seen again): then it is the answer, and no new object is needed
+        if (other.cpus <= self.cpus and other.mem <= self.mem and other.disk <= self.disk
+                and other.gpus <= self.gpus):
+            return self
+        if (self.cpus <= other.cpus and self.mem <= other.mem and self.disk <= other.disk
+                and self.gpus <= other.gpus):
+            return other
         return Resources(
             max(self.cpus, other.cpus), max(self.mem, other.mem),
             max(self.disk, other.disk), max(self.gpus, other.gpus),
