@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.doubles.mesos.process import ControlClient, DoubleProcess, wait_for_leader
-from tests.stubborn_jobs import pids_of, still_running, stubborn
+from tests.processes import still_running
+from tests.stubborn_jobs import pids_of, stubborn
 
 KINDS = ("executor kill -9", "agent restart", "agent lost for good", "leading master killed",
          "scheduler stream dropped", "scheduler killed and restarted", "all mixed")

@@ -5,7 +5,6 @@ its shell and of its two children to ``<dir>/<tag>.pids`` before it waits."""
 from __future__ import annotations
 
 import shlex
-import time
 from pathlib import Path
 
 #: children both in the background of the job's shell: a subshell and a new shell
@@ -27,24 +26,3 @@ def pids_of(directory: Path, tag: str | None = None) -> list[int]:
 def started(directory: Path, tag: str) -> bool:
     """Has job ``tag`` recorded its three processes?"""
     return len(pids_of(directory, tag)) >= 3
-
-
-def running(pid: int) -> bool:
-    """Does ``pid`` run (a zombie waiting for its reaper does not)?"""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def still_running(pids: list[int]) -> list[int]:
-    return [p for p in pids if running(p)]
-
-
-def wait_gone(pids: list[int], timeout: float) -> list[int]:
-    """Wait up to ``timeout`` s for every pid to stop running; those still running."""
-    deadline = time.monotonic() + timeout
-    while (left := still_running(pids)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return left

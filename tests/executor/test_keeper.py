@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from mesobatch.executor.keeper_link import KeeperLink
-from tests.stubborn_jobs import pids_of, running, started, still_running, stubborn, wait_gone
+from tests.processes import running, still_running, wait_gone
+from tests.stubborn_jobs import pids_of, started, stubborn
 
 RUNNER_PROCESS = textwrap.dedent("""
     import os, sys, time

@@ -9,7 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.stubborn_jobs import pids_of, started, still_running, stubborn, wait_gone
+from tests.processes import still_running, wait_gone
+from tests.stubborn_jobs import pids_of, started, stubborn
 
 SCHEDULER = textwrap.dedent("""
     import sys, time

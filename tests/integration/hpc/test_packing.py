@@ -4,7 +4,6 @@ and no other; a TERM to the pack reaches every job)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -19,6 +18,7 @@ from mesobatch.integration.hpc.wrapper import (
     read_records,
     write_script,
 )
+from tests.processes import running
 from tests.waiting import wait_for
 
 MIB = 2**20
@@ -98,14 +98,6 @@ def pids(tmp_path: Path, name: str) -> list[int]:
     return [int(p) for p in (tmp_path / name).read_text().split()]
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_a_kill_marker_kills_its_job_alone_and_a_marked_job_never_starts(
         tmp_path: Path) -> None:
     pack, ids = make_pack(tmp_path, [
@@ -131,7 +123,7 @@ def test_a_kill_marker_kills_its_job_alone_and_a_marked_job_never_starts(
     assert not (tmp_path / "records" / "2.0.started").exists()
     assert not (tmp_path / "2.log").exists()
     for pid in pids(tmp_path, "pids0") + pids(tmp_path, "pids3"):
-        wait_for(lambda pid=pid: gone(pid), timeout=30)  # type: ignore[misc]
+        wait_for(lambda pid=pid: not running(pid), timeout=30)  # type: ignore[misc]
 
 
 def test_a_term_to_the_pack_reaches_every_job(tmp_path: Path) -> None:
@@ -149,7 +141,7 @@ def test_a_term_to_the_pack_reaches_every_job(tmp_path: Path) -> None:
     assert exits(tmp_path, ids) == {}  # each wrapper ended its own group, itself last
     assert signalled(tmp_path).exists()  # its jobs' ends are the pack's
     for pid in pids(tmp_path, "pids0") + pids(tmp_path, "pids1"):
-        wait_for(lambda pid=pid: gone(pid), timeout=30)  # type: ignore[misc]
+        wait_for(lambda pid=pid: not running(pid), timeout=30)  # type: ignore[misc]
 
 
 def test_a_pack_needs_a_record_path_per_script() -> None:

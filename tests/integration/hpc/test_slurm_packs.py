@@ -5,7 +5,6 @@ alone; a pack cancelled by someone else reports each job inside once, KILLED."""
 from __future__ import annotations
 
 import fcntl
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 import mesobatch
 from mesobatch import BatchJobExitReason, JobDescription, UpdatedBatchJobInfo
+from tests.processes import running
 from tests.services.slurm import SlurmCluster
 from tests.waiting import wait_for
 
@@ -33,14 +33,6 @@ def results(bs: mesobatch.BatchSystem, n: int) -> dict[int, UpdatedBatchJobInfo]
         out[info.jobID] = info
     assert bs.getUpdatedBatchJob(1) is None
     return out
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 @pytest.mark.slow
@@ -93,7 +85,7 @@ def test_a_kill_inside_a_pack_kills_that_job_alone(cluster: SlurmCluster,  # noq
         pid = int((tmp_path / "pid").read_text())
         bs.killBatchJobs([doomed])
         assert sorted(bs.getRunningBatchJobIDs()) == sorted(others)
-        assert wait_for(lambda: gone(pid), timeout=30)
+        assert wait_for(lambda: not running(pid), timeout=30)
         (pack,) = squeue(cluster, "%i:%T", bs)
         assert pack.endswith(":RUNNING")  # the pack lives on
         assert bs._backend.commands.counts["scancel"] == 0  # type: ignore[attr-defined]

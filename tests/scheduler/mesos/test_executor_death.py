@@ -8,8 +8,9 @@ import threading
 from pathlib import Path
 
 import mesobatch
+from tests.processes import still_running, wait_gone
 from tests.scheduler.mesos.conftest import Cluster, job
-from tests.stubborn_jobs import pids_of, started, still_running, stubborn, wait_gone
+from tests.stubborn_jobs import pids_of, started, stubborn
 from tests.waiting import wait_for
 
 

@@ -16,6 +16,7 @@ from mesobatch import BatchJobExitReason
 from mesobatch.scheduler.mesos import backend as mesos_backend
 from mesobatch.scheduler.mesos.driver import MesosSchedulerDriver
 from tests.doubles.mesos import AgentSpec
+from tests.processes import running
 from tests.waiting import wait_for
 
 from .conftest import Cluster, job
@@ -237,20 +238,7 @@ def test_a_job_given_up_as_unreachable_is_killed_when_its_agent_comes_back(
     # back, with the task running: it is killed (SIGKILL after the grace period) ...
     assert wait_for(lambda: double.tasks().get(task) == "TASK_KILLED", timeout=30), \
         double.tasks()
-    assert wait_for(lambda: not _alive(pid), timeout=10)
+    assert wait_for(lambda: not running(pid), timeout=10)
     # ... and its job is not reported again
     assert bs.getUpdatedBatchJob(2) is None
     assert bs.getIssuedBatchJobIDs() == [] and bs.getRunningBatchJobIDs() == {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie not yet reaped by its parent counts as gone
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False

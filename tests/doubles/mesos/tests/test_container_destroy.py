@@ -25,6 +25,7 @@ import pytest
 
 from tests.doubles.mesos import MesosDouble
 from tests.doubles.mesos.containerizer import executor_process, process_tree
+from tests.processes import running
 
 from .conftest import FAST
 from .wire_client import Scheduler, executor_info, task_info
@@ -33,18 +34,9 @@ Make = Callable[..., Scheduler]
 SLEEP = "sleep 300"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return False
-    return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] != b"Z"
-
-
 def _wait_dead(pid: int, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while running(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
@@ -99,7 +91,7 @@ def test_kill_9_of_the_executor_leaves_its_own_session_jobs(
     assert failed["reason"] == "REASON_EXECUTOR_TERMINATED"
     # The agent destroyed the container before sending that update.
     assert _wait_dead(sleep) and _wait_dead(executor) and _wait_dead(root)
-    assert _alive(job)  # re-parented, in a session of its own: not found
+    assert running(job)  # re-parented, in a session of its own: not found
 
 
 def test_a_lost_agent_destroys_nothing_until_it_restarts(
@@ -114,10 +106,10 @@ def test_a_lost_agent_destroys_nothing_until_it_restarts(
         leftovers.extend([job, sleep])
         scheduler.update("t-tree", "TASK_UNREACHABLE", timeout=10)
         assert _wait_dead(executor)
-        assert _alive(sleep) and _alive(job)  # nobody destroyed anything
+        assert running(sleep) and running(job)  # nobody destroyed anything
         double.restart_agent(0)  # recovery destroys what is left of the container
         assert _wait_dead(sleep)
-        assert _alive(job)
+        assert running(job)
 
 
 def test_destroying_a_live_container_kills_its_jobs_too(
@@ -136,4 +128,4 @@ def test_destroying_a_live_container_kills_its_jobs_too(
         failed = scheduler.update("t-tree", "TASK_FAILED", timeout=10)
         assert failed["reason"] == "REASON_EXECUTOR_REREGISTRATION_TIMEOUT"
         assert _wait_dead(root) and _wait_dead(job)
-        assert not [e["pid"] for e in tree if _alive(e["pid"])]
+        assert not [e["pid"] for e in tree if running(e["pid"])]

@@ -10,19 +10,11 @@ import time
 from pathlib import Path
 
 from tests.doubles.mesos import DoubleProcess
+from tests.processes import running
 
 from .wire_client import Http, Scheduler, executor_info, task_info
 
 REPO = Path(__file__).resolve().parents[4]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_cli_control_api_and_cleanup() -> None:
@@ -43,7 +35,7 @@ def test_cli_control_api_and_cleanup() -> None:
         scheduler.ack(scheduler.update("t-proc", "TASK_RUNNING", timeout=20))
         pids = control.state()["executor_pids"]
         pid = next(iter(pids.values()))
-        assert _alive(pid)
+        assert running(pid)
         assert control.kill_executor("e-proc") is True
         failure = scheduler.subscription.next("FAILURE", timeout=10)
         assert failure["failure"]["status"] == 35072
@@ -56,9 +48,9 @@ def test_cli_control_api_and_cleanup() -> None:
         assert control.drop_subscription() == [scheduler.framework_id]
         scheduler.close()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_alive(p) for p in left.values()):
+    while time.monotonic() < deadline and any(running(p) for p in left.values()):
         time.sleep(0.05)
-    assert not [p for p in left.values() if _alive(p)]
+    assert not [p for p in left.values() if running(p)]
 
 
 def test_control_restart_master_in_background() -> None:
