@@ -37,7 +37,7 @@ from ..scheduler.core.events import (
     TaskLaunch,
     TaskStatus,
 )
-from ..scheduler.core.resources import Resources, format_cores, format_mib
+from ..scheduler.core.resources import EMPTY, Resources, format_cores, format_mib
 from ..scheduler.core.scheduler import CoreConfig
 from ..scheduler.core.states import TaskState
 
@@ -295,7 +295,7 @@ class EmulatedBackend(Backend):
             self._offered[oid] = (agent_id, pool.free, tasks or 0)
             offers.append(Offer(oid, agent_id, node.hostname, node.ip, pool.free,
                                 preemptible=node.preemptible, max_tasks=tasks))
-            pool.free = Resources()
+            pool.free = EMPTY
             if pool.free_tasks is not None:
                 pool.free_tasks = 0
         return [OffersReceived(tuple(offers), time.time())] if offers else []

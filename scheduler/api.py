@@ -407,9 +407,14 @@ class BatchSystem:
     def getUpdatedBatchJob(self, maxWait: float | None) -> UpdatedBatchJobInfo | None:
         """The next finished job (each exactly once), waiting at most maxWait seconds."""
         if maxWait is not None and (isinstance(maxWait, bool) or not isinstance(
-                maxWait, int | float) or math.isnan(maxWait)):
+                maxWait, (int, float)) or math.isnan(maxWait)):
             raise ValueError(f"invalid maxWait {maxWait!r}: expected a number of seconds "
                              "or None")
+        with self._results_lock:  # one waiting already: no clock needed
+            if self._results:
+                info = self._results.popleft()
+                self._unconsumed.discard(info.jobID)
+                return info
         wait = None if maxWait is None else min(max(0.0, maxWait), _LONGEST_WAIT)
         deadline = None if wait is None else time.monotonic() + wait
         with self._results_lock:
@@ -608,9 +613,10 @@ class BatchSystem:
 
     def _post(self, *events: Event) -> None:
         """Events from the backend's own threads (never called with our lock held)."""
-        filters = list(self._node_filter)
-        if filters and any(isinstance(e, OffersReceived) for e in events):
-            events = (self._judge_offers(events, filters), *events)
+        if self._node_filter:
+            filters = list(self._node_filter)
+            if any(isinstance(e, OffersReceived) for e in events):
+                events = (self._judge_offers(events, filters), *events)
         with self._lock:
             self._dispatch(events)
         self._backend.flush()

@@ -37,6 +37,9 @@ class JobQueue:
     def __len__(self) -> int:
         return len(self._queued)
 
+    def __bool__(self) -> bool:
+        return bool(self._queued)
+
     def __contains__(self, job_id: int) -> bool:
         return job_id in self._queued
 

@@ -66,12 +66,14 @@ class Resources:
     def count_in(self, other: Resources) -> int:
         """How many copies of ``self`` fit in ``other`` (a huge number if self is empty)."""
         n = 1 << 62
-        for need, have in (
-            (self.cpus, other.cpus), (self.mem, other.mem),
-            (self.disk, other.disk), (self.gpus, other.gpus),
-        ):
-            if need > 0:
-                n = min(n, have // need)
+        if self.cpus > 0:
+            n = min(n, other.cpus // self.cpus)
+        if self.mem > 0:
+            n = min(n, other.mem // self.mem)
+        if self.disk > 0:
+            n = min(n, other.disk // self.disk)
+        if self.gpus > 0:
+            n = min(n, other.gpus // self.gpus)
         return max(n, 0)
 
     def is_empty(self) -> bool:
