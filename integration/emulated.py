@@ -225,7 +225,7 @@ class EmulatedBackend(Backend):
         accepted: list[TaskLaunch] = []
         now = time.time()
         with self._state:
-            self._return_offers(action.offer_ids)
+            self._return_offers([o.offer_id for o in action.offers])
             pool = self._pools[action.agent_id]
             for task in action.tasks:
                 res = task.job.resources
@@ -243,9 +243,10 @@ class EmulatedBackend(Backend):
                 accepted.append(task)
         if accepted:
             started = self.launch_tasks(pool.node, accepted)
-            with self._state:
-                self._release(started)
-            events.extend(started)
+            if started:
+                with self._state:
+                    self._release(started)
+                events.extend(started)
         return events
 
     def _return_offers(self, offer_ids: Iterable[str]) -> set[str]:

@@ -634,7 +634,7 @@ class BatchSystem:
             if not actions:
                 continue
             todo: list[Action] = actions
-            if any(type(a) is Report for a in actions):
+            if Report in map(type, actions):
                 todo = []
                 reports = []
                 for action in actions:

@@ -285,24 +285,28 @@ def _gpus(count: int) -> str:
     return f"{count} {'GPU' if count == 1 else 'GPUs'}"
 
 
+def _who(spec: JobSpec) -> str:
+    """The job, as a refusal names it (made only when one is raised)."""
+    return f"job {spec.name!r}"
+
+
 def check_limits(spec: JobSpec, limits: Limits) -> None:
     """Raise InsufficientSystemResources if ``spec`` can never fit under ``limits``."""
     r = spec.resources
-    who = f"job {spec.name!r}"
     if limits.cpus is not None and r.cpus > limits.cpus:
         raise InsufficientSystemResources(
-            who, "cores", _cores(r.cpus), _cores(limits.cpus), limits.cpus_option,
+            _who(spec), "cores", _cores(r.cpus), _cores(limits.cpus), limits.cpus_option,
             limits.cpus_hint)
     if limits.mem is not None and r.mem > limits.mem:
         raise InsufficientSystemResources(
-            who, "memory", f"{format_mib(r.mem)} of memory",
+            _who(spec), "memory", f"{format_mib(r.mem)} of memory",
             f"{format_mib(limits.mem)} of memory", limits.mem_option, limits.mem_hint)
     if limits.disk is not None and r.disk > limits.disk:
         raise InsufficientSystemResources(
-            who, "disk", f"{format_mib(r.disk)} of disk", f"{format_mib(limits.disk)} of disk",
-            limits.disk_option,
+            _who(spec), "disk", f"{format_mib(r.disk)} of disk",
+            f"{format_mib(limits.disk)} of disk", limits.disk_option,
         )
     if limits.gpus is not None and r.gpus > limits.gpus:
         raise InsufficientSystemResources(
-            who, "GPUs", _gpus(r.gpus), _gpus(limits.gpus), limits.gpus_option,
+            _who(spec), "GPUs", _gpus(r.gpus), _gpus(limits.gpus), limits.gpus_option,
             limits.gpus_hint)
