@@ -37,7 +37,7 @@ from ..scheduler.core.events import (
     TaskLaunch,
     TaskStatus,
 )
-from ..scheduler.core.resources import Resources, format_cores, format_mib
+from ..scheduler.core.resources import EMPTY, Resources, format_cores, format_mib
 from ..scheduler.core.scheduler import CoreConfig
 from ..scheduler.core.states import TaskState
 
@@ -225,7 +225,7 @@ class EmulatedBackend(Backend):
         accepted: list[TaskLaunch] = []
         now = time.time()
         with self._state:
-            self._return_offers(action.offer_ids)
+            self._return_offers([o.offer_id for o in action.offers])
             pool = self._pools[action.agent_id]
             for task in action.tasks:
                 res = task.job.resources
@@ -243,9 +243,10 @@ class EmulatedBackend(Backend):
                 accepted.append(task)
         if accepted:
             started = self.launch_tasks(pool.node, accepted)
-            with self._state:
-                self._release(started)
-            events.extend(started)
+            if started:
+                with self._state:
+                    self._release(started)
+                events.extend(started)
         return events
 
     def _return_offers(self, offer_ids: Iterable[str]) -> set[str]:
@@ -295,7 +296,7 @@ class EmulatedBackend(Backend):
             self._offered[oid] = (agent_id, pool.free, tasks or 0)
             offers.append(Offer(oid, agent_id, node.hostname, node.ip, pool.free,
                                 preemptible=node.preemptible, max_tasks=tasks))
-            pool.free = Resources()
+            pool.free = EMPTY
             if pool.free_tasks is not None:
                 pool.free_tasks = 0
         return [OffersReceived(tuple(offers), time.time())] if offers else []

@@ -158,6 +158,7 @@ class BatchSystem:
         self._results_lock = threading.Lock()
         self._results_ready = threading.Condition(self._results_lock)
         self._changed = threading.Condition(self._lock)
+        self._kill_waiters = 0  # callers waiting on _changed (notified only if any)
         self._tick_stop = threading.Condition(self._lock)
         self._results: deque[UpdatedBatchJobInfo] = deque()
         self._unconsumed: set[int] = set()  # reported, not yet returned by getUpdatedBatchJob
@@ -382,7 +383,11 @@ class BatchSystem:
                                 sorted(self._core.unconfirmed_kills(wanted)),
                                 self.backend_class.name)
                     break
-                self._changed.wait(left)
+                self._kill_waiters += 1
+                try:
+                    self._changed.wait(left)
+                finally:
+                    self._kill_waiters -= 1
 
     def kill_now(self) -> None:
         """Skip the kill grace period: jobs being killed, and any killed from now on, get
@@ -402,9 +407,14 @@ class BatchSystem:
     def getUpdatedBatchJob(self, maxWait: float | None) -> UpdatedBatchJobInfo | None:
         """The next finished job (each exactly once), waiting at most maxWait seconds."""
         if maxWait is not None and (isinstance(maxWait, bool) or not isinstance(
-                maxWait, int | float) or math.isnan(maxWait)):
+                maxWait, (int, float)) or math.isnan(maxWait)):
             raise ValueError(f"invalid maxWait {maxWait!r}: expected a number of seconds "
                              "or None")
+        with self._results_lock:  # one waiting already: no clock needed
+            if self._results:
+                info = self._results.popleft()
+                self._unconsumed.discard(info.jobID)
+                return info
         wait = None if maxWait is None else min(max(0.0, maxWait), _LONGEST_WAIT)
         deadline = None if wait is None else time.monotonic() + wait
         with self._results_lock:
@@ -603,9 +613,10 @@ class BatchSystem:
 
     def _post(self, *events: Event) -> None:
         """Events from the backend's own threads (never called with our lock held)."""
-        filters = list(self._node_filter)
-        if filters and any(isinstance(e, OffersReceived) for e in events):
-            events = (self._judge_offers(events, filters), *events)
+        if self._node_filter:
+            filters = list(self._node_filter)
+            if any(isinstance(e, OffersReceived) for e in events):
+                events = (self._judge_offers(events, filters), *events)
         with self._lock:
             self._dispatch(events)
         self._backend.flush()
@@ -614,29 +625,36 @@ class BatchSystem:
         """Feed events to the core; carry out its actions (lock held)."""
         pending = deque(events)
         recorder = self._recorder
+        handle = self._core.handle
         while pending:
             event = pending.popleft()
-            actions = self._core.handle(event)
+            actions = handle(event)
             if recorder is not None:
                 recorder.observe(event, actions)
-            todo: list[Action] = []
-            reports = []
-            for action in actions:
-                if isinstance(action, Report):
-                    reports.append(action.info)
-                    if action.info.exitReason == BatchJobExitReason.ERROR and action.message:
-                        log.warning("job %d could not be started: %s", action.info.jobID,
-                                    action.message)
-                else:
-                    todo.append(action)
-            if reports:  # published before the backend acts on what came with them
+            if not actions:
+                continue
+            todo: list[Action] = actions
+            if Report in map(type, actions):
+                todo = []
+                reports = []
+                for action in actions:
+                    if isinstance(action, Report):
+                        reports.append(action.info)
+                        if (action.info.exitReason == BatchJobExitReason.ERROR
+                                and action.message):
+                            log.warning("job %d could not be started: %s",
+                                        action.info.jobID, action.message)
+                    else:
+                        todo.append(action)
+                # published before the backend acts on what came with them
                 with self._results_lock:
                     self._results.extend(reports)
                     self._unconsumed.update(r.jobID for r in reports)
                     self._results_ready.notify_all()
             if todo and not self._closed:
                 pending.extend(self._backend.execute(todo))
-        self._changed.notify_all()
+        if self._kill_waiters:
+            self._changed.notify_all()
 
     def _tick_loop(self) -> None:
         # Polls at a coarse interval rather than being woken by every event: timed

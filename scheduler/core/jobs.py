@@ -183,6 +183,35 @@ def job_attr(desc: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
+#: Shapes of requests already validated, by their raw values (and types: 1 and 1.0
+#: differ), so that the many jobs of one description are not checked again one by one.
+#: Only requests of plain ints and floats without accelerators are kept, and only once
+#: they passed: bad input always takes the full checks, with their messages.
+_SHAPES: dict[tuple[Any, ...], Shape] = {}
+_SHAPES_MAX = 1024
+_PLAIN = (int, float)
+
+
+def _request_key(desc: Any) -> tuple[Any, ...] | None:
+    """The raw request of a plain description (see _SHAPES), or None."""
+    try:
+        cores = job_attr(desc, "cores", default=1.0)
+        memory = job_attr(desc, "memory", default=0)
+        disk = job_attr(desc, "disk", default=0)
+        walltime = job_attr(desc, "walltime", default=None)
+        preemptible = job_attr(desc, "preemptible", "preemptable", default=False)
+        accelerators = job_attr(desc, "accelerators", default=())
+    except Exception:  # the full checks say it again, in their order
+        return None
+    if (type(cores) not in _PLAIN or type(memory) not in _PLAIN or type(disk) not in _PLAIN
+            or (walltime is not None and type(walltime) not in _PLAIN)
+            or type(preemptible) is not bool
+            or type(accelerators) not in (tuple, list) or accelerators):
+        return None
+    return (type(cores), cores, type(memory), memory, type(disk), disk,
+            type(walltime), walltime, preemptible)
+
+
 def build_spec(
     job_id: int,
     command: str,
@@ -193,6 +222,37 @@ def build_spec(
     """Validate a job description (ours or Toil's) and turn it into a JobSpec."""
     check_command(command)
     name = str(job_attr(desc, "name", "jobName", default="") or f"job{job_id}")
+    key = _request_key(desc)
+    shape = _SHAPES.get(key) if key is not None else None
+    if shape is not None:
+        # what the checks below make of these values, the same for every job
+        assert key is not None
+        _, cores_in, _, memory_in, _, disk_in, _, walltime_in, _ = key
+        if job_environment is not None:
+            job_environment = check_environment(job_environment)
+        return JobSpec(
+            job_id=job_id, command=command, name=name, shape=shape, cores=float(cores_in),
+            memory=int(float(memory_in)), disk=int(float(disk_in)),
+            walltime=float(walltime_in) if walltime_in else None,
+            environment=environment, job_environment=job_environment,
+        )
+    spec = _build_spec(job_id, command, name, desc, environment, job_environment)
+    if key is not None:
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[key] = spec.shape
+    return spec
+
+
+def _build_spec(
+    job_id: int,
+    command: str,
+    name: str,
+    desc: Any,
+    environment: Mapping[str, str],
+    job_environment: Mapping[str, str] | None,
+) -> JobSpec:
+    """build_spec with every check."""
     cores = _number(job_attr(desc, "cores", default=1.0), "cores")
     memory = _number(job_attr(desc, "memory", default=0), "memory")
     disk = _number(job_attr(desc, "disk", default=0), "disk")
@@ -225,24 +285,28 @@ def _gpus(count: int) -> str:
     return f"{count} {'GPU' if count == 1 else 'GPUs'}"
 
 
+def _who(spec: JobSpec) -> str:
+    """The job, as a refusal names it (made only when one is raised)."""
+    return f"job {spec.name!r}"
+
+
 def check_limits(spec: JobSpec, limits: Limits) -> None:
     """Raise InsufficientSystemResources if ``spec`` can never fit under ``limits``."""
     r = spec.resources
-    who = f"job {spec.name!r}"
     if limits.cpus is not None and r.cpus > limits.cpus:
         raise InsufficientSystemResources(
-            who, "cores", _cores(r.cpus), _cores(limits.cpus), limits.cpus_option,
+            _who(spec), "cores", _cores(r.cpus), _cores(limits.cpus), limits.cpus_option,
             limits.cpus_hint)
     if limits.mem is not None and r.mem > limits.mem:
         raise InsufficientSystemResources(
-            who, "memory", f"{format_mib(r.mem)} of memory",
+            _who(spec), "memory", f"{format_mib(r.mem)} of memory",
             f"{format_mib(limits.mem)} of memory", limits.mem_option, limits.mem_hint)
     if limits.disk is not None and r.disk > limits.disk:
         raise InsufficientSystemResources(
-            who, "disk", f"{format_mib(r.disk)} of disk", f"{format_mib(limits.disk)} of disk",
-            limits.disk_option,
+            _who(spec), "disk", f"{format_mib(r.disk)} of disk",
+            f"{format_mib(limits.disk)} of disk", limits.disk_option,
         )
     if limits.gpus is not None and r.gpus > limits.gpus:
         raise InsufficientSystemResources(
-            who, "GPUs", _gpus(r.gpus), _gpus(limits.gpus), limits.gpus_option,
+            _who(spec), "GPUs", _gpus(r.gpus), _gpus(limits.gpus), limits.gpus_option,
             limits.gpus_hint)

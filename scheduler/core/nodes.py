@@ -52,7 +52,9 @@ class NodeRegistry:
         node = self._node(offer.agent_id, offer.hostname, offer.ip, now)
         node.preemptible = offer.preemptible
         node.largest_offer = node.largest_offer.max(offer.resources)
-        usable = (offer.resources - offer.executor_overhead).max(EMPTY)
+        overhead = offer.executor_overhead
+        usable = (offer.resources if overhead is EMPTY
+                  else offer.resources - overhead).max(EMPTY)
         node.largest_usable = node.largest_usable.max(usable)
         node.unavailable_at = offer.unavailable_at
         node.lost = False

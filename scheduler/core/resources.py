@@ -66,18 +66,28 @@ class Resources:
     def count_in(self, other: Resources) -> int:
         """How many copies of ``self`` fit in ``other`` (a huge number if self is empty)."""
         n = 1 << 62
-        for need, have in (
-            (self.cpus, other.cpus), (self.mem, other.mem),
-            (self.disk, other.disk), (self.gpus, other.gpus),
-        ):
-            if need > 0:
-                n = min(n, have // need)
+        if self.cpus > 0:
+            n = min(n, other.cpus // self.cpus)
+        if self.mem > 0:
+            n = min(n, other.mem // self.mem)
+        if self.disk > 0:
+            n = min(n, other.disk // self.disk)
+        if self.gpus > 0:
+            n = min(n, other.gpus // self.gpus)
         return max(n, 0)
 
     def is_empty(self) -> bool:
         return self.cpus <= 0 and self.mem <= 0 and self.disk <= 0 and self.gpus <= 0
 
     def max(self, other: Resources) -> Resources:
+        # one of them is often the larger in every resource (a node's largest offer,
+        # seen again): then it is the answer, and no new object is needed
+        if (other.cpus <= self.cpus and other.mem <= self.mem and other.disk <= self.disk
+                and other.gpus <= self.gpus):
+            return self
+        if (self.cpus <= other.cpus and self.mem <= other.mem and self.disk <= other.disk
+                and self.gpus <= other.gpus):
+            return other
         return Resources(
             max(self.cpus, other.cpus), max(self.mem, other.mem),
             max(self.disk, other.disk), max(self.gpus, other.gpus),

@@ -48,7 +48,7 @@ from .jobs import JobSpec
 from .matching import pack
 from .nodes import NodeRegistry
 from .queue import JobQueue
-from .resources import Resources
+from .resources import EMPTY
 from .states import TaskState
 
 _EXIT_REASONS = {
@@ -491,44 +491,62 @@ class SchedulerCore:
             return
         # preemptible nodes first: they take only preemptible jobs, so those land
         # there before they use up nodes that non-preemptible jobs need
-        agents = sorted(self.held, key=lambda a: not self.held[a][0][0].preemptible)
+        held = self.held
+        agents = (list(held) if len(held) == 1
+                  else sorted(held, key=lambda a: not held[a][0][0].preemptible))
         for agent_id in agents:
             if not self.queue:
                 break
+            offers_held = held[agent_id]
+            if len(offers_held) == 1:  # the usual case: one offer, one role
+                offer = offers_held[0][0]
+                self._launch_on(agent_id, offer.role, [offer], now, out)
+                continue
             by_role: dict[str, list[Offer]] = {}
-            for offer, _ in self.held[agent_id]:
+            for offer, _ in offers_held:
                 by_role.setdefault(offer.role, []).append(offer)
             for role, offers in by_role.items():
                 self._launch_on(agent_id, role, offers, now, out)
 
     def _launch_on(self, agent_id: str, role: str, offers: list[Offer], now: float,
                    out: list[Action]) -> None:
-        total = Resources()
-        overhead = Resources()
-        cap: int | None = 0  # task-count limit of the offers together (None: none)
-        for offer in offers:
-            total = total + offer.resources
-            overhead = overhead.max(offer.executor_overhead)
-            cap = None if cap is None or offer.max_tasks is None else cap + offer.max_tasks
+        if len(offers) == 1:
+            total = offers[0].resources
+            overhead = EMPTY.max(offers[0].executor_overhead)
+            cap = offers[0].max_tasks  # task-count limit of the offers (None: none)
+        else:
+            total = EMPTY
+            overhead = EMPTY
+            cap = 0
+            for offer in offers:
+                total = total + offer.resources
+                overhead = overhead.max(offer.executor_overhead)
+                cap = None if cap is None or offer.max_tasks is None else cap + offer.max_tasks
         if not overhead.fits_in(total):
             return
-        chosen = pack(self.queue, total - overhead, offers[0].preemptible, cap)
+        chosen = pack(self.queue, total if overhead is EMPTY else total - overhead,
+                      offers[0].preemptible, cap)
         if not chosen:
             return
-        suspect = next((s for s in chosen if self.jobs[s.job_id].alone), None)
-        if suspect is not None and len(chosen) > 1:
-            # a job whose shared launch was refused goes alone: the others wait for the
-            # next offer rather than share its fate again
-            for spec in reversed(chosen):
-                if spec is not suspect:
-                    self.queue.push_front(spec)
-            chosen = [suspect]
+        jobs = self.jobs
+        recs = [jobs[spec.job_id] for spec in chosen]
+        if len(chosen) > 1:
+            suspect = next((r.job for r in recs if r.alone), None)
+            if suspect is not None:
+                # a job whose shared launch was refused goes alone: the others wait for
+                # the next offer rather than share its fate again
+                for spec in reversed(chosen):
+                    if spec is not suspect:
+                        self.queue.push_front(spec)
+                recs = [jobs[suspect.job_id]]
         launches: list[TaskLaunch] = []
-        for spec in chosen:
-            rec = self.jobs[spec.job_id]
+        run_tag = self.config.run_tag
+        task_started = self.nodes.task_started
+        for rec in recs:
+            spec = rec.job
             task_id = f"{spec.job_id}.{rec.attempt}"
-            if self.config.run_tag:
-                task_id = f"{task_id}-{self.config.run_tag}"
+            if run_tag:
+                task_id = f"{task_id}-{run_tag}"
             rec.state = TaskState.LAUNCHING
             rec.state_since = now
             rec.task_id = task_id
@@ -537,17 +555,22 @@ class SchedulerCore:
             if self._launch_check is not None:  # any status ends the wait (_status)
                 self._awaiting[task_id] = _Await(now + self._launch_check,
                                                  self.config.reconcile_backoff_initial)
-            self.nodes.task_started(agent_id, spec.job_id, spec.resources)
+            task_started(agent_id, spec.job_id, spec.resources)
             launches.append(TaskLaunch(task_id, spec))
-        used = {o.offer_id for o in offers}
-        kept = [(o, t) for o, t in self.held.get(agent_id, []) if o.offer_id not in used]
-        if kept:
-            self.held[agent_id] = kept
-        else:
+        held = self.held.get(agent_id, [])
+        if len(held) == len(offers):  # offers came from there: all of them are used
             self.held.pop(agent_id, None)
+        else:
+            used = {o.offer_id for o in offers}
+            kept = [(o, t) for o, t in held if o.offer_id not in used]
+            if kept:
+                self.held[agent_id] = kept
+            else:
+                self.held.pop(agent_id, None)
         out.append(Launch(agent_id, offers[0].hostname,
-                          tuple(sorted(offers, key=lambda o: o.offer_id)), tuple(launches),
-                          self.config.accept_refuse_seconds))
+                          (offers[0],) if len(offers) == 1
+                          else tuple(sorted(offers, key=lambda o: o.offer_id)),
+                          tuple(launches), self.config.accept_refuse_seconds))
 
     def _policy(self, now: float, out: list[Action]) -> None:
         """Suppress when idle; revive when work waits and something new may be offered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from functools import cached_property
 
 
 class TaskState(enum.Enum):
@@ -21,11 +22,12 @@ class TaskState(enum.Enum):
     LOST = "lost"  #: its node or executor is gone
     ERROR = "error"  #: could not be started at all
 
-    @property
+    # cached: asked of every status, and an enum member's hash is Python code
+    @cached_property
     def terminal(self) -> bool:
         return self in TERMINAL
 
-    @property
+    @cached_property
     def active(self) -> bool:
         """Holds resources on a node (launched and not yet terminal)."""
         return self not in TERMINAL and self is not TaskState.QUEUED
