@@ -250,7 +250,11 @@ def launch_outcome(state: str, reason: str, source: str, message: str) -> Launch
     - TASK_DROPPED: by definition a launch that failed for a transient reason before the
       executor ran (stale offer, agent gone or disconnected at launch time).
     - TASK_LOST with REASON_INVALID_OFFERS (frameworks that are not partition aware) or
-      REASON_RECONCILIATION (the agent does not know the task).
+      REASON_RECONCILIATION, and TASK_GONE with REASON_RECONCILIATION (its partition-aware
+      form): a registered agent does not know the task. An agent forgets a task only once
+      its terminal update is acknowledged, which we would have heard; so for a task we
+      heard nothing of (the core checks), the launch never reached the agent, e.g. a
+      master that took the ACCEPT died before passing it on.
     - TASK_ERROR from the master or agent for an invalid or unauthorized task: refused
       for its own content, unless only its id was taken (an earlier run's live task).
       A TASK_ERROR our executor sends is its verdict on the job itself: reported.
@@ -260,6 +264,8 @@ def launch_outcome(state: str, reason: str, source: str, message: str) -> Launch
         return LaunchOutcome(never_started=True)
     if state == "TASK_LOST":
         return LaunchOutcome(reason in ("REASON_INVALID_OFFERS", "REASON_RECONCILIATION"))
+    if state == "TASK_GONE":
+        return LaunchOutcome(reason == "REASON_RECONCILIATION")
     if state == "TASK_ERROR" and reason in _INVALID_REASONS and source != "SOURCE_EXECUTOR":
         if any(m in message for m in _ID_TAKEN):
             return LaunchOutcome(never_started=True, id_taken=True)

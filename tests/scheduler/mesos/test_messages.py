@@ -272,6 +272,7 @@ def test_data_of_a_live_task_or_unreadable_data_is_ignored() -> None:
 @pytest.mark.parametrize(("state", "reason", "expected", "never_started"), [
     ("TASK_DROPPED", "REASON_INVALID_OFFERS", TaskState.LOST, True),
     ("TASK_LOST", "REASON_RECONCILIATION", TaskState.LOST, True),
+    ("TASK_GONE", "REASON_RECONCILIATION", TaskState.LOST, True),
     ("TASK_GONE", "REASON_AGENT_REMOVED", TaskState.LOST, False),
     ("TASK_FAILED", "REASON_EXECUTOR_TERMINATED", TaskState.LOST, False),
     ("TASK_FAILED", "REASON_COMMAND_EXECUTOR_FAILED", TaskState.FAILED, False),
@@ -353,7 +354,9 @@ def test_recorded_invalid_launches_never_started_and_which_would_come_again() ->
     ("TASK_ERROR", "REASON_TASK_INVALID", "SOURCE_EXECUTOR", False, False),
     ("TASK_FAILED", "REASON_EXECUTOR_TERMINATED", "SOURCE_AGENT", False, False),
     ("TASK_LOST", "REASON_AGENT_REMOVED", "SOURCE_MASTER", False, False),
-    ("TASK_GONE", "REASON_RECONCILIATION", "SOURCE_MASTER", False, False),
+    ("TASK_GONE", "REASON_AGENT_REMOVED", "SOURCE_MASTER", False, False),
+    # the agent does not know it: never reached it (requeued only if nothing else was heard)
+    ("TASK_GONE", "REASON_RECONCILIATION", "SOURCE_MASTER", True, False),
 ])
 def test_which_launch_failures_mean_never_started(state: str, reason: str, source: str,
                                                   never_started: bool, refused: bool) -> None:
