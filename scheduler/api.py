@@ -410,16 +410,16 @@ class BatchSystem:
                 maxWait, (int, float)) or math.isnan(maxWait)):
             raise ValueError(f"invalid maxWait {maxWait!r}: expected a number of seconds "
                              "or None")
-        with self._results_lock:  # one waiting already: no clock needed
-            if self._results:
-                info = self._results.popleft()
-                self._unconsumed.discard(info.jobID)
-                return info
         wait = None if maxWait is None else min(max(0.0, maxWait), _LONGEST_WAIT)
-        deadline = None if wait is None else time.monotonic() + wait
+        deadline: float | None = None  # read from the clock only if we must wait
         with self._results_lock:
             while not self._results:
-                left = None if deadline is None else deadline - time.monotonic()
+                left = None
+                if wait is not None:
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + wait
+                    left = deadline - now
                 if (left is not None and left <= 0) or self._closed:
                     return None
                 self._results_ready.wait(left)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..contract import InsufficientSystemResources
 from .resources import Resources, bytes_to_mib, cores_to_milli, format_cores, format_mib
@@ -183,17 +183,28 @@ def job_attr(desc: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
-#: Shapes of requests already validated, by their raw values (and types: 1 and 1.0
-#: differ), so that the many jobs of one description are not checked again one by one.
-#: Only requests of plain ints and floats without accelerators are kept, and only once
-#: they passed: bad input always takes the full checks, with their messages.
-_SHAPES: dict[tuple[Any, ...], Shape] = {}
-_SHAPES_MAX = 1024
+#: Requests already validated, by their raw values (and types: 1 and 1.0 differ), with
+#: what the checks made of them, so that the many jobs of one description are not
+#: checked again one by one. Only requests of plain ints and floats without
+#: accelerators are kept, and only once they passed: bad input always takes the full
+#: checks, with their messages.
+_REQUESTS: dict[tuple[Any, ...], _Request] = {}
+_REQUESTS_MAX = 1024
 _PLAIN = (int, float)
 
 
+class _Request(NamedTuple):
+    """A job's validated request: its shape and the figures its JobSpec carries."""
+
+    shape: Shape
+    cores: float
+    memory: int
+    disk: int
+    walltime: float | None
+
+
 def _request_key(desc: Any) -> tuple[Any, ...] | None:
-    """The raw request of a plain description (see _SHAPES), or None."""
+    """The raw request of a plain description (see _REQUESTS), or None."""
     try:
         cores = job_attr(desc, "cores", default=1.0)
         memory = job_attr(desc, "memory", default=0)
@@ -212,47 +223,8 @@ def _request_key(desc: Any) -> tuple[Any, ...] | None:
             type(walltime), walltime, preemptible)
 
 
-def build_spec(
-    job_id: int,
-    command: str,
-    desc: Any,
-    environment: Mapping[str, str],
-    job_environment: Mapping[str, str] | None,
-) -> JobSpec:
-    """Validate a job description (ours or Toil's) and turn it into a JobSpec."""
-    check_command(command)
-    name = str(job_attr(desc, "name", "jobName", default="") or f"job{job_id}")
-    key = _request_key(desc)
-    shape = _SHAPES.get(key) if key is not None else None
-    if shape is not None:
-        # what the checks below make of these values, the same for every job
-        assert key is not None
-        _, cores_in, _, memory_in, _, disk_in, _, walltime_in, _ = key
-        if job_environment is not None:
-            job_environment = check_environment(job_environment)
-        return JobSpec(
-            job_id=job_id, command=command, name=name, shape=shape, cores=float(cores_in),
-            memory=int(float(memory_in)), disk=int(float(disk_in)),
-            walltime=float(walltime_in) if walltime_in else None,
-            environment=environment, job_environment=job_environment,
-        )
-    spec = _build_spec(job_id, command, name, desc, environment, job_environment)
-    if key is not None:
-        if len(_SHAPES) >= _SHAPES_MAX:
-            _SHAPES.clear()
-        _SHAPES[key] = spec.shape
-    return spec
-
-
-def _build_spec(
-    job_id: int,
-    command: str,
-    name: str,
-    desc: Any,
-    environment: Mapping[str, str],
-    job_environment: Mapping[str, str] | None,
-) -> JobSpec:
-    """build_spec with every check."""
+def _checked_request(desc: Any, name: str) -> _Request:
+    """Every check of a job's request (InvalidJob or InsufficientSystemResources)."""
     cores = _number(job_attr(desc, "cores", default=1.0), "cores")
     memory = _number(job_attr(desc, "memory", default=0), "memory")
     disk = _number(job_attr(desc, "disk", default=0), "disk")
@@ -268,11 +240,32 @@ def _build_spec(
         cpus=max(1, cores_to_milli(cores)), mem=bytes_to_mib(int(memory)),
         disk=bytes_to_mib(int(disk)), gpus=gpus,
     )
+    return _Request(Shape(preemptible, resources), cores, int(memory), int(disk), walltime)
+
+
+def build_spec(
+    job_id: int,
+    command: str,
+    desc: Any,
+    environment: Mapping[str, str],
+    job_environment: Mapping[str, str] | None,
+) -> JobSpec:
+    """Validate a job description (ours or Toil's) and turn it into a JobSpec."""
+    check_command(command)
+    name = str(job_attr(desc, "name", "jobName", default="") or f"job{job_id}")
+    key = _request_key(desc)
+    request = _REQUESTS.get(key) if key is not None else None
+    if request is None:
+        request = _checked_request(desc, name)
+        if key is not None:
+            if len(_REQUESTS) >= _REQUESTS_MAX:
+                _REQUESTS.clear()
+            _REQUESTS[key] = request
     if job_environment is not None:
         job_environment = check_environment(job_environment)
     return JobSpec(
-        job_id=job_id, command=command, name=name, shape=Shape(preemptible, resources),
-        cores=cores, memory=int(memory), disk=int(disk), walltime=walltime,
+        job_id=job_id, command=command, name=name, shape=request.shape, cores=request.cores,
+        memory=request.memory, disk=request.disk, walltime=request.walltime,
         environment=environment, job_environment=job_environment,
     )
 
