@@ -8,6 +8,10 @@ API puts them by default (a scratch directory in /dev/shm), or to --log-dir; the
 table's last column is what creating one file there cost in that run.
 Scenarios:
   raw  subprocess.Popen(["true"]) with at most 2 in flight, N=1000 (the physical limit)
+  f0   the floor of a scheduler in Python: one thread spawns (2 in flight) and reaps,
+       the caller takes each result from a queue; f2, f4: the same spending 200 or 400
+       us of CPU per job between one job's end and the next one's start (see
+       scenario_floor): how much per-job work b's target (90% of raw) leaves
   a    N=1000 jobs of `true` at 0.1 core on maxCores=2
   b    N=200 jobs of `true` at 1 core on maxCores=2
   c    50 jobs one at a time (issue, wait for the result, repeat): round trip
@@ -84,6 +88,63 @@ def scenario_raw(n: int) -> dict[str, float]:
         p.wait()
         lat.append(time.perf_counter() - t)
     out = _stats(n, time.perf_counter() - start, lat)
+    _cpu_per_job(out, cpu, n)
+    return out
+
+
+def scenario_floor(n: int, work_us: float) -> dict[str, float]:
+    """How near raw a minimal scheduler in Python gets at 1-core jobs: one thread
+    spawns (os.posix_spawn, 2 in flight) and reaps (pidfd + epoll, wait4), spends
+    ``work_us`` of CPU on each job between its end and the next one's start (the
+    scheduling: the core's decision, bookkeeping), and hands each result to the
+    calling thread through a queue, as getUpdatedBatchJob does. Where this falls below
+    90% of raw is the per-job budget that scenario b's target leaves a scheduler."""
+    import queue
+    import select
+    import threading
+
+    env = dict(os.environ)
+    results: queue.SimpleQueue[float] = queue.SimpleQueue()
+
+    def spend() -> None:  # busy, holding the interpreter's lock, as Python work does
+        end = time.thread_time() + work_us / 1e6
+        while time.thread_time() < end:
+            pass
+
+    def loop() -> None:
+        poller = select.epoll()
+        pids: dict[int, tuple[int, float]] = {}  # pidfd -> (pid, started)
+
+        def start() -> None:
+            pid = os.posix_spawn("/usr/bin/true", ["true"], env, setsid=True)
+            fd = os.pidfd_open(pid)
+            poller.register(fd, select.EPOLLIN)
+            pids[fd] = (pid, time.perf_counter())
+
+        started = 0
+        while started < min(2, n):
+            start()
+            started += 1
+        while pids:
+            for fd, _ in poller.poll():
+                pid, t = pids.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                os.wait4(pid, 0)
+                spend()
+                if started < n:
+                    start()
+                    started += 1
+                results.put(time.perf_counter() - t)
+        poller.close()
+
+    cpu = _cpu()
+    begin = time.perf_counter()
+    worker = threading.Thread(target=loop)
+    worker.start()
+    lat = [results.get() for _ in range(n)]
+    worker.join()
+    out = _stats(n, time.perf_counter() - begin, lat)
     _cpu_per_job(out, cpu, n)
     return out
 
@@ -246,6 +307,9 @@ def file_create_us(log_dir: str | None, n: int = 200) -> float:
 
 SCENARIOS = {
     "raw": ("Popen(['true']), 2 in flight, N=1000", lambda: scenario_raw(1000)),
+    "f0": ("minimal scheduler, 0 us/job, N=1000", lambda: scenario_floor(1000, 0)),
+    "f2": ("... 200 us of work per job", lambda: scenario_floor(1000, 200)),
+    "f4": ("... 400 us of work per job", lambda: scenario_floor(1000, 400)),
     "a": ("1000 x true @0.1 core", lambda: scenario_batch(1000, 0.1, "true")),
     "b": ("200 x true @1 core", lambda: scenario_batch(200, 1, "true")),
     "m0": ("... a, memory not sampled", lambda: scenario_batch(1000, 0.1, "true",
@@ -311,7 +375,7 @@ def main() -> None:
           f"{'elapsed s':>11}{'peak RSS MB':>13}{'CPU ms/job: own':>17}{'jobs':>6}")
     for name, m in med.items():
         ratio = ""
-        if raw and name.rstrip("-") in ("a", "b"):  # paired: each round's own raw
+        if raw and name.rstrip("-") in ("a", "b", "f0", "f2", "f4"):  # paired: own raw
             pairs = zip(rounds[name], rounds["raw"], strict=True)
             ratio = f"{statistics.median(r['jobs_per_s'] / w['jobs_per_s'] for r, w in pairs):.0%}"
         cpu = (f"{m['own_cpu_ms']:17.3f}{m['jobs_cpu_ms']:6.3f}" if "own_cpu_ms" in m
