@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import enum
 import logging
 import re
 import secrets
@@ -32,7 +31,8 @@ from ...scheduler.core.jobs import JobSpec, Limits
 from ...scheduler.core.resources import offered_cpus_to_milli
 from ...scheduler.core.states import TaskState
 from ...scheduler.options import OptionError
-from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode, LimitNames
+from ..emulated import UNBOUNDED, Capacity, EmulatedNode, LimitNames
+from ..submitted import Phase, SubmittingBackend
 from . import requests
 from .calls import THROTTLING, Api, AwsError
 from .logs import copy_log, log_stream
@@ -54,12 +54,6 @@ SUBMIT_THREADS = 4
 SUBMIT_CHUNK = 16
 
 
-class Phase(enum.Enum):
-    WAITING = "waiting"  #: launched by the core, not yet sent
-    SUBMITTING = "submitting"  #: its SubmitJob is under way
-    SUBMITTED = "submitted"  #: AWS Batch has it; the poller watches it
-
-
 @dataclass(slots=True)
 class _Job:
     task_id: str
@@ -68,7 +62,7 @@ class _Job:
     phase: Phase = Phase.WAITING
     aws_id: str = ""
     kill: bool = False  #: the core asked to kill it
-    terminating: bool = False  #: a TerminateJob is queued or under way
+    cancelling: bool = False  #: a TerminateJob is queued or under way
     reported: TaskState | None = None  #: the last live state posted
     status: str = ""  #: AWS Batch's last word on it
     pending_reason: str | None = None
@@ -81,7 +75,7 @@ def run_tag(workflow_id: str) -> str:
     return f"mb-{re.sub(r'[^A-Za-z0-9]', '', workflow_id)[:8]}-{secrets.token_hex(2)}"
 
 
-class AwsBatchBackend(EmulatedBackend):
+class AwsBatchBackend(SubmittingBackend[_Job]):
     """AWS Batch queues as emulated agents; jobs run as AWS Batch container jobs."""
 
     name = "aws_batch"
@@ -98,17 +92,8 @@ class AwsBatchBackend(EmulatedBackend):
         self.run_tag = run_tag(context.workflow_id)
         self.definition = ""  #: the job definition jobs are submitted with (ARN or name)
         self._capacity: dict[str, float] = {}  # queue -> vCPUs
-        self._jobs_lock = threading.Lock()  # the job table; never held while posting
-        self._work_ready = threading.Condition(self._jobs_lock)
-        self._poll_ready = threading.Condition(self._jobs_lock)
-        self._report_lock = threading.Lock()  # posts in decision order
-        self._jobs: dict[str, _Job] = {}  # task id -> job, until its end is decided
-        self._to_submit: list[_Job] = []
-        self._to_terminate: list[_Job] = []
         self._terminated: set[str] = set()  # AWS ids we asked to terminate
-        self._stopping = False
         self._failed_polls = 0
-        self._fatal: str | None = None
         self.polls = 0  #: rounds of DescribeJobs that answered
         self._logs = ThreadPoolExecutor(LOG_THREADS, thread_name_prefix="mesobatch-aws-logs")
         self._submits = ThreadPoolExecutor(SUBMIT_THREADS,
@@ -219,45 +204,16 @@ class AwsBatchBackend(EmulatedBackend):
         return limits
 
     # ------------------------------------------------------------------ core actions
-    def launch_tasks(self, node: EmulatedNode, tasks: Sequence[TaskLaunch]) -> list[Event]:
-        with self._jobs_lock:
-            for task in tasks:
-                job = _Job(task.task_id, task.job, node.hostname)
-                self._jobs[task.task_id] = job
-                self._to_submit.append(job)
-            self._work_ready.notify()
-        return []
+    def new_job(self, task: TaskLaunch, node: EmulatedNode) -> _Job:
+        return _Job(task.task_id, task.job, node.hostname)
 
-    def kill_task(self, task_id: str) -> list[Event]:
-        with self._jobs_lock:
-            job = self._jobs.get(task_id)
-            if job is None:
-                return []  # its end is decided (and posted, or about to be)
-            if job.phase is Phase.WAITING:  # never sent
-                del self._jobs[task_id]
-                return [TaskStatus(task_id, TaskState.KILLED, time.time(),
-                                   agent_id=self._agent(job))]
-            job.kill = True
-            if job.phase is Phase.SUBMITTED and not job.terminating:
-                job.terminating = True
-                self._to_terminate.append(job)
-                self._work_ready.notify()
-        return []
-
-    def task_alive(self, task_id: str) -> bool:
-        with self._jobs_lock:
-            return task_id in self._jobs
-
-    @staticmethod
-    def _agent(job: _Job) -> str:
+    def agent_of(self, job: _Job) -> str:
         return f"aws_batch/{job.queue}"
 
     # ------------------------------------------------------------------ messages
     def status_note(self) -> str | None:
         notes = [super().status_note()]
-        with self._jobs_lock:
-            live = [j for j in self._jobs.values() if j.phase is Phase.SUBMITTED]
-            unsent = len(self._jobs) - len(live)
+        live, unsent = self._live_and_unsent()
         by_status = collections.Counter(j.status or "SUBMITTED" for j in live)
         if by_status:
             order = [*requests.ACTIVE, *sorted(set(by_status) - set(requests.ACTIVE))]
@@ -272,16 +228,13 @@ class AwsBatchBackend(EmulatedBackend):
             notes.append(self._fatal)
         return " ".join(n for n in notes if n) or None
 
-    def fatal_error(self) -> str | None:
-        return self._fatal
-
     # ------------------------------------------------------------------ submitter
     def _submit_loop(self) -> None:
         while True:
             with self._jobs_lock:
-                while not (self._to_terminate or self._to_submit or self._stopping):
+                while not (self._to_cancel or self._to_submit or self._stopping):
                     self._work_ready.wait()
-                kills, self._to_terminate = self._to_terminate, []
+                kills, self._to_cancel = self._to_cancel, []
                 stopping = self._stopping
                 batch = [] if kills or stopping else self._to_submit
                 if batch:
@@ -294,7 +247,7 @@ class AwsBatchBackend(EmulatedBackend):
             for i in range(0, len(batch), SUBMIT_CHUNK):
                 list(self._submits.map(self._submit, batch[i:i + SUBMIT_CHUNK]))
                 with self._jobs_lock:
-                    kills, self._to_terminate = self._to_terminate, []
+                    kills, self._to_cancel = self._to_cancel, []
                 if kills:  # kills do not wait for the rest of a long burst
                     self._terminate(kills)
 
@@ -317,14 +270,13 @@ class AwsBatchBackend(EmulatedBackend):
         except AwsError as e:
             self._end([(job, TaskStatus(job.task_id, TaskState.ERROR, time.time(),
                                         message=f"cannot submit to AWS Batch: {e}",
-                                        agent_id=self._agent(job)))])
+                                        agent_id=self.agent_of(job)))])
             return
         with self._jobs_lock:
             job.aws_id = answer["jobId"]
             job.phase = Phase.SUBMITTED
             if job.kill and job.task_id in self._jobs:
-                job.terminating = True
-                self._to_terminate.append(job)
+                self._queue_cancel(job)
             self._poll_ready.notify()
 
     def _terminate(self, jobs: list[_Job]) -> None:
@@ -342,30 +294,21 @@ class AwsBatchBackend(EmulatedBackend):
                 if e.code != "ClientException":  # ClientException: no such job any more
                     log.warning("cannot terminate AWS Batch job %s: %s", job.aws_id, e)
                     with self._jobs_lock:
-                        job.terminating = False
+                        job.cancelling = False
                     continue
             with self._jobs_lock:
                 self._terminated.add(job.aws_id)
             done.append(job)
         now = time.time()
-        self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self._agent(j)))
+        self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self.agent_of(j)))
                    for j in done])
-
-    def _drop_unsubmitted(self) -> None:
-        """At shutdown: what was never submitted never will be."""
-        with self._jobs_lock:
-            left = [j for j in self._to_submit if j.task_id in self._jobs]
-            self._to_submit = []
-        now = time.time()
-        self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self._agent(j)))
-                   for j in left])
 
     # ------------------------------------------------------------------ poller
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             with self._jobs_lock:
                 watched = [j for j in self._jobs.values() if j.phase is Phase.SUBMITTED
-                           and not j.terminating]
+                           and not j.cancelling]
                 if not watched:
                     if not self._stop.is_set():  # shutdown() sets it, then notifies
                         self._poll_ready.wait()
@@ -382,7 +325,7 @@ class AwsBatchBackend(EmulatedBackend):
         """One round: DescribeJobs for every job of the run still live, 100 per call."""
         with self._jobs_lock:
             watched = {j.aws_id: j for j in self._jobs.values()
-                       if j.phase is Phase.SUBMITTED and not j.terminating}
+                       if j.phase is Phase.SUBMITTED and not j.cancelling}
         details: dict[str, dict[str, Any]] = {}
         try:
             for chunk in requests.describe_chunks(list(watched)):
@@ -411,7 +354,7 @@ class AwsBatchBackend(EmulatedBackend):
                 job.missing += 1
                 if job.missing >= VANISHED_POLLS:
                     vanished.append((job, TaskStatus(
-                        job.task_id, TaskState.LOST, now, agent_id=self._agent(job),
+                        job.task_id, TaskState.LOST, now, agent_id=self.agent_of(job),
                         message=f"AWS Batch no longer knows job {aws_id} (missing from "
                                 f"DescribeJobs {job.missing} times in a row)")))
                 continue
@@ -423,11 +366,11 @@ class AwsBatchBackend(EmulatedBackend):
             elif seen.state is not TaskState.UNKNOWN and seen.state is not job.reported:
                 job.reported = seen.state
                 live.append(TaskStatus(job.task_id, seen.state, now, message=seen.message,
-                                       agent_id=self._agent(job)))
+                                       agent_id=self.agent_of(job)))
         self._end(vanished, live)
         for job, seen, detail in ended:
             with self._jobs_lock:
-                job.terminating = True  # not watched again while its log is copied
+                job.cancelling = True  # not watched again while its log is copied
             self._logs.submit(self._finish, job, seen, log_stream(detail))
 
     def _finish(self, job: _Job, seen: Observed, stream: str | None) -> None:
@@ -451,20 +394,8 @@ class AwsBatchBackend(EmulatedBackend):
                 pass
         self._end([(job, TaskStatus(job.task_id, seen.state, time.time(),
                                     exit_code=seen.exit_code, wall_time=seen.wall_time,
-                                    message=seen.message, agent_id=self._agent(job),
+                                    message=seen.message, agent_id=self.agent_of(job),
                                     exit_reason=seen.exit_reason))])
-
-    def _end(self, ended: Sequence[tuple[_Job, TaskStatus]],
-             live: Sequence[TaskStatus] = ()) -> None:
-        """Decide these ends (each job's first one wins) and post them with ``live``."""
-        with self._report_lock:
-            with self._jobs_lock:
-                statuses = [s for s in live if s.task_id in self._jobs]
-                for job, status in ended:
-                    if self._jobs.pop(job.task_id, None) is not None:
-                        statuses.append(status)
-            if statuses:
-                self.tasks_ended(statuses)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
@@ -472,13 +403,7 @@ class AwsBatchBackend(EmulatedBackend):
         calling this, so those are queued), then, if a SubmitJob's answer was ever lost,
         any job of this run AWS Batch lists and we never knew (ListJobs pages through all
         the run's jobs, so only then), then stop."""
-        with self._jobs_lock:
-            self._stopping = True
-            for job in self._jobs.values():
-                if job.phase is Phase.SUBMITTED and not job.terminating:
-                    job.terminating = True
-                    self._to_terminate.append(job)
-            self._work_ready.notify_all()
+        self._stop_submitting()
         if self._submitter.is_alive():
             self._submitter.join(timeout=60)
         self._stop.set()  # no more retries or backoff: one try each from now on

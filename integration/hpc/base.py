@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import abc
 import atexit
-import enum
 import itertools
 import logging
 import os
@@ -60,7 +59,8 @@ from ...scheduler.core.events import Event, TaskLaunch, TaskStatus
 from ...scheduler.core.jobs import JobSpec
 from ...scheduler.core.resources import offered_cpus_to_milli
 from ...scheduler.core.states import TaskState
-from ..emulated import UNBOUNDED, Capacity, EmulatedBackend, EmulatedNode, LimitNames
+from ..emulated import UNBOUNDED, Capacity, EmulatedNode, LimitNames
+from ..submitted import Phase, SubmittingBackend
 from .commands import CommandError, Commands, Retry
 from .dialect import CommandResult, Dialect, ErrorKind, NativeStatus, Submission
 from .options import BatchQueueOptions
@@ -84,12 +84,6 @@ T = TypeVar("T")
 
 #: most job ids one cancel command names (every system's cancel takes a list)
 CANCEL_CHUNK = 200
-
-
-class Phase(enum.Enum):
-    WAITING = "waiting"  #: launched by the core, not yet submitted
-    SUBMITTING = "submitting"  #: its script is written and its submit command runs
-    SUBMITTED = "submitted"  #: in the batch system, watched by the poller
 
 
 @dataclass(slots=True)
@@ -123,7 +117,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[i:i + size]
 
 
-class BatchQueueBackend(EmulatedBackend):
+class BatchQueueBackend(SubmittingBackend[_Job]):
     """Base of the batch-queue backends. A subclass sets ``name`` and
     ``options_class`` (a BatchQueueOptions subclass) and implements ``make_dialect``;
     it may override ``limits`` (the largest job the cluster can ever run)."""
@@ -173,23 +167,14 @@ class BatchQueueBackend(EmulatedBackend):
         #: seconds between status queries now (adapts to how long queries take)
         self.poll_interval = options.poll_interval
         self.polls = 0  #: status queries that answered
-        self._jobs_lock = threading.Lock()  # the job table; never held while posting
-        self._work_ready = threading.Condition(self._jobs_lock)  # wakes the submitter
-        self._poll_ready = threading.Condition(self._jobs_lock)  # wakes an idle poller
-        self._report_lock = threading.Lock()  # posts in decision order
-        self._jobs: dict[str, _Job] = {}  # task id -> job, until its end is decided
-        self._to_submit: list[_Job] = []
-        self._to_cancel: list[_Job] = []
         self._exclude: set[str] = set()
         self._node_names: dict[str, str] = {}  # address in getNodes -> the system's name
         self._finished_in_status: bool = getattr(self.dialect, "finished_in_status", False)
-        self._stopping = False
         self._arrays = itertools.count(1)
         self._packs: dict[str, list[_Job]] = {}  # a pack's native id -> its jobs
         self._unpackable: set[tuple[object, ...]] = set()  # shapes whose pack was refused
         self._has_accounting: bool | None = None  # known once accounting was needed
         self._query_failures = 0
-        self._fatal: str | None = None
         self._quiet_polls = 0  # answered queries in a row that told nothing new
 
         self._submitter = threading.Thread(target=self._submit_loop, daemon=True,
@@ -218,34 +203,11 @@ class BatchQueueBackend(EmulatedBackend):
         atexit.register(self._atexit)
         return events
 
-    def launch_tasks(self, node: EmulatedNode, tasks: Sequence[TaskLaunch]) -> list[Event]:
-        with self._jobs_lock:
-            for task in tasks:
-                job = _Job(task.task_id, task.job)
-                self._jobs[task.task_id] = job
-                self._to_submit.append(job)
-            self._work_ready.notify()
-        return []
+    def new_job(self, task: TaskLaunch, node: EmulatedNode) -> _Job:
+        return _Job(task.task_id, task.job)
 
-    def kill_task(self, task_id: str) -> list[Event]:
-        with self._jobs_lock:
-            job = self._jobs.get(task_id)
-            if job is None:
-                return []  # its end is decided (and posted, or about to be)
-            if job.phase is Phase.WAITING:  # never submitted
-                del self._jobs[task_id]
-                return [TaskStatus(task_id, TaskState.KILLED, time.time(),
-                                   agent_id=self.agent_id)]
-            job.kill = True
-            if job.phase is Phase.SUBMITTED and not job.cancelling:
-                job.cancelling = True
-                self._to_cancel.append(job)
-                self._work_ready.notify()
-        return []
-
-    def task_alive(self, task_id: str) -> bool:
-        with self._jobs_lock:
-            return task_id in self._jobs
+    def agent_of(self, job: _Job) -> str:
+        return self.agent_id
 
     # ------------------------------------------------------------------ nodes
     def node_infos(self, preemptible: bool | None, timeout: float | None
@@ -294,9 +256,7 @@ class BatchQueueBackend(EmulatedBackend):
     # ------------------------------------------------------------------ messages
     def status_note(self) -> str | None:
         notes = [super().status_note()]
-        with self._jobs_lock:
-            live = [j for j in self._jobs.values() if j.phase is Phase.SUBMITTED]
-            unsent = len(self._jobs) - len(live)
+        live, unsent = self._live_and_unsent()
         pending = Counter(j.pending_reason or "no reason given" for j in live
                           if j.reported is not TaskState.RUNNING)
         running = len(live) - sum(pending.values())
@@ -310,20 +270,11 @@ class BatchQueueBackend(EmulatedBackend):
             notes.append(self._fatal)
         return " ".join(n for n in notes if n) or None
 
-    def fatal_error(self) -> str | None:
-        return self._fatal
-
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Cancel what is still in the queue (the batch system killed every job before
         calling this, so the cancels are queued), in bounded time, then stop."""
-        with self._jobs_lock:
-            self._stopping = True
-            for job in self._jobs.values():
-                if job.phase is Phase.SUBMITTED and not job.cancelling:
-                    job.cancelling = True
-                    self._to_cancel.append(job)
-            self._work_ready.notify_all()
+        self._stop_submitting()
         self._stop.set()  # no more retries or backoff: one attempt each from now on
         bound = 2 * self.options.command_timeout + 5
         if self._submitter.is_alive():
@@ -565,15 +516,6 @@ class BatchQueueBackend(EmulatedBackend):
             done.append(job)
         return done
 
-    def _drop_unsubmitted(self) -> None:
-        """At shutdown: what was never submitted never will be."""
-        with self._jobs_lock:
-            left = [j for j in self._to_submit if j.task_id in self._jobs]
-            self._to_submit = []
-        now = time.time()
-        self._end([(j, TaskStatus(j.task_id, TaskState.KILLED, now, agent_id=self.agent_id))
-                   for j in left])
-
     # ------------------------------------------------------------------ poller
     def _poll_loop(self) -> None:
         scan = max(0.05, min(1.0, self.options.poll_interval / 5))
@@ -797,27 +739,17 @@ class BatchQueueBackend(EmulatedBackend):
                                    agent_id=self.agent_id))
         self._end(ended, live)
 
-    def _end(self, ended: list[tuple[_Job, TaskStatus]],
-             live: Sequence[TaskStatus] = ()) -> None:
-        """Decide these ends (each job's first one wins) and post them with ``live``."""
-        with self._report_lock:
-            told: list[tuple[_Job, str]] = []
-            with self._jobs_lock:
-                statuses = [s for s in live if s.task_id in self._jobs]
-                for job, status in ended:
-                    if self._jobs.pop(job.task_id, None) is not None:
-                        statuses.append(status)
-                        if job.packed and not any(m.task_id in self._jobs for m in
-                                                  self._packs.get(job.native_id, ())):
-                            self._packs.pop(job.native_id, None)
-                        # the system's reason (held, limit, node failure) goes in the log
-                        if status.message and (status.exit_reason is not None or status.state
-                                               in (TaskState.LOST, TaskState.ERROR)):
-                            told.append((job, status.message))
-            for job, message in told:
-                self._tell(job, message)
-            if statuses:
-                self.tasks_ended(statuses)
+    def _decided(self, ended: list[tuple[_Job, TaskStatus]]) -> None:
+        for job, _ in ended:  # a pack none of whose jobs lives on is forgotten
+            if job.packed and not any(m.task_id in self._jobs for m in
+                                      self._packs.get(job.native_id, ())):
+                self._packs.pop(job.native_id, None)
+
+    def _after_decided(self, ended: list[tuple[_Job, TaskStatus]]) -> None:
+        for job, status in ended:  # the system's reason (held, limit, node failure)
+            if status.message and (status.exit_reason is not None or status.state
+                                   in (TaskState.LOST, TaskState.ERROR)):
+                self._tell(job, status.message)
 
     def _tell(self, job: _Job, message: str) -> None:
         """Why a job ended as it did, where its owner looks: the log and its file."""
