@@ -56,6 +56,36 @@ def test_the_bundle_is_reproducible_and_self_contained(built: Path) -> None:
     assert not [n for n in names if n.startswith(("mesobatch/scheduler", "psutil"))]
 
 
+def _imported_from(bundle_path: Path, module: str) -> str:
+    """Where a Python with nothing installed loads ``module`` from in this bundle."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(bundle_path)!r}); "
+         f"import {module} as m; print(m.__file__)"],
+        check=True, capture_output=True, text=True, timeout=60, env=BARE_ENV, cwd="/")
+    return done.stdout.strip()
+
+
+def test_each_module_comes_with_the_bytecode_an_executor_loads(built: Path) -> None:
+    names = set(zipfile.ZipFile(built).namelist())
+    sources = {n for n in names if n.endswith(".py")}
+    assert sources and {n + "c" for n in sources} <= names
+    # loaded from the .pyc: no module is compiled when an executor starts
+    assert _imported_from(built, "mesobatch.executor.driver").endswith(
+        "mesobatch/executor/driver.pyc")
+
+
+def test_bytecode_of_another_python_version_is_ignored(built: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.pyz"
+    with zipfile.ZipFile(built) as old, zipfile.ZipFile(other, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename.endswith(".pyc"):  # as a Python of another version made it
+                data = b"\x00\x00\r\n" + data[4:]
+            new.writestr(info, data)
+    assert _imported_from(other, "mesobatch.executor.driver").endswith(
+        "mesobatch/executor/driver.py")
+
+
 def test_the_bundle_runs_from_a_bare_venv_against_mesos(
         systems: Systems, bare_python: Path, built: Path, tmp_path: Path) -> None:
     double = systems.double(agents=2, resources="cpus:1.01;mem:1056;disk:2048")
