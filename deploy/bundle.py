@@ -76,10 +76,11 @@ sys.stdout.buffer.write(marshal.dumps([
 """
 
 
-def _bytecodes(files: list[tuple[str, bytes]]) -> list[bytes]:
-    """Each source's .pyc for this interpreter: unchecked-hash (zipimport loads it
-    without looking at the source), named in tracebacks by its path in the bundle.
-    Empty ones if they cannot be compiled here (the bundle then carries sources only)."""
+def _bytecodes(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Each source's .pyc for this interpreter, as ``(name + "c", bytecode)``:
+    unchecked-hash (zipimport loads it without looking at the source), named in
+    tracebacks by its path in the bundle. Nothing if they cannot be compiled here (the
+    bundle then carries sources only)."""
     sources = [(f"{FILE_NAME}/{name}", data) for name, data in files]
     try:
         done = subprocess.run([sys.executable, "-I", "-S", "-c", _COMPILE],
@@ -88,10 +89,10 @@ def _bytecodes(files: list[tuple[str, bytes]]) -> list[bytes]:
     except (OSError, subprocess.SubprocessError) as e:
         log.warning("the executor bundle carries no bytecode (executors compile their "
                     "modules at start): %s", e)
-        return [b""] * len(files)
-    flags = (0b01).to_bytes(4, "little")  # hash-based, source not checked
-    return [importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + code
-            for (_, source), code in zip(files, marshal.loads(done.stdout), strict=True)]
+        return []
+    header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little")  # hash, unchecked
+    return [(name + "c", header + importlib.util.source_hash(source) + code)
+            for (name, source), code in zip(files, marshal.loads(done.stdout), strict=True)]
 
 
 def _files() -> list[tuple[str, bytes]]:
@@ -120,9 +121,7 @@ def build() -> Bundle:
     buf.write(SHEBANG)
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         files = _files()
-        modules = [(name, data) for name, data in files if name.endswith(".py")]
-        compiled = [(name + "c", pyc) for (name, _), pyc in zip(
-            modules, _bytecodes(modules), strict=True) if pyc]
+        compiled = _bytecodes([(name, data) for name, data in files if name.endswith(".py")])
         for name, data in sorted(files + compiled):
             info = zipfile.ZipInfo(name, _FIXED_TIME)
             info.external_attr = 0o644 << 16
