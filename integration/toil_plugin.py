@@ -117,7 +117,7 @@ class ToilBatchSystem(BatchSystem):
 
     def format_std_out_err_glob(self, toil_job_id: int) -> str:
         """The files holding a job's output, on this machine (Toil's BatchSystemSupport
-        has this; with mesos they are in the agents' sandboxes instead)."""
+        has this; on mesos too, the executor sends each job's log back here)."""
         return os.path.join(self.log_dir, f"{int(toil_job_id)}-*.log")
 
     # ------------------------------------------------------------------ jobs

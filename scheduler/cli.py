@@ -209,12 +209,15 @@ def _no_extra(rest: list[str], allowed: list[str]) -> None:
 
 def _list_backends() -> int:
     from rich.console import Console  # noqa: PLC0415
+    from rich.markup import escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     table = Table("backend", "usable here", "what it is", box=None)
     for name in backend_names():
         ok, why = availability(name)
-        table.add_row(name, "yes" if ok else f"no: {why}", get_entry(name).summary)
+        # plain text: "pip install 'mesobatch[aws]'" is not markup
+        table.add_row(name, "yes" if ok else escape(f"no: {why}"),
+                      escape(get_entry(name).summary))
     Console().print(table)
     return 0
 

@@ -43,7 +43,7 @@ ELSEWHERE = {
     'bs = mesobatch.batch_system("mesos", mesosMaster="10.0.0.2:5050"':
         "needs a Mesos master (tests/scheduler/mesos/conftest.py makes the same)",
     "mesobatch run jobs.jsonl --backend mesos --mesosMaster zk://":
-        "needs ZooKeeper and Mesos masters (tests/scheduler/mesos/test_zookeeper*.py)",
+        "needs ZooKeeper and Mesos masters (tests/scheduler/mesos/test_zk_*.py)",
     "mesos-agent --master=zk://": "a Mesos agent's flags (deploy/agent/mesos-agent.service)",
     'bs = mesobatch.batch_system("mesos", mesosMaster="zk://':
         "needs a Mesos cluster (tests/deploy/ ships user scripts through the double)",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mesobatch.scheduler import cli
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -100,6 +102,18 @@ def test_bad_input_gets_one_line_and_no_traceback(tmp_path: Path, content: str |
 def test_backends_lists_local(tmp_path: Path) -> None:
     r = mesobatch("backends", cwd=tmp_path)
     assert r.returncode == 0 and "local" in r.stdout and "yes" in r.stdout
+
+
+def test_backends_prints_the_pip_extra_as_written(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # rich would take "[aws]" for markup and print "pip install 'mesobatch'"
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(cli, "availability", lambda name: (
+        (False, "Python module 'boto3' is not installed (pip install 'mesobatch[aws]')")
+        if name == "aws_batch" else (True, "ready")))
+    assert cli._list_backends() == 0
+    out = capsys.readouterr().out
+    assert "pip install 'mesobatch[aws]'" in out, out
 
 
 @pytest.mark.parametrize(("backend", "expected"), [
