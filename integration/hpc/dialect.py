@@ -78,6 +78,7 @@ class ClusterNode:
     memory_free: int | None = None  #: bytes
     partitions: tuple[str, ...] = ()
     address: str = ""  #: IP or address name, when known
+    tmp_disk: int = 0  #: bytes of temporary disk for jobs (Slurm's TmpDisk; 0: unknown)
 
 
 class ErrorKind(enum.Enum):

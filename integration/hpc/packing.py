@@ -27,16 +27,20 @@ class PackRequest:
 
 
 def jobs_per_pack(*, milli_cores: int, memory: int, gpus: int, most: int,
-                  node_memory: int | None = None) -> int:
+                  node_memory: int | None = None, disk: int = 0,
+                  node_disk: int | None = None) -> int:
     """How many jobs of this shape go in one pack: as many as fill one CPU (their
-    cores summed), at most ``most``, and no more memory than ``node_memory`` (the
-    largest node's, when memory is asked for). 1: this shape is not packed (a core or
-    more, GPUs, packing off)."""
+    cores summed), at most ``most``, and no more memory than ``node_memory`` nor more
+    disk than ``node_disk`` (the largest node's, when that is asked for: a pack asks
+    for the sum, which no node may have although each job fits). 1: this shape is not
+    packed (a core or more, GPUs, packing off)."""
     if most <= 1 or gpus > 0 or milli_cores >= MILLI:
         return 1
     n = min(most, MILLI // max(1, milli_cores))
     if node_memory is not None and memory > 0:
         n = min(n, node_memory // memory)
+    if node_disk is not None and disk > 0:
+        n = min(n, node_disk // disk)
     return max(1, n)
 
 

@@ -52,7 +52,9 @@ SQUEUE_FIELDS = ("JobArrayID", "State", "Reason", "exit_code", "NodeList", "Name
 SQUEUE_FORMAT = ",".join(f"{f}:|" for f in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:"
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Reason", "NodeList")
 SACCT_FORMAT = ",".join(SACCT_FIELDS)
-SINFO_FIELDS = ("%N", "%c", "%m", "%G", "%T", "%P", "%O", "%e", "%o")
+#: sinfo --format fields: node, CPUs, memory (MB), gres, state, partition, load, free
+#: memory (MB), address, TmpDisk (MB)
+SINFO_FIELDS = ("%N", "%c", "%m", "%G", "%T", "%P", "%O", "%e", "%o", "%d")
 SINFO_FORMAT = "|".join(SINFO_FIELDS)
 
 #: Slurm job states (squeue %T, sacct State) -> the one enum. Waiting in the queue is
@@ -635,7 +637,8 @@ class SlurmDialect:
             fields = line.split("|")
             if len(fields) != len(SINFO_FIELDS) or line.startswith("CLUSTER:"):
                 continue
-            name, cpus, mem, gres, state, part, load, free, addr = (f.strip() for f in fields)
+            name, cpus, mem, gres, state, part, load, free, addr, tmp = (
+                f.strip() for f in fields)
             part = part.rstrip("*")
             if name in nodes:
                 old = nodes[name]
@@ -649,7 +652,8 @@ class SlurmDialect:
                 gpus=gres_gpus(gres), state=state, usable=_node_usable(state),
                 cpu_load=(min(1.0, float(load) / cores) if _number(load) and cores else None),
                 memory_free=int(float(free)) * _MIB if _number(free) else None,
-                partitions=(part,) if part else (), address=addr if addr != "N/A" else "")
+                partitions=(part,) if part else (), address=addr if addr != "N/A" else "",
+                tmp_disk=int(float(tmp)) * _MIB if _number(tmp) else 0)
         return list(nodes.values())
 
     def partitions_argv(self) -> list[str]:

@@ -226,6 +226,7 @@ class SlurmBackend(BatchQueueBackend):
         assert isinstance(o, SlurmOptions)
         cores = offered_cpus_to_milli(max(n.cores for n in nodes))
         memory = max(n.memory for n in nodes) // MIB
+        disk = max(n.tmp_disk for n in nodes) // MIB  # --tmp asks for a node's TmpDisk
         gpus = max(n.gpus for n in nodes)
 
         def least(mine: int | None, cluster: int) -> int | None:
@@ -236,30 +237,37 @@ class SlurmBackend(BatchQueueBackend):
         def bound(mine: int | None, cluster: int) -> bool:  # the node is the limit
             return cluster > 0 and (mine is None or cluster < mine)
 
-        # where a node is the limit, --maxCores/--maxMemory cannot help: say what can
+        # where a node is the limit, --maxCores/--maxMemory/--maxDisk cannot help: say what can
         node = "no node of the Slurm cluster (sinfo) has more"
         return replace(
             own, cpus=least(own.cpus, cores),
             mem=least(own.mem, memory) if o.slurm_memory != "none" else own.mem,
+            disk=least(own.disk, disk) if o.slurm_disk == "tmp" else own.disk,
             gpus=gpus, gpus_option=None,  # no option raises what the nodes have
             cpus_hint=f"{node}, and no option changes that: ask for fewer cores"
             if bound(own.cpus, cores) else None,
             mem_hint=f"{node}: ask for less, or give --slurmMemory none (Slurm's default "
                      "memory per job then applies)"
             if o.slurm_memory != "none" and bound(own.mem, memory) else None,
+            disk_hint=f"{node} TmpDisk: ask for less, or give --slurmDisk none (no --tmp "
+                      "then: the job gets whatever disk its node has)"
+            if o.slurm_disk == "tmp" and bound(own.disk, disk) else None,
             gpus_hint=f"{node}, and no option changes that: ask for fewer GPUs")
 
     def pack_size(self, spec: JobSpec) -> int:
         """Jobs of this shape in one pack: as many as fill a CPU, at most --slurmPack,
-        and no more memory together than the largest node has."""
+        and no more memory, nor --tmp disk, together than the largest node has (a pack
+        asking for more would be refused or wait for ever)."""
         o = self.options
         assert isinstance(o, SlurmOptions)
         nodes = [n for n in self._cluster_nodes() if n.usable] or self._cluster_nodes()
         node_memory = (max(n.memory for n in nodes)
                        if nodes and o.slurm_memory != "none" else None)
+        node_disk = max(n.tmp_disk for n in nodes) if nodes and o.slurm_disk == "tmp" else None
         return jobs_per_pack(milli_cores=spec.resources.cpus, memory=spec.memory,
                              gpus=spec.resources.gpus, most=o.slurm_pack,
-                             node_memory=node_memory or None)
+                             node_memory=node_memory or None, disk=spec.disk,
+                             node_disk=node_disk or None)
 
     def _cluster_nodes(self) -> list[ClusterNode]:
         if self._nodes is None:

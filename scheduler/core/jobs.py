@@ -85,6 +85,7 @@ class Limits:
     #: instead of "raise the limit with --OPTION"
     cpus_hint: str | None = None
     mem_hint: str | None = None
+    disk_hint: str | None = None
     gpus_hint: str | None = None
 
 
@@ -297,8 +298,7 @@ def check_limits(spec: JobSpec, limits: Limits) -> None:
     if limits.disk is not None and r.disk > limits.disk:
         raise InsufficientSystemResources(
             _who(spec), "disk", f"{format_mib(r.disk)} of disk",
-            f"{format_mib(limits.disk)} of disk", limits.disk_option,
-        )
+            f"{format_mib(limits.disk)} of disk", limits.disk_option, limits.disk_hint)
     if limits.gpus is not None and r.gpus > limits.gpus:
         raise InsufficientSystemResources(
             _who(spec), "GPUs", _gpus(r.gpus), _gpus(limits.gpus), limits.gpus_option,

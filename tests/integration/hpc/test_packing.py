@@ -43,6 +43,22 @@ def test_jobs_per_pack(milli: int, memory: int, gpus: int, most: int,
                          node_memory=node_memory) == expected
 
 
+@pytest.mark.parametrize(("disk", "node_disk", "node_memory", "expected"), [
+    (300 * MIB, 1024 * MIB, None, 3),  # no more disk than the largest node's TmpDisk
+    (1024 * MIB, 1024 * MIB, None, 1),
+    (2048 * MIB, 1024 * MIB, None, 1),  # one job alone is never refused here (limits is)
+    (100 * MIB, 1024 * MIB, None, 10),  # the CPU is the bound
+    (300 * MIB, None, None, 10),  # disk not asked for (--slurmDisk none), or TmpDisk unknown
+    (0, 1024 * MIB, None, 10),  # the jobs ask for no disk
+    (300 * MIB, 1024 * MIB, 40 * MIB, 2),  # the tighter of memory and disk
+    (100 * MIB, 1024 * MIB, 400 * MIB, 10),
+])
+def test_jobs_per_pack_within_the_nodes_disk(disk: int, node_disk: int | None,
+                                             node_memory: int | None, expected: int) -> None:
+    assert jobs_per_pack(milli_cores=100, memory=16 * MIB, gpus=0, most=32,
+                         node_memory=node_memory, disk=disk, node_disk=node_disk) == expected
+
+
 def test_a_pack_asks_for_the_sum_with_cores_rounded_up_exactly() -> None:
     assert pack_request(milli_cores=100, memory=16 * MIB, disk=MIB, jobs=10) == PackRequest(
         cpus=1, memory=160 * MIB, disk=10 * MIB)

@@ -345,15 +345,18 @@ def test_nodes_from_sinfo() -> None:
     assert node.usable and node.state == "idle" and node.address == "127.0.0.1"
     assert node.cpu_load is not None and 0 <= node.cpu_load <= 1
     assert node.memory_free is not None and 0 < node.memory_free <= node.memory
+    # sinfo's %d is the node's TmpDisk in MB, as scontrol shows it (recorded together)
+    tmp_disk = parse_key_values(load("scontrol-show-node").result.stdout)["TmpDisk"]
+    assert node.tmp_disk == int(tmp_disk) * MIB > 0
 
 
 def test_node_states_and_gres() -> None:
     out = "\n".join([
-        "n1|64|256000|gpu:a100:4(S:0-1),mps:400|mixed|gpu|12.5|1000|10.0.0.1",
-        "n2|64|256000|(null)|drained|main*|0.00|1000|10.0.0.2",
-        "n3|64|256000|(null)|idle*|main*|N/A|N/A|10.0.0.3",
-        "n4|64|256000|gpu:tesla:2(S:0,1)|idle~|main*|0.00|250000|n4",
-        "n4|64|256000|gpu:tesla:2(S:0,1)|idle~|gpu|0.00|250000|n4",
+        "n1|64|256000|gpu:a100:4(S:0-1),mps:400|mixed|gpu|12.5|1000|10.0.0.1|500000",
+        "n2|64|256000|(null)|drained|main*|0.00|1000|10.0.0.2|0",
+        "n3|64|256000|(null)|idle*|main*|N/A|N/A|10.0.0.3|0",
+        "n4|64|256000|gpu:tesla:2(S:0,1)|idle~|main*|0.00|250000|n4|1",
+        "n4|64|256000|gpu:tesla:2(S:0,1)|idle~|gpu|0.00|250000|n4|1",
     ])
     nodes = {n.name: n for n in DIALECT.parse_nodes(CommandResult(("sinfo",), 0, out, ""))}
     assert nodes["n1"].gpus == 4 and nodes["n1"].usable and nodes["n1"].cpu_load == 12.5 / 64
@@ -361,6 +364,8 @@ def test_node_states_and_gres() -> None:
     assert nodes["n3"].cpu_load is None and nodes["n3"].memory_free is None
     assert nodes["n4"].usable and nodes["n4"].gpus == 2 and nodes["n4"].partitions == \
         ("main", "gpu")
+    # TmpDisk in MB; 0 (slurm.conf's default) when the node does not say
+    assert [nodes[n].tmp_disk for n in ("n1", "n2", "n4")] == [500000 * MIB, 0, MIB]
 
 
 def test_partitions_and_config() -> None:

@@ -1,6 +1,7 @@
 """Packs on the real Slurm (tests/services/slurm.py): jobs of less than a core issued
-together share one Slurm job sized to their sum; a kill inside a pack kills that job
-alone; a pack cancelled by someone else reports each job inside once, KILLED."""
+together share one Slurm job sized to their sum, within the node's TmpDisk; a kill inside
+a pack kills that job alone; a pack cancelled by someone else reports each job inside
+once, KILLED."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from pathlib import Path
 import pytest
 
 import mesobatch
-from mesobatch import BatchJobExitReason, JobDescription, UpdatedBatchJobInfo
+from mesobatch import (
+    BatchJobExitReason,
+    InsufficientSystemResources,
+    JobDescription,
+    UpdatedBatchJobInfo,
+)
 from tests.processes import running
 from tests.services.slurm import SlurmCluster
 from tests.waiting import wait_for
@@ -67,6 +73,35 @@ def test_small_jobs_share_one_slurm_job_sized_to_their_sum(cluster: SlurmCluster
         assert off._backend.commands.counts["sbatch"] == 1  # type: ignore[attr-defined]
     finally:
         off.shutdown()
+
+
+@pytest.mark.slow
+def test_a_pack_asks_for_no_more_tmp_disk_than_the_node_has(cluster: SlurmCluster,  # noqa: F811
+                                                             tmp_path: Path) -> None:
+    (mb,) = set(cluster.run(["sinfo", "--noheader", "--format=%d"], check=True).stdout.split())
+    tmp_disk = int(mb) * MIB  # the node's TmpDisk (tests/services/slurm.py: half the disk)
+    bs = slurm(tmp_path)
+    try:
+        # one job beyond every node's TmpDisk is refused when issued
+        with pytest.raises(InsufficientSystemResources, match="disk") as refused:
+            bs.issueBatchJob("true", JobDescription(cores=0.1, memory=16 * MIB,
+                                                    disk=tmp_disk + MIB))
+        assert "--slurmDisk none" in str(refused.value)
+        # two of these fit the node's TmpDisk, three do not: packs of two (four in one
+        # pack would ask for 1.6 TmpDisk, which sbatch refuses)
+        job = JobDescription(cores=0.1, memory=16 * MIB, disk=tmp_disk * 2 // 5)
+        go = tmp_path / "go"
+        ids = [bs.issueBatchJob(f"while [ ! -e {go} ]; do sleep 0.1; done", job)
+               for _ in range(4)]
+        assert wait_for(lambda: sorted(bs.getRunningBatchJobIDs()) == sorted(ids), timeout=60)
+        packs = squeue(cluster, "%i:%T", bs)
+        assert len(packs) == 2 and all(p.endswith(":RUNNING") for p in packs), packs
+        # as one array, never refused (a refused pack is resubmitted unpacked)
+        assert bs._backend.commands.counts["sbatch"] == 1  # type: ignore[attr-defined]
+        go.touch()
+        assert all(r.exitStatus == 0 for r in results(bs, 4).values())
+    finally:
+        bs.shutdown()
 
 
 @pytest.mark.slow
