@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import abc
 import enum
+import re
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -40,6 +42,12 @@ class SubmittedJob(Protocol):
 
 
 J = TypeVar("J", bound=SubmittedJob)
+
+
+def run_tag(workflow_id: str) -> str:
+    """This run's tag, in every job's name: ``mb-`` + the workflow id's start + 4 random
+    hex digits (two batch systems of one workflow see only their own jobs)."""
+    return f"mb-{re.sub(r'[^A-Za-z0-9]', '', workflow_id)[:8]}-{secrets.token_hex(2)}"
 
 
 class SubmittingBackend(EmulatedBackend, Generic[J]):

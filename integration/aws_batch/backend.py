@@ -14,8 +14,6 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
-import re
-import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -32,7 +30,7 @@ from ...scheduler.core.resources import offered_cpus_to_milli
 from ...scheduler.core.states import TaskState
 from ...scheduler.options import OptionError
 from ..emulated import UNBOUNDED, Capacity, EmulatedNode, LimitNames
-from ..submitted import Phase, SubmittingBackend
+from ..submitted import Phase, SubmittingBackend, run_tag
 from . import requests
 from .calls import THROTTLING, Api, AwsError
 from .logs import copy_log, log_stream
@@ -67,12 +65,6 @@ class _Job:
     status: str = ""  #: AWS Batch's last word on it
     pending_reason: str | None = None
     missing: int = 0  #: polls in a row it was not in DescribeJobs' answer
-
-
-def run_tag(workflow_id: str) -> str:
-    """This run's tag, at the start of every job name: ``mb-`` + the workflow id's
-    start + 4 random hex digits (two runs of one workflow see only their own jobs)."""
-    return f"mb-{re.sub(r'[^A-Za-z0-9]', '', workflow_id)[:8]}-{secrets.token_hex(2)}"
 
 
 class AwsBatchBackend(SubmittingBackend[_Job]):

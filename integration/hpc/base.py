@@ -43,7 +43,6 @@ import itertools
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 from collections import Counter
@@ -60,7 +59,7 @@ from ...scheduler.core.jobs import JobSpec
 from ...scheduler.core.resources import offered_cpus_to_milli
 from ...scheduler.core.states import TaskState
 from ..emulated import UNBOUNDED, Capacity, EmulatedNode, LimitNames
-from ..submitted import Phase, SubmittingBackend
+from ..submitted import Phase, SubmittingBackend, run_tag
 from .commands import CommandError, Commands, Retry
 from .dialect import CommandResult, Dialect, ErrorKind, NativeStatus, Submission
 from .options import BatchQueueOptions
@@ -103,12 +102,6 @@ class _Job:
     pending_reason: str | None = None
     started: StartRecord | None = None
     exited: ExitRecord | None = None
-
-
-def run_tag(workflow_id: str) -> str:
-    """This run's tag, in every job name: ``mb-`` + the workflow id's start + 4 random
-    hex digits (two batch systems of one workflow see only their own jobs)."""
-    return f"mb-{re.sub(r'[^A-Za-z0-9]', '', workflow_id)[:8]}-{secrets.token_hex(2)}"
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
