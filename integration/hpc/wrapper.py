@@ -122,13 +122,21 @@ def pack_script(*, scripts: Sequence[str], records: Sequence[str], signalled: st
                          f"script: {len(scripts)} scripts, {len(records)} record paths")
     q = shlex.quote
     n = len(scripts)
+    pids = " ".join(f"$P{i}" for i in range(n))
     lines = ["#!/bin/sh", f"# mesobatch: a pack of {n} jobs, run together",
              # setsid without a fork (this shell leads its group, its children do not):
              # $! is the job wrapper itself, leading a process group of its own
-             "if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi"]
+             "if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi",
+             f"SIG={q(signalled)}", "T=",
+             # trapped before any job starts: a TERM that came between a start and the
+             # trap would end this shell alone, its jobs' ends never told as the pack's
+             f"trap 'trap \"\" TERM INT HUP; T=1; : >\"$SIG\"; kill -TERM {pids} "
+             "2>/dev/null' TERM INT HUP"]
     for i, (script, record) in enumerate(zip(scripts, records, strict=True)):
-        lines.append(f"P{i}=; [ -e {q(record + KILL)} ] || {{ $S {q(script)} & P{i}=$!; }}")
-    pids = " ".join(f"$P{i}" for i in range(n))
+        lines.append(f'P{i}=; [ -n "$T" ] || [ -e {q(record + KILL)} ] || '
+                     f"{{ $S {q(script)} & P{i}=$!; }}")
+    # the trap may have come between a job's start and its pid's assignment
+    lines.append(f'[ -z "$T" ] || kill -TERM {pids} 2>/dev/null')
     # the watcher forgets a job once signalled, or once its exit record is written (its
     # pid may then be reused); it is a subshell, so it has the pids as started
     watch = ["while :; do"]
@@ -141,14 +149,12 @@ def pack_script(*, scripts: Sequence[str], records: Sequence[str], signalled: st
         f'[ -n "{pids.replace(" ", "")}" ] || exit 0',
         "(", *watch, ") </dev/null >/dev/null 2>&1 &",
         "W=$!",
-        f"SIG={q(signalled)}",
-        f"trap 'trap \"\" TERM INT HUP; : >\"$SIG\"; kill -TERM {pids} 2>/dev/null' "
-        "TERM INT HUP",
         # a trapped signal ends a wait early: wait again while the job is there
         f"for p in {pids}; do",
         '  while :; do wait "$p"; kill -0 "$p" 2>/dev/null || break; done',
         "done",
-        'kill "$W" 2>/dev/null',
+        # KILL: a watcher started after the trap ran inherited its ignored TERM
+        'kill -KILL "$W" 2>/dev/null',
         "exit 0", ""]
     return "\n".join(lines)
 

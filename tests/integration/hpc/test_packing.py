@@ -4,6 +4,8 @@ and no other; a TERM to the pack reaches every job)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -140,6 +142,38 @@ def test_a_kill_marker_kills_its_job_alone_and_a_marked_job_never_starts(
     assert not (tmp_path / "2.log").exists()
     for pid in pids(tmp_path, "pids0") + pids(tmp_path, "pids3"):
         wait_for(lambda pid=pid: not running(pid), timeout=30)  # type: ignore[misc]
+
+
+def test_a_term_while_the_jobs_start_starts_no_more_and_is_the_packs(tmp_path: Path) -> None:
+    # A setsid of our own sends the pack its TERM as the pack starts job 0 (and lets
+    # job 0 go only once the pack has taken the TERM): the pack must be trapping by then,
+    # or it dies alone (-15) and its jobs' ends are never told as the pack's.
+    real = shutil.which("setsid")
+    assert real is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    write_script(str(bin_dir / "setsid"), f"""#!/bin/sh
+case "$1" in */0.0.sh)
+  kill -TERM $PPID
+  n=0; while [ ! -e "$SIGNALLED" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done;;
+esac
+exec {real} "$@"
+""")
+    pack, _ = make_pack(tmp_path, ["echo $$ >pids0; exec sleep 60",
+                                     "echo $$ >pids1; exec sleep 60"], kill_grace=0.5)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "SIGNALLED": str(signalled(tmp_path))}
+    proc = subprocess.Popen([str(pack)], env=env)
+    try:
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    assert signalled(tmp_path).exists()  # its jobs' ends are the pack's
+    assert not (tmp_path / "pids1").exists()  # job 1 never started
+    assert not (tmp_path / "records" / "1.0.started").exists()
+    if (tmp_path / "pids0").exists():  # job 0 may have started: it ended with the pack
+        for pid in pids(tmp_path, "pids0"):
+            wait_for(lambda pid=pid: not running(pid), timeout=30)  # type: ignore[misc]
 
 
 def test_a_term_to_the_pack_reaches_every_job(tmp_path: Path) -> None:
