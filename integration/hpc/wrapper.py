@@ -138,8 +138,9 @@ def pack_script(*, scripts: Sequence[str], records: Sequence[str], signalled: st
     # the trap may have come between a job's start and its pid's assignment
     lines.append(f'[ -z "$T" ] || kill -TERM {pids} 2>/dev/null')
     # the watcher forgets a job once signalled, or once its exit record is written (its
-    # pid may then be reused); it is a subshell, so it has the pids as started
-    watch = ["while :; do"]
+    # pid may then be reused); it is a subshell, so it has the pids as started, and $$
+    # is the pack's shell: it ends with it, even one killed outright
+    watch = ['while kill -0 $$ 2>/dev/null; do']
     for i, record in enumerate(records):
         kill, exit_ = q(record + KILL), q(record + EXITED)
         watch.append(f'  if [ -n "$P{i}" ] && [ -e {kill} ]; then '

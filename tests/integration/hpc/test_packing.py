@@ -4,12 +4,14 @@ and no other; a TERM to the pack reaches every job)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
 from mesobatch.integration.hpc.packing import PackRequest, jobs_per_pack, pack_request
@@ -174,6 +176,25 @@ exec {real} "$@"
     if (tmp_path / "pids0").exists():  # job 0 may have started: it ended with the pack
         for pid in pids(tmp_path, "pids0"):
             wait_for(lambda pid=pid: not running(pid), timeout=30)  # type: ignore[misc]
+
+
+def test_the_watcher_ends_with_a_pack_killed_outright(tmp_path: Path) -> None:
+    pack, _ = make_pack(tmp_path, ["echo $$ >pids0; exec sleep 60"])
+    proc = subprocess.Popen([str(pack)])
+    try:
+        wait_for((tmp_path / "pids0").exists, timeout=30)
+        # the pack's child that runs the pack's own script: the kill-marker watcher
+        watcher = wait_for(lambda: next(
+            (c for c in psutil.Process(proc.pid).children()
+             if c.cmdline()[-1:] == [str(pack)]), None), timeout=30)
+        proc.kill()
+        proc.wait(timeout=30)
+        wait_for(lambda: not running(watcher.pid), timeout=30)
+    finally:
+        proc.kill()
+        for pid in pids(tmp_path, "pids0"):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def test_a_term_to_the_pack_reaches_every_job(tmp_path: Path) -> None:
