@@ -192,9 +192,10 @@ def test_the_watcher_ends_with_a_pack_killed_outright(tmp_path: Path) -> None:
         wait_for(lambda: not running(watcher.pid), timeout=30)
     finally:
         proc.kill()
-        for pid in pids(tmp_path, "pids0"):
+        for pid in pids(tmp_path, "pids0"):  # the job, in its wrapper's group
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            wait_for(lambda pid=pid: not running(pid), timeout=30)  # type: ignore[misc]
 
 
 def test_a_term_to_the_pack_reaches_every_job(tmp_path: Path) -> None:
