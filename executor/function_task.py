@@ -101,9 +101,26 @@ def write_outcome(path: str, outcome: tuple[Any, ...]) -> None:
 
 
 class _CallUnpickler(pickle.Unpickler):
-    def __init__(self, data: io.BytesIO, object_dir: str | None) -> None:
+    def __init__(self, data: io.BytesIO, object_dir: str | None,
+                 other_python: bool = False) -> None:
         super().__init__(data)
         self.object_dir = object_dir
+        self.other_python = other_python
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = super().find_class(module, name)
+        if self.other_python and module.startswith("cloudpickle") and name == "_builtin_type":
+            # cloudpickle rebuilds a by-value function's code with types.CodeType, whose
+            # arguments and bytecode change with each minor version: built from another
+            # Python's, the code loads and then crashes the interpreter when run
+            # (SIGSEGV from 3.13's code on 3.11). Refuse it while loading instead.
+            def builtin_type(type_name: str) -> Any:
+                if type_name == "CodeType":
+                    raise pickle.UnpicklingError("the call holds code pickled by value")
+                return found(type_name)
+
+            return builtin_type
+        return found
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == OBJECT_TAG):
@@ -132,10 +149,11 @@ def load_call(path: str, object_dir: str | None
     if not header.startswith(MAGIC):
         raise ValueError(f"{path} is not a mesobatch call")
     pickled_on = header[len(MAGIC):].strip().decode()
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     try:
-        fn, args, kwargs = _CallUnpickler(io.BytesIO(data), object_dir).load()
+        fn, args, kwargs = _CallUnpickler(io.BytesIO(data), object_dir,
+                                          other_python=pickled_on != here).load()
     except Exception as e:
-        here = f"{sys.version_info[0]}.{sys.version_info[1]}"
         if pickled_on != here:
             raise RuntimeError(
                 f"cannot load the call ({type(e).__name__}: {e}); it was pickled on Python "

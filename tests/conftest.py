@@ -8,9 +8,20 @@ not fair, so two workers taking turns on it starved each other past the 300 s ti
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
+
+# The agents of the Mesos double run the executor with `python3` from the scheduler's
+# PATH (--executorPython's default), as real agents do. Let that be the Python running
+# the tests, as in an activated virtualenv: a pytest run by an interpreter of another
+# version than the PATH's python3 would otherwise ship calls pickled by value to an
+# executor that cannot load them.
+_HERE = os.path.dirname(sys.executable)
+if os.access(os.path.join(_HERE, "python3"), os.X_OK):
+    os.environ["PATH"] = os.pathsep.join([_HERE, os.environ.get("PATH", "")])
 
 _SLURM_FIXTURES = ("slurm_cluster", "slurm_cluster_noacct", "real_slurm", "real_slurm_noacct")
 _SLURM_PARAMS = ("slurm", "slurm_noacct")

@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from mesobatch.executor.keeper_link import KeeperLink
 from tests.processes import running, still_running, wait_gone
 from tests.stubborn_jobs import pids_of, started, stubborn
@@ -96,6 +98,9 @@ def test_the_keeper_ignores_polite_signals_and_lives_in_a_session_of_its_own() -
     assert not running(link.pid)
 
 
+# A workflow engine may fork from a threaded process, as here (pytest's and xdist's
+# threads): Python 3.12+ warns about it; the child only reads a pipe and exits.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_does_not_hold_the_keeper_alive() -> None:
     link = KeeperLink()
     sleeper = _own_session_sleeper()
