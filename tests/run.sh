@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test run: what the README gives as the test command and what CI runs.
 # It installs what the tests need (Python packages with pip, Debian packages with
-# apt-get when run as root), then runs ruff, mypy (strict) and pytest in parallel.
+# apt-get when run as root), then runs ruff, mypy (strict) and pytest in parallel, and
+# the suites that need no other service on Python 3.13 too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
