@@ -219,7 +219,7 @@ class SlurmBackend(BatchQueueBackend):
         """The options' limits, within the largest node of the cluster (so that a job
         no node can ever hold fails when it is issued, not after waiting for ever)."""
         own = super().limits()
-        nodes = [n for n in self._cluster_nodes() if n.usable] or self._cluster_nodes()
+        nodes = self._sizing_nodes()
         if not nodes:
             return own
         o = self.options
@@ -260,7 +260,7 @@ class SlurmBackend(BatchQueueBackend):
         asking for more would be refused or wait for ever)."""
         o = self.options
         assert isinstance(o, SlurmOptions)
-        nodes = [n for n in self._cluster_nodes() if n.usable] or self._cluster_nodes()
+        nodes = self._sizing_nodes()
         node_memory = (max(n.memory for n in nodes)
                        if nodes and o.slurm_memory != "none" else None)
         node_disk = max(n.tmp_disk for n in nodes) if nodes and o.slurm_disk == "tmp" else None
@@ -268,6 +268,10 @@ class SlurmBackend(BatchQueueBackend):
                              gpus=spec.resources.gpus, most=o.slurm_pack,
                              node_memory=node_memory or None, disk=spec.disk,
                              node_disk=node_disk or None)
+
+    def _sizing_nodes(self) -> list[ClusterNode]:
+        """The nodes whose size bounds a job or a pack: the usable ones, else all."""
+        return [n for n in self._cluster_nodes() if n.usable] or self._cluster_nodes()
 
     def _cluster_nodes(self) -> list[ClusterNode]:
         if self._nodes is None:
